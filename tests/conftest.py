@@ -1,0 +1,57 @@
+"""Shared fixtures: tiny configs that train in seconds, and paths to data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ticketpack.search import SearchConfig, search
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def tiny_config(**overrides) -> SearchConfig:
+    """lenet-300-100 on digits, 3 epochs per round, 2 rounds: a ticket in a few seconds."""
+    base = {"train": {"epochs": 3}, "prune": {"rounds": 2}, "threads": 1}
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+    return SearchConfig.model_validate(base)
+
+
+@pytest.fixture(scope="session")
+def digits_ticket(tmp_path_factory) -> Path:
+    """A small finished ticket on digits/clean (rounds 0-3), shared by tests that only read it."""
+    out = tmp_path_factory.mktemp("tickets") / "digits"
+    search(tiny_config(prune={"rounds": 3, "rate": 0.5}), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def text_ticket(tmp_path_factory) -> Path:
+    """A small `bow` ticket on the hand-written review fixture (books domain)."""
+    out = tmp_path_factory.mktemp("tickets") / "text"
+    cfg = SearchConfig.model_validate(
+        {
+            "dataset": str(FIXTURES / "reviews"),
+            "source": "books",
+            "model": {"name": "bow", "options": {"embed_dim": 16, "hidden": 16}},
+            "text": {"num_buckets": 512, "max_tokens": 32},
+            "train": {"epochs": 5, "batch_size": 16, "lr": 0.01},
+            "prune": {"rounds": 2, "rate": 0.5},
+            "threads": 1,
+        }
+    )
+    search(cfg, out)
+    return out
+
+
+def shared_data_or_skip() -> Path:
+    mdsd = SHARED_DATA / "mdsd"
+    if not (mdsd / "books.jsonl").exists():
+        pytest.skip(f"shared review data not found at {mdsd} (it lives beside the repository as ../shared)")
+    return mdsd

@@ -1,0 +1,29 @@
+"""ticketpack: lottery tickets from search to a served ONNX model.
+
+Importing ``ticketpack`` is cheap and does not import torch; the training-side API is loaded on first use::
+
+    import ticketpack
+    manifest = ticketpack.search(ticketpack.SearchConfig(), "tickets/demo")   # torch
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ticketpack.errors import GateFailed, TicketpackError
+from ticketpack.version import __version__
+
+_LAZY = {
+    "search": "ticketpack.search",
+    "SearchConfig": "ticketpack.search",
+    "Ticket": "ticketpack.search",
+}
+
+__all__ = ["GateFailed", "TicketpackError", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ticketpack' has no attribute {name!r}")

@@ -1,0 +1,3 @@
+from ticketpack.cli.app import main
+
+main()

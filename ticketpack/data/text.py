@@ -1,0 +1,131 @@
+"""Labelled text in a directory: one ``<domain>.jsonl`` (``{"text": str, "label": int|str}`` per line) or
+``<domain>.csv`` (columns ``text,label``) per domain, the layout of ``../shared/data/mdsd/``.
+
+Exact duplicate rows are dropped before splitting (the review data repeats some reviews, which would
+otherwise leak between train and test). Labels may be ints or strings; the label set is sorted and recorded.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ticketpack.data.base import DomainData, Split, SplitConfig, check_labels, stratified_indices
+from ticketpack.data.preprocessing import TextPreprocessing
+from ticketpack.errors import TicketpackError
+from ticketpack.fileio import sha256_file
+
+SUFFIXES = (".jsonl", ".csv")
+
+
+def _check_row(text: object, label: object, where: str) -> tuple[str, int | str]:
+    if not isinstance(text, str) or not text.strip():
+        raise TicketpackError(f"{where}: 'text' must be a non-empty string")
+    if isinstance(label, bool) or not isinstance(label, (int, str)) or label == "":
+        raise TicketpackError(f"{where}: 'label' must be an integer or a non-empty string")
+    return text, label
+
+
+def read_rows(path: Path) -> list[tuple[str, int | str]]:
+    """Read (text, label) rows from a JSONL or CSV file, naming the line of any malformed row."""
+    rows: list[tuple[str, int | str]] = []
+    try:
+        if path.suffix == ".jsonl":
+            with open(path, encoding="utf-8") as fh:
+                for lineno, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        obj = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise TicketpackError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+                    if not isinstance(obj, dict) or "text" not in obj or "label" not in obj:
+                        raise TicketpackError(f"{path}:{lineno}: expected an object with 'text' and 'label'")
+                    rows.append(_check_row(obj["text"], obj["label"], f"{path}:{lineno}"))
+        elif path.suffix == ".csv":
+            with open(path, encoding="utf-8", newline="") as fh:
+                reader = csv.DictReader(fh)
+                if reader.fieldnames is None or not {"text", "label"} <= set(reader.fieldnames):
+                    raise TicketpackError(f"{path}: CSV needs a header with 'text' and 'label' columns")
+                for rec in reader:
+                    label: int | str = rec["label"]
+                    if isinstance(label, str) and label.strip().lstrip("-").isdigit():
+                        label = int(label)
+                    rows.append(_check_row(rec["text"], label, f"{path}:{reader.line_num}"))
+        else:
+            raise TicketpackError(f"{path}: unsupported file type; use .jsonl or .csv")
+    except UnicodeDecodeError:
+        raise TicketpackError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise TicketpackError(f"cannot read {path}: {exc.strerror}") from None
+    return rows
+
+
+def sort_labels(labels: set[int | str]) -> list[int | str]:
+    if all(isinstance(v, int) for v in labels):
+        return sorted(labels)
+    return sorted(labels, key=str)
+
+
+class TextDirDataset:
+    """A dataset directory given by path; each domain is a file in it."""
+
+    kind = "text"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.name = str(self.root)
+        if not self.root.is_dir():
+            raise TicketpackError(f"dataset directory not found: {self.root}")
+
+    def domains(self) -> list[str]:
+        return sorted(p.stem for p in self.root.iterdir() if p.suffix in SUFFIXES)
+
+    def file(self, domain: str) -> Path:
+        found = [self.root / f"{domain}{s}" for s in SUFFIXES if (self.root / f"{domain}{s}").exists()]
+        if not found:
+            raise TicketpackError(
+                f"unknown domain {domain!r} in {self.root}; known: {', '.join(self.domains()) or '(none)'}"
+            )
+        if len(found) > 1:
+            raise TicketpackError(f"domain {domain!r} is ambiguous in {self.root}: both .jsonl and .csv exist")
+        return found[0]
+
+    def load(
+        self,
+        domain: str,
+        seed: int,
+        split: SplitConfig,
+        preprocessing: TextPreprocessing | None = None,
+        label_set: list[int | str] | None = None,
+    ) -> DomainData:
+        prep = preprocessing or TextPreprocessing()
+        path = self.file(domain)
+        rows = read_rows(path)
+        if not rows:
+            raise TicketpackError(f"{path} has no rows")
+        unique = list(dict.fromkeys(rows))  # exact duplicates leak between splits
+        labels = sort_labels({label for _, label in unique}) if label_set is None else list(label_set)
+        index = {label: i for i, label in enumerate(labels)}
+        unknown = {label for _, label in unique if label not in index}
+        if unknown:
+            raise TicketpackError(f"{path}: labels {sorted(map(str, unknown))} are not in the label set {labels}")
+        y = np.array([index[label] for _, label in unique], dtype=np.int64)
+        check_labels(y, f"{path}")
+        raw = np.array([text for text, _ in unique], dtype=object)
+        x = prep.transform(raw)
+        parts = stratified_indices(y, seed, split)
+        train, val, test = (Split(raw=raw[i], x=x[i], y=y[i]) for i in parts)
+        return DomainData(
+            dataset=self.name,
+            domain=domain,
+            label_names=[str(v) for v in labels],
+            preprocessing=prep,
+            train=train,
+            val=val,
+            test=test,
+            info={"rows": len(rows), "duplicates_dropped": len(rows) - len(unique), "file_sha256": sha256_file(path)},
+        )

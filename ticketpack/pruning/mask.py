@@ -1,0 +1,82 @@
+"""A mask is a plain ``{parameter name: bool tensor}`` mapping: True keeps a weight, False prunes it."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ticketpack.errors import TicketpackError
+from ticketpack.fileio import tensors_digest
+
+Mask = dict[str, torch.Tensor]
+
+
+def ones_like(model: nn.Module) -> Mask:
+    """The dense mask: every prunable weight kept."""
+    return {name: torch.ones_like(p, dtype=torch.bool) for name, p in model.prunable_parameters().items()}
+
+
+def check_mask(model: nn.Module, mask: Mask) -> None:
+    """Refuse a mask whose names or shapes do not fit the model."""
+    params = model.prunable_parameters()
+    if set(mask) != set(params):
+        raise TicketpackError(
+            f"mask does not fit the model: mask covers {sorted(mask)}, model has {sorted(params)}"
+        )
+    for name, m in mask.items():
+        if tuple(m.shape) != tuple(params[name].shape):
+            raise TicketpackError(f"mask {name} has shape {tuple(m.shape)}, weight has {tuple(params[name].shape)}")
+
+
+@torch.no_grad()
+def apply_mask(model: nn.Module, mask: Mask) -> None:
+    """Zero every pruned weight in place."""
+    params = dict(model.named_parameters())
+    for name, m in mask.items():
+        params[name].mul_(m.to(params[name].dtype))
+
+
+def remaining(mask: Mask) -> int:
+    return int(sum(int(m.sum()) for m in mask.values()))
+
+
+def total(mask: Mask) -> int:
+    return int(sum(m.numel() for m in mask.values()))
+
+
+def density(mask: Mask) -> float:
+    """Fraction of prunable weights kept (1.0 = dense)."""
+    return remaining(mask) / max(total(mask), 1)
+
+
+def layer_density(mask: Mask) -> dict[str, float]:
+    return {name: float(m.float().mean()) for name, m in mask.items()}
+
+
+def digest(mask: Mask) -> str:
+    """sha256 of the mask's content: the same mask always has the same hash."""
+    return tensors_digest({k: v.to(torch.uint8) for k, v in mask.items()})
+
+
+def to_file(mask: Mask) -> dict[str, torch.Tensor]:
+    return {k: v.to(torch.uint8) for k, v in mask.items()}
+
+
+def from_file(tensors: dict[str, torch.Tensor]) -> Mask:
+    for name, t in tensors.items():
+        if t.dtype != torch.uint8 or bool(((t != 0) & (t != 1)).any()):
+            raise TicketpackError(f"mask tensor {name} is not a 0/1 uint8 tensor")
+    return {k: v.bool() for k, v in tensors.items()}
+
+
+def random_like(mask: Mask, generator: torch.Generator) -> Mask:
+    """A random mask with exactly the same number of kept weights in every layer as ``mask``."""
+    out: Mask = {}
+    for name in sorted(mask):
+        m = mask[name]
+        keep = int(m.sum())
+        order = torch.randperm(m.numel(), generator=generator)
+        flat = torch.zeros(m.numel(), dtype=torch.bool)
+        flat[order[:keep]] = True
+        out[name] = flat.view_as(m)
+    return out

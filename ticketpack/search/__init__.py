@@ -1,0 +1,8 @@
+"""`ticketpack search`: find a lottery ticket by IMP with rewinding and save it as a verified artifact."""
+
+from ticketpack.search.artifact import Ticket, load_manifest
+from ticketpack.search.config import PruneConfig, SearchConfig
+from ticketpack.search.imp import SearchEvent, search
+from ticketpack.search.manifest import TicketManifest
+
+__all__ = ["PruneConfig", "SearchConfig", "SearchEvent", "Ticket", "TicketManifest", "load_manifest", "search"]

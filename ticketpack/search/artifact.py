@@ -1,0 +1,140 @@
+"""Reading a ticket directory: the manifest is validated and every tensor file is checked against its sha256."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+
+from ticketpack import paths
+from ticketpack.data.base import DomainData
+from ticketpack.errors import TicketpackError
+from ticketpack.fileio import load_tensors, read_model, sha256_file
+from ticketpack.models import TicketModel, build
+from ticketpack.pruning.mask import Mask, from_file
+from ticketpack.search.manifest import SCHEMA_VERSION, RoundRecord, TensorFile, TicketManifest
+
+
+def load_manifest(root: Path) -> TicketManifest:
+    root = Path(root)
+    path = paths.manifest(root)
+    if not root.is_dir():
+        raise TicketpackError(f"ticket directory not found: {root}")
+    if not path.exists():
+        raise TicketpackError(f"{root} is not a ticket directory (no manifest.json); create one with `ticketpack search`")
+    try:
+        version = json.loads(path.read_text(encoding="utf-8")).get("schema_version")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise TicketpackError(f"{path} is not valid JSON: the ticket is damaged") from None
+    if version != SCHEMA_VERSION:
+        raise TicketpackError(
+            f"{path} has schema version {version}; this ticketpack ({SCHEMA_VERSION}) reads version {SCHEMA_VERSION} only"
+        )
+    return read_model(path, TicketManifest, "ticket manifest")
+
+
+class Ticket:
+    """A loaded ticket: its manifest plus accessors for θ0, θk and each round's mask and trained weights."""
+
+    def __init__(self, root: Path, manifest: TicketManifest) -> None:
+        self.root = Path(root)
+        self.manifest = manifest
+
+    @classmethod
+    def load(cls, root: Path, require_complete: bool = True) -> "Ticket":
+        manifest = load_manifest(root)
+        if require_complete and manifest.status != "complete":
+            raise TicketpackError(f"ticket {root} is unfinished; continue it with `ticketpack search --resume --out {root}`")
+        ticket = cls(root, manifest)
+        ticket.verify()
+        return ticket
+
+    def files(self) -> list[TensorFile]:
+        m = self.manifest
+        out = [m.init_file] + ([m.rewind_file] if m.rewind_file else [])
+        for r in m.rounds:
+            out += [r.mask_file, r.weights_file]
+        return out
+
+    def verify(self) -> None:
+        """Refuse the ticket if any tensor file is missing, truncated or changed."""
+        for f in self.files():
+            path = self.root / f.path
+            if not path.exists():
+                raise TicketpackError(f"ticket {self.root} is missing {f.path}")
+            if sha256_file(path) != f.sha256:
+                raise TicketpackError(f"ticket {self.root}: {f.path} fails its sha256 check (changed or truncated)")
+
+    def _tensors(self, f: TensorFile) -> dict[str, torch.Tensor]:
+        return load_tensors(self.root / f.path, f.sha256)
+
+    def init_state(self) -> dict[str, torch.Tensor]:
+        return self._tensors(self.manifest.init_file)
+
+    def rewind_state(self) -> dict[str, torch.Tensor]:
+        f = self.manifest.rewind_file
+        return self._tensors(f) if f else self.init_state()
+
+    def record(self, r: int) -> RoundRecord:
+        for rec in self.manifest.rounds:
+            if rec.round == r:
+                return rec
+        raise TicketpackError(f"ticket has no round {r}; rounds: {', '.join(str(x.round) for x in self.manifest.rounds)}")
+
+    def mask(self, r: int) -> Mask:
+        return from_file(self._tensors(self.record(r).mask_file))
+
+    def trained_state(self, r: int) -> dict[str, torch.Tensor]:
+        return self._tensors(self.record(r).weights_file)
+
+    def build_model(self) -> TicketModel:
+        """A fresh model of the ticket's architecture (weights still to be loaded)."""
+        m = self.manifest
+        return build(m.config.model, m.dataset.preprocessing, len(m.dataset.label_names))
+
+    def resolve_level(self, level: str | int) -> int:
+        """A round number (``3``) or a weights-remaining percentage (``20%``, nearest round) → round number."""
+        text = str(level).strip()
+        rounds = [r.round for r in self.manifest.rounds]
+        if re.fullmatch(r"\d+", text):
+            r = int(text)
+            self.record(r)
+            return r
+        if m := re.fullmatch(r"(\d+(?:\.\d+)?)%", text):
+            want = float(m.group(1)) / 100
+            return min(self.manifest.rounds, key=lambda rec: abs(rec.weights_remaining - want)).round
+        raise TicketpackError(f"level {text!r} is neither a round number ({', '.join(map(str, rounds))}) nor a percentage like 20%")
+
+    def load_data(self, domain: str, dataset: str | None = None) -> DomainData:
+        """A domain of the ticket's dataset (or of ``dataset``, which must share preprocessing and labels)."""
+        from ticketpack.data import get
+
+        m = self.manifest
+        ds = get(dataset or m.config.dataset)
+        if ds.kind != m.dataset.kind:
+            raise TicketpackError(f"dataset {ds.name} holds {ds.kind} data but the ticket was found on {m.dataset.kind} data")
+        kwargs = {}
+        if ds.kind == "text":
+            kwargs = {"preprocessing": m.dataset.preprocessing, "label_set": _label_values(m.dataset.label_names, ds, domain)}
+        data = ds.load(domain, m.config.seed, m.config.split, **kwargs)
+        if data.label_names != m.dataset.label_names:
+            raise TicketpackError(
+                f"{ds.name}/{domain} has labels {data.label_names}; the ticket was found with {m.dataset.label_names}"
+            )
+        return data
+
+
+def _label_values(names: list[str], ds, domain: str) -> list:
+    """The ticket's label names in the value types the target file uses (``1`` vs ``"1"``)."""
+    from ticketpack.data.text import read_rows
+
+    rows = read_rows(ds.file(domain))
+    by_name = {str(label): label for _, label in rows}
+    extra = sorted(set(by_name) - set(names))
+    if extra:
+        raise TicketpackError(
+            f"{ds.name}/{domain} has labels {extra} that the ticket does not know (ticket labels: {names})"
+        )
+    return [by_name.get(n, n) for n in names]

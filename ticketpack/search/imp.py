@@ -1,0 +1,201 @@
+"""Iterative magnitude pruning with rewinding: train → prune → rewind survivors to θk → repeat.
+
+Every round is written (atomically) as soon as it finishes and the manifest is rewritten after it, so a killed
+search resumes from its last finished round. Each round is seeded from (seed, round) alone, which makes a
+resumed search produce exactly the ticket an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from ticketpack import paths
+from ticketpack.data import get as get_dataset
+from ticketpack.data.base import DomainData
+from ticketpack.errors import TicketpackError
+from ticketpack.fileio import save_tensors, write_model
+from ticketpack.models import build
+from ticketpack.pruning import mask as masks
+from ticketpack.pruning.strategies import prune
+from ticketpack.search.artifact import load_manifest
+from ticketpack.search.config import SearchConfig
+from ticketpack.search.manifest import DatasetInfo, Environment, RoundRecord, TensorFile, TicketManifest
+from ticketpack.training import train
+from ticketpack.training.train import total_steps
+from ticketpack.version import __version__
+
+
+@dataclass
+class SearchEvent:
+    """Progress of a search: ``kind`` is "round_start", "step" or "round_end"."""
+
+    kind: str
+    round: int
+    rounds: int
+    step: int = 0
+    steps: int = 0
+    val_accuracy: float | None = None
+    record: RoundRecord | None = None
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A stable 63-bit seed from a base seed and labels (same inputs, same seed, on every machine)."""
+    digest = hashlib.sha256(":".join(map(str, (seed, *parts))).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def load_source(config: SearchConfig) -> DomainData:
+    ds = get_dataset(config.dataset)
+    if ds.kind == "text":
+        return ds.load(config.source, config.seed, config.split, config.text)
+    if config.text is not None:
+        raise TicketpackError(f"text preprocessing options were given but {config.dataset} is an image dataset")
+    return ds.load(config.source, config.seed, config.split)
+
+
+def prepare_out(out: Path, resume: bool, force: bool) -> TicketManifest | None:
+    """Check the output directory before any work; return the manifest to resume from, if any."""
+    out = Path(out)
+    if resume and force:
+        raise TicketpackError("--resume and --force contradict each other; pick one")
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        raise TicketpackError(f"--out {out} exists and is not a directory")
+    has_manifest = paths.manifest(out).exists()
+    if resume:
+        return load_manifest(out) if has_manifest else None
+    if force:
+        if any(out.iterdir()) and not has_manifest:
+            raise TicketpackError(f"--force: {out} is not empty and not a ticket directory; refusing to delete it")
+        shutil.rmtree(out)
+        return None
+    if any(out.iterdir()):
+        raise TicketpackError(f"--out {out} already exists; use --resume to continue it or --force to replace it")
+    return None
+
+
+def _file(out: Path, path: Path, sha: str) -> TensorFile:
+    return TensorFile(path=path.relative_to(out).as_posix(), sha256=sha)
+
+
+def search(
+    config: SearchConfig,
+    out: Path,
+    resume: bool = False,
+    force: bool = False,
+    on_event: Callable[[SearchEvent], None] | None = None,
+) -> TicketManifest:
+    """Find a ticket for ``config`` and write it to ``out``; return its manifest."""
+    out = Path(out)
+    previous = prepare_out(out, resume, force)
+    if previous is not None and previous.config != config:
+        raise TicketpackError(
+            f"--resume: {out} was made with a different configuration; use the same options, or --force to start over"
+        )
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    data = load_source(config)
+    prune_cfg = config.prune
+    n_rounds = prune_cfg.planned_rounds
+    if prune_cfg.rewind_iter and prune_cfg.rewind_iter >= total_steps(config.train, len(data.train)):
+        raise TicketpackError(f"--rewind-iter {prune_cfg.rewind_iter} is not below the steps of one training run")
+
+    torch.manual_seed(derive_seed(config.seed, "init"))
+    model = build(config.model, data.preprocessing, data.num_classes)
+    output_names = model.output_names()
+
+    if previous is None:
+        out.mkdir(parents=True, exist_ok=True)
+        init_sha = save_tensors(paths.init_weights(out), model.state_dict())
+        manifest = TicketManifest(
+            ticketpack_version=__version__,
+            created_at=datetime.now(timezone.utc),
+            status="in_progress",
+            config=config,
+            dataset=DatasetInfo(
+                name=config.dataset,
+                kind=data.preprocessing.kind,
+                source_domain=config.source,
+                label_names=data.label_names,
+                preprocessing=data.preprocessing,
+                rows=data.info.get("rows", len(data.train) + len(data.val) + len(data.test)),
+                file_sha256=data.info.get("file_sha256"),
+                split_sizes={"train": len(data.train), "val": len(data.val), "test": len(data.test)},
+            ),
+            prunable={n: list(p.shape) for n, p in model.prunable_parameters().items()},
+            output_names=output_names,
+            init_file=_file(out, paths.init_weights(out), init_sha),
+            environment=Environment(
+                python=sys.version.split()[0], torch=torch.__version__, platform=platform.platform()
+            ),
+        )
+        write_model(paths.manifest(out), manifest)
+    else:
+        manifest = previous
+        if manifest.status == "complete":
+            return manifest
+
+    from ticketpack.search.artifact import Ticket
+
+    ticket = Ticket(out, manifest)
+    ticket.verify()
+    init_state = ticket.init_state()
+    done = {r.round for r in manifest.rounds}
+
+    for r in range(n_rounds + 1):
+        if r in done:
+            continue
+        if on_event:
+            on_event(SearchEvent("round_start", r, n_rounds))
+        if r == 0:
+            mask = masks.ones_like(model)
+        else:
+            gen = torch.Generator().manual_seed(derive_seed(config.seed, "prune", r))
+            mask = prune(
+                prune_cfg.strategy, ticket.trained_state(r - 1), ticket.mask(r - 1), prune_cfg.rate,
+                output_names, prune_cfg.effective_output_rate, gen,
+            )
+        model.load_state_dict(init_state if r == 0 else ticket.rewind_state())
+
+        def step_cb(step: int, steps: int, val: float, r: int = r) -> None:
+            if on_event:
+                on_event(SearchEvent("step", r, n_rounds, step, steps, val))
+
+        capture = prune_cfg.rewind_iter if (r == 0 and prune_cfg.rewind_iter > 0) else None
+        result = train(model, data, config.train, derive_seed(config.seed, "train", r), mask, capture, step_cb)
+        if r == 0:
+            rewind = result.captured if capture else init_state
+            manifest.rewind_file = _file(out, paths.rewind_weights(out), save_tensors(paths.rewind_weights(out), rewind))
+        mask_sha = save_tensors(paths.round_mask(out, r), masks.to_file(mask))
+        weights_sha = save_tensors(paths.round_weights(out, r), result.state)
+        record = RoundRecord(
+            round=r,
+            weights_remaining=masks.density(mask),
+            layer_remaining=masks.layer_density(mask),
+            mask_sha256=masks.digest(mask),
+            val_accuracy=result.val_accuracy,
+            test_accuracy=result.test_accuracy,
+            best_iteration=result.best_iteration,
+            iterations=result.iterations,
+            seconds=round(result.seconds, 3),
+            mask_file=_file(out, paths.round_mask(out, r), mask_sha),
+            weights_file=_file(out, paths.round_weights(out, r), weights_sha),
+        )
+        manifest.rounds.append(record)
+        write_model(paths.manifest(out), manifest)
+        if on_event:
+            on_event(SearchEvent("round_end", r, n_rounds, record=record))
+
+    manifest.status = "complete"
+    write_model(paths.manifest(out), manifest)
+    return manifest

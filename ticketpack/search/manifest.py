@@ -1,0 +1,77 @@
+"""``manifest.json`` of a ticket directory: everything needed to trust and reuse the ticket."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ticketpack.data.preprocessing import Preprocessing
+from ticketpack.search.config import SearchConfig, Status
+
+SCHEMA_VERSION = 1
+
+
+class TensorFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="Path relative to the ticket directory.")
+    sha256: str = Field(description="sha256 of the file's bytes.")
+
+
+class DatasetInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Registry name or directory the data came from.")
+    kind: Literal["image", "text"]
+    source_domain: str
+    label_names: list[str] = Field(description="Class names in output-index order.")
+    preprocessing: Preprocessing
+    rows: int = Field(description="Rows in the source domain (before de-duplication).")
+    file_sha256: str | None = Field(None, description="sha256 of the source domain file (text datasets).")
+    split_sizes: dict[str, int] = Field(description="Rows in train/val/test.")
+
+
+class RoundRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    round: int = Field(description="0 is the dense network; round r has pruned r times.")
+    weights_remaining: float = Field(description="Fraction of prunable weights kept (0-1).")
+    layer_remaining: dict[str, float] = Field(description="Fraction kept per prunable weight.")
+    mask_sha256: str = Field(description="Content hash of the mask (same seed, same machine: same hash).")
+    val_accuracy: float
+    test_accuracy: float
+    best_iteration: int = Field(description="Step with the best validation accuracy (the weights kept).")
+    iterations: int
+    seconds: float = Field(description="Wall time of the round's training.")
+    mask_file: TensorFile
+    weights_file: TensorFile = Field(description="Trained weights at the best validation step.")
+
+
+class Environment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    python: str
+    torch: str
+    platform: str
+
+
+class TicketManifest(BaseModel):
+    """A lottery ticket found by iterative magnitude pruning with rewinding."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = Field(SCHEMA_VERSION, description="Version of this file's layout.")
+    kind: Literal["ticket"] = "ticket"
+    ticketpack_version: str
+    created_at: datetime
+    status: Status = Field(description="in_progress until the last round is written; --resume continues.")
+    config: SearchConfig
+    dataset: DatasetInfo
+    prunable: dict[str, list[int]] = Field(description="Shape of each prunable weight.")
+    output_names: list[str] = Field(description="Weights of the output layer (pruned at output_rate).")
+    init_file: TensorFile = Field(description="θ0: the weights before any training.")
+    rewind_file: TensorFile | None = Field(None, description="θk: the rewind point (θ0 when rewind_iter is 0).")
+    rounds: list[RoundRecord] = Field(default_factory=list)
+    environment: Environment

@@ -1,0 +1,19 @@
+"""Training hyper-parameters, with the help text that the CLI and the JSON Schema show."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    optimizer: Literal["sgd", "adam", "adamw"] = Field("adam", description="Optimizer (SGD uses `momentum`).")
+    lr: float = Field(1.2e-3, gt=0, description="Learning rate (1.2e-3 with Adam is the LTH setting for LeNet).")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum.")
+    weight_decay: float = Field(0.0, ge=0, description="Weight decay (decoupled for AdamW).")
+    batch_size: int = Field(64, ge=1, description="Examples per optimizer step.")
+    epochs: int = Field(20, ge=1, description="Passes over the training split (ignored when `iterations` is set).")
+    iterations: int | None = Field(None, ge=1, description="Train for exactly this many steps instead of epochs.")

@@ -1,0 +1,133 @@
+"""One training run of a (possibly masked) model, selected by validation accuracy.
+
+Pruned weights stay exactly zero whatever the optimizer: gradients of pruned weights are zeroed before each
+step (so momentum and Adam moments of pruned weights stay zero) and the mask is re-applied after it (so weight
+decay and any numerical leak cannot revive them).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ticketpack.data.base import DomainData, Split
+from ticketpack.pruning.mask import Mask, apply_mask
+from ticketpack.training.config import TrainConfig
+
+EpochCallback = Callable[[int, int, float], None]  # (step done, total steps, val accuracy)
+
+
+@dataclass
+class TrainResult:
+    state: dict[str, torch.Tensor]  # weights at the best validation accuracy
+    val_accuracy: float
+    test_accuracy: float
+    best_iteration: int
+    iterations: int
+    seconds: float
+    captured: dict[str, torch.Tensor] | None = None  # weights after `capture_at` steps (late rewinding)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def total_steps(cfg: TrainConfig, n_train: int) -> int:
+    return cfg.iterations or cfg.epochs * math.ceil(n_train / cfg.batch_size)
+
+
+def _tensors(split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.from_numpy(np.ascontiguousarray(split.x)), torch.from_numpy(split.y)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, split: Split, batch_size: int = 512) -> float:
+    x, y = _tensors(split)
+    was_training = model.training
+    model.eval()
+    correct = sum(
+        int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum()) for i in range(0, len(y), batch_size)
+    )
+    model.train(was_training)
+    return correct / max(len(y), 1)
+
+
+def _mask_grads(model: nn.Module, mask: Mask) -> None:
+    params = dict(model.named_parameters())
+    for name, m in mask.items():
+        g = params[name].grad
+        if g is not None:
+            g.mul_(m.to(g.dtype))
+
+
+def train(
+    model: nn.Module,
+    data: DomainData,
+    cfg: TrainConfig,
+    seed: int,
+    mask: Mask | None = None,
+    capture_at: int | None = None,
+    on_progress: EpochCallback | None = None,
+) -> TrainResult:
+    """Train ``model`` in place on ``data.train``; return the best-validation weights and their metrics."""
+    start = time.perf_counter()
+    torch.manual_seed(seed)  # dropout
+    gen = torch.Generator().manual_seed(seed)
+    x, y = _tensors(data.train)
+    n = len(y)
+    steps = total_steps(cfg, n)
+    per_epoch = math.ceil(n / cfg.batch_size)
+    eval_every = min(per_epoch, steps)
+    if mask is not None:
+        apply_mask(model, mask)
+    opt = make_optimizer(model, cfg)
+    loss_fn = nn.CrossEntropyLoss()
+    captured = {k: v.detach().clone() for k, v in model.state_dict().items()} if capture_at == 0 else None
+    best = (-1.0, 0, copy.deepcopy(model.state_dict()))
+    step = 0
+    model.train()
+    while step < steps:
+        order = torch.randperm(n, generator=gen)
+        for i in range(0, n, cfg.batch_size):
+            idx = order[i : i + cfg.batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(x[idx]), y[idx]).backward()
+            if mask is not None:
+                _mask_grads(model, mask)
+            opt.step()
+            if mask is not None:
+                apply_mask(model, mask)
+            step += 1
+            if capture_at is not None and step == capture_at:
+                captured = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if step % eval_every == 0 or step == steps:
+                val = accuracy(model, data.val)
+                if val > best[0]:
+                    best = (val, step, copy.deepcopy(model.state_dict()))
+                if on_progress:
+                    on_progress(step, steps, val)
+            if step >= steps:
+                break
+    model.load_state_dict(best[2])
+    test = accuracy(model, data.test)
+    return TrainResult(
+        state=best[2],
+        val_accuracy=best[0],
+        test_accuracy=test,
+        best_iteration=best[1],
+        iterations=steps,
+        seconds=time.perf_counter() - start,
+        captured=captured,
+    )
