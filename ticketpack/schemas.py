@@ -14,6 +14,7 @@ from pathlib import Path
 FILE_MODELS: dict[str, str] = {
     "ticket-manifest": "ticketpack.search.manifest:TicketManifest",
     "search-config": "ticketpack.search.config:SearchConfig",
+    "model-card": "ticketpack.export.card:ModelCard",
 }
 
 

@@ -1,0 +1,116 @@
+"""The model card: a pydantic document embedded in every exported ONNX file under ``metadata_props["ticketpack"]``.
+
+It holds everything needed to use and audit the model with the file alone: labels, input signature,
+preprocessing, provenance, sparsity as exported, metrics at export time, the export options, the parity check
+and a digest of the graph's weights. This module imports neither torch nor onnx: the predictor reads the card
+through ONNX Runtime's ``custom_metadata_map``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ticketpack.data.preprocessing import Preprocessing
+from ticketpack.errors import TicketpackError
+from ticketpack.models.base import ModelSpec
+
+CARD_KEY = "ticketpack"
+CARD_SCHEMA_VERSION = 1
+
+
+class _Card(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputSignature(_Card):
+    name: str = Field("input", description="Graph input name.")
+    dtype: Literal["float32", "int64"]
+    shape: list[int | str] = Field(description="Input shape; the first axis is the dynamic 'batch'.")
+
+
+class LayerSparsity(_Card):
+    name: str = Field(description="Layer weight name as in the training model.")
+    shape: list[int] = Field(description="Shape of the weight as exported (after any compaction).")
+    nonzero: int
+    total: int
+    weights_remaining: float = Field(description="nonzero / total of the original (uncompacted) weight.")
+
+
+class Sparsity(_Card):
+    weights_remaining: float = Field(description="Fraction of prunable weights kept, over all prunable layers.")
+    nonzero: int
+    total: int = Field(description="Prunable weights of the unpruned architecture.")
+    layers: list[LayerSparsity]
+
+
+class Provenance(_Card):
+    ticketpack_version: str
+    dataset: str
+    source_domain: str
+    target_domain: str | None = Field(None, description="Domain the weights were (re)trained on, if transferred.")
+    init_strategy: str | None = Field(None, description="Transfer initialization strategy, if transferred.")
+    level: int = Field(description="Pruning round of the mask.")
+    seed: int
+    ticket_manifest_sha256: str = Field(description="sha256 of the ticket's manifest.json.")
+    run_dir: str | None = None
+    exported_at: datetime
+
+
+class Metrics(_Card):
+    test_accuracy: float | None = Field(None, description="Accuracy of the exported model on the target (or source) test split.")
+    dense_test_accuracy: float | None = Field(None, description="Dense reference accuracy on the same split.")
+    evaluated_on: str | None = Field(None, description="dataset/domain/split the metrics refer to.")
+
+
+class ExportOptions(_Card):
+    format: Literal["dense", "compact", "sparse"]
+    quantize: Literal["none", "int8"] = "none"
+    opset: int
+
+
+class ParityCheck(_Card):
+    examples: int
+    max_abs_diff: float = Field(description="Largest |ORT logit - PyTorch logit| on the held-out batch.")
+    argmax_agreement: float = Field(description="Fraction of examples whose predicted class agrees.")
+    atol: float = Field(description="Tolerance the export was held to.")
+
+
+class ModelCard(_Card):
+    """What an exported ticketpack ONNX model is, where it came from and how to feed it."""
+
+    schema_version: int = Field(CARD_SCHEMA_VERSION, description="Version of the card layout.")
+    task: Literal["classification"] = "classification"
+    label_names: list[str] = Field(description="Class names in logit order.")
+    input: InputSignature
+    output_name: str = "logits"
+    preprocessing: Preprocessing
+    model: ModelSpec
+    provenance: Provenance
+    sparsity: Sparsity
+    metrics: Metrics
+    export: ExportOptions
+    parity: ParityCheck | None = None
+    weights_digest: str = Field(description="sha256 over the graph's initializers (see ticketpack.export.digest).")
+
+
+def parse_card(text: str, where: str = "model") -> ModelCard:
+    """Validate card JSON, naming a schema version from the future or a broken field."""
+    try:
+        version = json.loads(text).get("schema_version")
+    except (json.JSONDecodeError, AttributeError):
+        raise TicketpackError(f"{where}: the ticketpack card is not valid JSON") from None
+    if version != CARD_SCHEMA_VERSION:
+        newer = isinstance(version, int) and version > CARD_SCHEMA_VERSION
+        hint = "; upgrade ticketpack to read it" if newer else ""
+        raise TicketpackError(
+            f"{where}: card schema version {version}, this ticketpack reads version {CARD_SCHEMA_VERSION}{hint}"
+        )
+    try:
+        return ModelCard.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise TicketpackError(f"{where}: invalid ticketpack card at {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
