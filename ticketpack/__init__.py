@@ -1,8 +1,9 @@
 """ticketpack: lottery tickets from search to a served ONNX model.
 
-Importing ``ticketpack`` is cheap and does not import torch; the training-side API is loaded on first use::
+Importing ``ticketpack`` is cheap; each API is loaded on first use, and the prediction side never imports torch::
 
     import ticketpack
+    clf = ticketpack.load("model.onnx")                                          # onnxruntime + numpy only
     manifest = ticketpack.search(ticketpack.SearchConfig(), "tickets/demo")   # torch
 """
 
@@ -15,6 +16,8 @@ from ticketpack.errors import GateFailed, TicketpackError
 from ticketpack.version import __version__
 
 _LAZY = {
+    "load": "ticketpack.serve.predictor",  # torch-free
+    "Predictor": "ticketpack.serve.predictor",  # torch-free
     "search": "ticketpack.search",
     "SearchConfig": "ticketpack.search",
     "Ticket": "ticketpack.search",

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ticketpack.data.preprocessing import Preprocessing
 from ticketpack.errors import TicketpackError
-from ticketpack.models.base import ModelSpec
+from ticketpack.models.spec import ModelSpec
 
 CARD_KEY = "ticketpack"
 CARD_SCHEMA_VERSION = 1

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from ticketpack.models.spec import ModelSpec
+
+__all__ = ["ModelSpec", "PRUNABLE_TYPES", "TicketModel"]
+
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding)
-
-
-class ModelSpec(BaseModel):
-    """A model by registry name plus its width options, e.g. ``lenet-300-100`` with ``{"hidden": [300, 100]}``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(description="Registry name of the architecture (see `ticketpack.models.names()`).")
-    options: dict[str, Any] = Field(default_factory=dict, description="Width/shape options of the architecture.")
 
 
 class TicketModel(nn.Module):

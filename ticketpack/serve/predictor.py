@@ -1,0 +1,69 @@
+"""``ticketpack.load(path)``: an exported classifier with its card, for raw inputs. Needs only ONNX Runtime and numpy.
+
+    clf = ticketpack.load("model.onnx")
+    clf.predict(["great battery life", "broke after a week"])      # → ["1", "0"]
+    clf.predict_proba(images)                                      # → (N, classes) float32
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ticketpack.errors import TicketpackError
+from ticketpack.export.card import CARD_KEY, ModelCard, parse_card
+from ticketpack.serve.runtime import make_session
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class Predictor:
+    """One ONNX Runtime session plus the card that says how to feed it. Safe to share across threads."""
+
+    def __init__(self, path: Path | str, provider: str = "auto", threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.session, self.provider = make_session(self.path, provider, threads)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if CARD_KEY not in meta:
+            raise TicketpackError(
+                f"{self.path} has no ticketpack card; export models with `ticketpack export` so they carry one"
+            )
+        self.card: ModelCard = parse_card(meta[CARD_KEY], str(self.path))
+        self.input_name = self.card.input.name
+        self.output_name = self.card.output_name
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.card.label_names)
+
+    @property
+    def kind(self) -> str:
+        return self.card.preprocessing.kind
+
+    def prepare(self, batch) -> np.ndarray:
+        """Raw inputs (strings for text models, pixel arrays for image models) → the graph's input tensor."""
+        if batch is None or len(batch) == 0:
+            raise TicketpackError("empty batch: give at least one input")
+        return self.card.preprocessing.transform(batch)
+
+    def logits_from_inputs(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: x})[0]
+
+    def logits(self, batch) -> np.ndarray:
+        return self.logits_from_inputs(self.prepare(batch))
+
+    def predict_proba(self, batch) -> np.ndarray:
+        return softmax(self.logits(batch).astype(np.float64)).astype(np.float32)
+
+    def predict(self, batch) -> list[str]:
+        return [self.card.label_names[i] for i in self.logits(batch).argmax(axis=1)]
+
+
+def load(path: Path | str, provider: str = "auto", threads: int | None = None) -> Predictor:
+    """Open an exported ticketpack ONNX model for prediction (torch is never imported)."""
+    return Predictor(path, provider, threads)

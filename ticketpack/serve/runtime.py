@@ -1,0 +1,49 @@
+"""ONNX Runtime sessions with an explicit provider choice and thread count (torch-free)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import onnxruntime as ort
+
+from ticketpack.errors import TicketpackError
+
+ProviderChoice = Literal["auto", "cpu", "cuda"]
+_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def resolve_provider(choice: str) -> str:
+    """``auto`` → CUDA when this ONNX Runtime build offers it, else CPU; ``cuda`` without CUDA is an error."""
+    available = ort.get_available_providers()
+    if choice == "auto":
+        return "cuda" if _NAMES["cuda"] in available else "cpu"
+    if choice not in _NAMES:
+        raise TicketpackError(f"unknown provider {choice!r}; choose auto, cpu or cuda")
+    if _NAMES[choice] not in available:
+        raise TicketpackError(
+            f"provider {choice} is not available in this onnxruntime build (it offers {', '.join(available)}); "
+            "for CUDA install onnxruntime-gpu (`pip uninstall -y onnxruntime && pip install onnxruntime-gpu`) "
+            "and a matching CUDA/cuDNN"
+        )
+    return choice
+
+
+def make_session(path: Path, provider: str = "auto", threads: int | None = None) -> tuple[ort.InferenceSession, str]:
+    """An InferenceSession on ``path``; returns it and the provider actually used ("cpu" or "cuda")."""
+    path = Path(path)
+    if not path.is_file():
+        raise TicketpackError(f"model file not found: {path}")
+    chosen = resolve_provider(provider)
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    providers = [_NAMES[chosen]] + ([_NAMES["cpu"]] if chosen != "cpu" else [])
+    try:
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as exc:  # ORT raises InvalidProtobuf/Fail/etc. for bad files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TicketpackError(f"{path} is not a loadable ONNX model ({first[:200]})") from None
+    return session, chosen
