@@ -4,7 +4,7 @@ Importing ``ticketpack`` is cheap; each API is loaded on first use, and the pred
 
     import ticketpack
     clf = ticketpack.load("model.onnx")                                          # onnxruntime + numpy only
-    manifest = ticketpack.search(ticketpack.SearchConfig(), "tickets/demo")   # torch
+    manifest = ticketpack.search_ticket(ticketpack.SearchConfig(), "tickets/demo")   # torch
 """
 
 from __future__ import annotations
@@ -18,12 +18,18 @@ from ticketpack.version import __version__
 _LAZY = {
     "load": "ticketpack.serve.predictor",  # torch-free
     "Predictor": "ticketpack.serve.predictor",  # torch-free
-    "search": "ticketpack.search",
+    "search_ticket": "ticketpack.search",
     "SearchConfig": "ticketpack.search",
     "Ticket": "ticketpack.search",
+    "evaluate_model": "ticketpack.evaluate",  # torch-free
+    "validate_model": "ticketpack.evaluate",  # torch-free
 }
 
 __all__ = ["GateFailed", "TicketpackError", "__version__", *_LAZY]
+
+
+# Subpackages share the pipeline's verbs (ticketpack.search, .transfer, .export), so the top-level
+# functions carry a noun: search_ticket, run_transfer, export_model, evaluate_model.
 
 
 def __getattr__(name: str) -> Any:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from typing import Annotated, Optional
 
 import typer
@@ -40,21 +42,38 @@ def _register() -> None:
     from ticketpack.cli import search
 
     app.command("search")(search.search_cmd)
+    from ticketpack.cli import evaluate, predict, validate
+
+    app.command("evaluate")(evaluate.evaluate_cmd)
+    app.command("validate")(validate.validate_cmd)
+    app.command("predict")(predict.predict_cmd)
+
+
+def _user_errors_exit(fn: Callable) -> Callable:
+    """User mistakes become one red line and exit 2 (a failed gate: exit 1), in the app itself, so that the
+    console script and in-process runners (typer.testing.CliRunner) behave the same. The exception stays
+    attached to the Exit for tests. Typer/click already answer usage errors (bad flags) with exit 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except TicketpackError as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(getattr(exc, "exit_code", 2)) from exc
+
+    return wrapper
 
 
 _register()
+for _info in app.registered_commands:
+    _info.callback = _user_errors_exit(_info.callback)
 
 
 def main() -> None:
-    """Console entry point: user mistakes become one red line and exit 2 (a failed gate exits 1).
-
-    Typer/click already answer usage errors (unknown flags, bad types) with exit 2 and the usage line.
-    """
+    """Console entry point."""
     try:
         app()
-    except TicketpackError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         err.print("[red]interrupted[/]: finished rounds and jobs are saved; rerun with --resume to continue")
         sys.exit(130)
