@@ -50,6 +50,26 @@ def text_ticket(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def exported_digits(digits_ticket, tmp_path_factory) -> Path:
+    """`compact` ONNX export of `digits_ticket` at its last round (lenet-300-100, ~12% weights), card embedded."""
+    from ticketpack.export.exporter import export_model
+
+    out = tmp_path_factory.mktemp("exported") / "digits-compact.onnx"
+    export_model(digits_ticket, out, level=3, format="compact", threads=1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def exported_text(text_ticket, tmp_path_factory) -> Path:
+    """`compact` ONNX export of `text_ticket` at its last round (bow on the review fixture), card embedded."""
+    from ticketpack.export.exporter import export_model
+
+    out = tmp_path_factory.mktemp("exported") / "text-compact.onnx"
+    export_model(text_ticket, out, level=2, format="compact", threads=1)
+    return out
+
+
 def shared_data_or_skip() -> Path:
     mdsd = SHARED_DATA / "mdsd"
     if not (mdsd / "books.jsonl").exists():

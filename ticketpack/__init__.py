@@ -21,6 +21,9 @@ _LAZY = {
     "search_ticket": "ticketpack.search",
     "SearchConfig": "ticketpack.search",
     "Ticket": "ticketpack.search",
+    "run_transfer": "ticketpack.transfer",
+    "TransferConfig": "ticketpack.transfer",
+    "export_model": "ticketpack.export.exporter",
     "evaluate_model": "ticketpack.evaluate",  # torch-free
     "validate_model": "ticketpack.evaluate",  # torch-free
 }

@@ -12,9 +12,17 @@ from pathlib import Path
 
 # schema file stem → "module:Model" of the pydantic model that file holds (imported lazily).
 FILE_MODELS: dict[str, str] = {
+    "demo-summary": "ticketpack.demo:DemoSummary",
     "ticket-manifest": "ticketpack.search.manifest:TicketManifest",
     "search-config": "ticketpack.search.config:SearchConfig",
     "model-card": "ticketpack.export.card:ModelCard",
+    "export-result": "ticketpack.export.exporter:ExportResult",
+    "transfer-config": "ticketpack.transfer.config:TransferConfig",
+    "transfer-plan": "ticketpack.transfer.records:TransferPlan",
+    "transfer-job-result": "ticketpack.transfer.records:JobResult",
+    "transfer-report": "ticketpack.transfer.records:TransferReport",
+    "evaluation-report": "ticketpack.evaluate.report:EvaluationReport",
+    "validation-report": "ticketpack.evaluate.report:ValidationReport",
 }
 
 

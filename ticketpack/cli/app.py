@@ -42,11 +42,24 @@ def _register() -> None:
     from ticketpack.cli import search
 
     app.command("search")(search.search_cmd)
+    from ticketpack.cli import report, transfer
+
+    app.command("transfer")(transfer.transfer_cmd)
+    app.command("report")(report.report_cmd)
+    from ticketpack.cli import export
+
+    app.command("export")(export.export_cmd)
     from ticketpack.cli import evaluate, predict, validate
 
     app.command("evaluate")(evaluate.evaluate_cmd)
     app.command("validate")(validate.validate_cmd)
     app.command("predict")(predict.predict_cmd)
+    from ticketpack.cli import serve
+
+    app.command("serve")(serve.serve_cmd)
+    from ticketpack.cli import demo
+
+    app.command("demo")(demo.demo_cmd)
 
 
 def _user_errors_exit(fn: Callable) -> Callable:

@@ -23,6 +23,7 @@ def search_cmd(
     output_prune_rate: Annotated[Optional[float], typer.Option(help="Rate for the output layer (default: half of --prune-rate).")] = None,
     target_sparsity: Annotated[Optional[float], typer.Option(help="Prune until this sparsity (0-1) instead of --rounds.")] = None,
     strategy: Annotated[Optional[str], typer.Option(help="Pruning strategy: global, layerwise, random.")] = None,
+    granularity: Annotated[Optional[str], typer.Option(help="Prune single weights (weight) or whole units (neuron), which export compacts.")] = None,
     rewind_iter: Annotated[Optional[int], typer.Option(help="Rewind to the weights after this many steps (0: θ0).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs per round.")] = None,
     iterations: Annotated[Optional[int], typer.Option(help="Training steps per round (instead of --epochs).")] = None,
@@ -45,7 +46,7 @@ def search_cmd(
         {
             "dataset": dataset, "source": source, "model.name": model, "seed": seed, "threads": threads,
             "prune.rounds": rounds, "prune.rate": prune_rate, "prune.output_rate": output_prune_rate,
-            "prune.target_sparsity": target_sparsity, "prune.strategy": strategy, "prune.rewind_iter": rewind_iter,
+            "prune.target_sparsity": target_sparsity, "prune.strategy": strategy, "prune.granularity": granularity, "prune.rewind_iter": rewind_iter,
             "train.epochs": epochs, "train.iterations": iterations, "train.lr": lr, "train.optimizer": optimizer,
             "train.batch_size": batch_size,
         },

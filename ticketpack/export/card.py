@@ -58,18 +58,32 @@ class Provenance(_Card):
     ticket_manifest_sha256: str = Field(description="sha256 of the ticket's manifest.json.")
     run_dir: str | None = None
     exported_at: datetime
+    pruning_strategy: str | None = Field(None, description="Strategy of the ticket search (global, layerwise, random).")
+    granularity: str | None = Field(None, description="What the ticket search pruned: single weights or whole units (neuron).")
 
 
 class Metrics(_Card):
     test_accuracy: float | None = Field(None, description="Accuracy of the exported model on the target (or source) test split.")
     dense_test_accuracy: float | None = Field(None, description="Dense reference accuracy on the same split.")
     evaluated_on: str | None = Field(None, description="dataset/domain/split the metrics refer to.")
+    reference_test_accuracy: float | None = Field(
+        None, description="PyTorch accuracy of the same weights on the same split (test_accuracy is the ONNX file's own)."
+    )
+    test_examples: int | None = Field(None, description="Examples in the split the accuracies were measured on.")
 
 
 class ExportOptions(_Card):
     format: Literal["dense", "compact", "sparse"]
     quantize: Literal["none", "int8"] = "none"
     opset: int
+    sparse_encoding: Literal["bitmask"] | None = Field(
+        None,
+        description="sparse format: nonzero values plus a packed bit mask per weight, expanded by a small subgraph of "
+        "standard ops that ONNX Runtime constant-folds when the session is created.",
+    )
+    compacted: dict[str, list[int]] | None = Field(
+        None, description="compact/sparse: [kept, original] size of each unit group and input, by weight name."
+    )
 
 
 class ParityCheck(_Card):
@@ -77,6 +91,12 @@ class ParityCheck(_Card):
     max_abs_diff: float = Field(description="Largest |ORT logit - PyTorch logit| on the held-out batch.")
     argmax_agreement: float = Field(description="Fraction of examples whose predicted class agrees.")
     atol: float = Field(description="Tolerance the export was held to.")
+    float_max_abs_diff: float | None = Field(
+        None, description="int8 exports: max |ORT - PyTorch| of the float graph before quantization (held to atol)."
+    )
+    min_argmax_agreement: float | None = Field(
+        None, description="int8 exports: the smallest argmax agreement accepted (quantized logits are not held to atol)."
+    )
 
 
 class ModelCard(_Card):

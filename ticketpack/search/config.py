@@ -28,6 +28,11 @@ class PruneConfig(BaseModel):
     rewind_iter: int = Field(
         0, ge=0, description="Rewind survivors to the weights after this many steps (0: original init)."
     )
+    granularity: Literal["weight", "neuron"] = Field(
+        "weight",
+        description="What a pruning step removes: single weights, or whole units (hidden neurons, conv channels, "
+        "embedding dimensions; `rate` is then the fraction of remaining units) that export compacts into smaller layers.",
+    )
 
     @property
     def effective_output_rate(self) -> float:

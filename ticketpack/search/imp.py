@@ -26,6 +26,7 @@ from ticketpack.fileio import save_tensors, write_model
 from ticketpack.models import build
 from ticketpack.pruning import mask as masks
 from ticketpack.pruning.strategies import prune
+from ticketpack.pruning.units import unit_graph
 from ticketpack.search.artifact import load_manifest
 from ticketpack.search.config import SearchConfig
 from ticketpack.search.manifest import DatasetInfo, Environment, RoundRecord, TensorFile, TicketManifest
@@ -113,6 +114,7 @@ def search(
     torch.manual_seed(derive_seed(config.seed, "init"))
     model = build(config.model, data.preprocessing, data.num_classes)
     output_names = model.output_names()
+    units = unit_graph(model) if prune_cfg.granularity == "neuron" else None
 
     if previous is None:
         out.mkdir(parents=True, exist_ok=True)
@@ -164,6 +166,7 @@ def search(
             mask = prune(
                 prune_cfg.strategy, ticket.trained_state(r - 1), ticket.mask(r - 1), prune_cfg.rate,
                 output_names, prune_cfg.effective_output_rate, gen,
+                granularity=prune_cfg.granularity, units=units,
             )
         model.load_state_dict(init_state if r == 0 else ticket.rewind_state())
 

@@ -52,7 +52,19 @@ class Predictor:
         return self.card.preprocessing.transform(batch)
 
     def logits_from_inputs(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run([self.output_name], {self.input_name: x})[0]
+        """Logits for an already prepared input tensor (dtype and shape as the card's input signature)."""
+        want = self.card.input
+        if not isinstance(x, np.ndarray) or x.dtype != np.dtype(want.dtype):
+            got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
+            raise TicketpackError(f"model input must be a {want.dtype} array, got {got}; use .predict() for raw inputs")
+        fixed = [d if isinstance(d, int) else None for d in want.shape[1:]]
+        if x.ndim != len(want.shape) or any(f is not None and f != d for f, d in zip(fixed, x.shape[1:])):
+            raise TicketpackError(f"model input must have shape {want.shape}, got {list(x.shape)}")
+        try:
+            return self.session.run([self.output_name], {self.input_name: x})[0]
+        except Exception as exc:  # onnxruntime's own error types (bad ids, shapes the card did not catch)
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise TicketpackError(f"{self.path}: ONNX Runtime could not run this input ({first})") from None
 
     def logits(self, batch) -> np.ndarray:
         return self.logits_from_inputs(self.prepare(batch))

@@ -1,0 +1,394 @@
+"""`ticketpack export`: every format passes the checker and parity, compaction is exact, the sparse file is
+smaller, the card round-trips, raw text reaches the same logits through the file alone, and bad input writes nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ticketpack.cli.app import app
+from ticketpack.errors import GateFailed, TicketpackError
+from ticketpack.export.card import CARD_KEY, ModelCard, parse_card
+from ticketpack.export.cardio import read_card
+from ticketpack.export.compact import compact
+from ticketpack.export.digest import weights_digest
+from ticketpack.export.exporter import ExportConfig, ExportResult, export_model, export_prepared, prepare
+from ticketpack.export.lower import build_graph
+from ticketpack.pruning.units import unit_graph
+from ticketpack.search import SearchConfig, Ticket, search
+
+from conftest import FIXTURES, tiny_config
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = [(f, q) for f in ("dense", "compact", "sparse") for q in ("none", "int8")]
+
+
+def _ort(path_or_bytes, x: np.ndarray) -> np.ndarray:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    src = str(path_or_bytes) if isinstance(path_or_bytes, Path) else path_or_bytes
+    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"]).run(["logits"], {"input": x})[0]
+
+
+def _files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+@pytest.fixture(scope="session")
+def neuron_ticket(tmp_path_factory) -> Path:
+    """lenet on digits pruned by whole neurons (half the units per round): compaction has units to remove."""
+    out = tmp_path_factory.mktemp("tickets") / "neuron"
+    search(tiny_config(prune={"rounds": 2, "rate": 0.5, "granularity": "neuron", "strategy": "layerwise"}), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def bow_ticket(tmp_path_factory) -> Path:
+    """conftest's `text_ticket` pruned layer by layer: global magnitude empties its small `fc` layer in round 1
+    (the N(0,1) embedding outweighs it), which would leave a model with constant logits to export."""
+    out = tmp_path_factory.mktemp("tickets") / "bow"
+    cfg = SearchConfig.model_validate({
+        "dataset": str(FIXTURES / "reviews"), "source": "books",
+        "model": {"name": "bow", "options": {"embed_dim": 16, "hidden": 16}},
+        "text": {"num_buckets": 512, "max_tokens": 32},
+        "train": {"epochs": 5, "batch_size": 16, "lr": 0.01},
+        "prune": {"rounds": 2, "rate": 0.5, "strategy": "layerwise"}, "threads": 1,
+    })
+    search(cfg, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def exports(digits_ticket, bow_ticket, tmp_path_factory) -> dict:
+    """Every format × quantization of the digits ticket (round 3, ~12% weights) and the bow ticket (round 2, 25%)."""
+    out = tmp_path_factory.mktemp("exports")
+    found = {}
+    for name, ticket, level in (("lenet", digits_ticket, 3), ("bow", bow_ticket, 2)):
+        prepared = prepare(ticket, level=level, threads=1)
+        for fmt, q in VARIANTS:
+            path = out / f"{name}-{fmt}-{q}.onnx"
+            found[(name, fmt, q)] = (path, export_prepared(prepared, path, ExportConfig(format=fmt, quantize=q, threads=1)))
+        found[(name, "x")] = prepared.x_test
+    return found
+
+
+@pytest.mark.parametrize("name", ["lenet", "bow"])
+@pytest.mark.parametrize("fmt,quantize", VARIANTS)
+def test_every_format_passes_the_checker_and_parity(exports, name, fmt, quantize):
+    path, result = exports[(name, fmt, quantize)]
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    parity = result.card.parity
+    assert parity.examples > 0
+    if quantize == "none":
+        assert parity.max_abs_diff <= 1e-4 and parity.argmax_agreement == 1.0
+    else:
+        assert parity.float_max_abs_diff <= 1e-4
+        assert parity.argmax_agreement >= min(0.95, 1 - 1 / parity.examples) - 1e-9  # one disagreement passes
+    logits = _ort(path, exports[(name, "x")])
+    assert logits.shape == (len(exports[(name, "x")]), len(result.card.label_names))
+
+
+@pytest.mark.parametrize("name", ["lenet", "bow"])
+def test_graph_io_is_one_input_and_logits_with_a_dynamic_batch(exports, name):
+    graph = onnx.load(str(exports[(name, "compact", "none")][0])).graph
+    (inp,), (out,) = graph.input, graph.output
+    assert (inp.name, out.name) == ("input", "logits")
+    assert inp.type.tensor_type.elem_type == (onnx.TensorProto.FLOAT if name == "lenet" else onnx.TensorProto.INT64)
+    assert inp.type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert out.type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
+@pytest.mark.parametrize("name", ["lenet", "bow"])
+@pytest.mark.parametrize("fmt", ["compact", "sparse"])
+def test_compact_and_sparse_logits_match_dense_to_1e5(exports, name, fmt):
+    x = exports[(name, "x")]
+    dense = _ort(exports[(name, "dense", "none")][0], x)
+    assert np.abs(_ort(exports[(name, fmt, "none")][0], x) - dense).max() <= 1e-5
+
+
+def test_neuron_ticket_compacts_into_smaller_layers_with_the_same_logits(neuron_ticket, tmp_path):
+    prepared = prepare(neuron_ticket, level=2, threads=1)
+    dense = export_prepared(prepared, tmp_path / "d.onnx", ExportConfig(format="dense", threads=1))
+    small = export_prepared(prepared, tmp_path / "c.onnx", ExportConfig(format="compact", threads=1))
+    kept, total = small.card.export.compacted["hidden.0.weight"]
+    assert kept <= total // 4 + 1
+    assert small.file_bytes < 0.2 * dense.file_bytes
+    assert np.abs(_ort(tmp_path / "c.onnx", prepared.x_test) - _ort(tmp_path / "d.onnx", prepared.x_test)).max() <= 1e-5
+
+
+def test_sparse_file_is_smaller_than_dense_and_shrinks_with_sparsity(exports):
+    dense = exports[("lenet", "dense", "none")][1]
+    sparse = exports[("lenet", "sparse", "none")][1]
+    assert dense.size_ratio == pytest.approx(1.0, abs=1e-3)
+    # round 3 keeps ~12.5% of the hidden weights: values (4 bytes) + 1 bit per entry
+    assert sparse.size_ratio <= 0.2
+    assert sparse.file_bytes < exports[("lenet", "compact", "none")][1].file_bytes
+
+
+def test_int8_shrinks_the_file_and_reports_the_accuracy_change(exports):
+    q = exports[("lenet", "dense", "int8")][1]
+    assert q.size_ratio < 0.35
+    m = q.card.metrics
+    assert m.test_accuracy is not None and m.reference_test_accuracy is not None
+    assert abs(m.test_accuracy - m.reference_test_accuracy) <= 0.05
+
+
+def test_card_round_trips_through_onnx_and_onnxruntime_and_matches_its_schema(exports):
+    import jsonschema
+
+    path, result = exports[("bow", "sparse", "none")]
+    assert read_card(path) == result.card
+    meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    assert parse_card(meta[CARD_KEY]) == result.card
+    schema = json.loads((ROOT / "schemas" / "model-card.schema.json").read_text())
+    jsonschema.validate(json.loads(meta[CARD_KEY]), schema)
+
+
+def test_card_holds_preprocessing_provenance_sparsity_and_metrics(exports, bow_ticket):
+    card: ModelCard = exports[("bow", "compact", "none")][1].card
+    manifest = Ticket.load(bow_ticket).manifest
+    assert card.preprocessing == manifest.dataset.preprocessing and card.preprocessing.kind == "text"
+    assert card.input.dtype == "int64" and card.input.shape == ["batch", card.preprocessing.max_tokens]
+    assert card.label_names == manifest.dataset.label_names
+    assert card.provenance.level == 2 and card.provenance.source_domain == "books"
+    assert len(card.provenance.ticket_manifest_sha256) == 64
+    assert 0 < card.sparsity.weights_remaining < 0.5
+    assert {layer.name for layer in card.sparsity.layers} == set(manifest.prunable)
+    assert card.metrics.dense_test_accuracy == manifest.rounds[0].test_accuracy
+    assert card.metrics.reference_test_accuracy == pytest.approx(manifest.rounds[2].test_accuracy)
+
+
+def test_weights_digest_is_in_the_card_and_detects_a_changed_weight(exports):
+    path, result = exports[("lenet", "compact", "none")]
+    model = onnx.load(str(path))
+    assert weights_digest(model) == result.card.weights_digest
+    init = model.graph.initializer[0]
+    array = onnx.numpy_helper.to_array(init).copy()
+    array.flat[0] += 1e-3
+    init.CopyFrom(onnx.numpy_helper.from_array(array, init.name))
+    assert weights_digest(model) != result.card.weights_digest
+
+
+def test_raw_text_gives_the_pytorch_logits_through_the_onnx_file_alone(exports, bow_ticket):
+    from ticketpack.serve.predictor import load
+
+    path, result = exports[("bow", "sparse", "none")]
+    texts = ["A wonderful, moving book; I loved every page.", "Dull plot and wooden characters. Returned it.",
+             "", "zzzz qqqq unseen tokens only"]
+    ticket = Ticket.load(bow_ticket)
+    model = ticket.build_model()
+    model.load_state_dict(ticket.trained_state(2))
+    model.eval()
+    with torch.no_grad():
+        want = torch.softmax(model(torch.from_numpy(ticket.manifest.dataset.preprocessing.transform(texts))), 1).numpy()
+    got = load(path).predict_proba(texts)
+    assert np.abs(got - want).max() <= 1e-5
+
+
+def test_compaction_folds_constant_units_and_drops_embedding_rows_exactly(bow_ticket, tmp_path):
+    prepared = prepare(bow_ticket, level=2, threads=1)
+    rng = np.random.default_rng(0)
+    with torch.no_grad():
+        emb = prepared.model.embed.weight
+        emb[torch.from_numpy(rng.random(emb.shape[0]) < 0.7)] = 0.0  # 70% of the hashed vocabulary unused
+        prepared.model.fc.weight[:4] = 0.0  # four hidden units with no input: relu(bias) is folded into `out`
+        prepared.model.fc.bias[:4] = 0.5
+        prepared.torch_logits = prepared.model(torch.from_numpy(prepared.x_test)).numpy()
+    prepared.state = {k: v.detach().numpy().copy() for k, v in prepared.model.state_dict().items()}
+    result = export_prepared(prepared, tmp_path / "c.onnx", ExportConfig(format="compact", threads=1))
+    kept_rows, rows = result.card.export.compacted["vocabulary:embed.weight"]
+    assert kept_rows < 0.4 * rows
+    assert result.card.export.compacted["fc.weight"][0] <= 12
+    assert any("embed.remap" in n.input for n in onnx.load(str(tmp_path / "c.onnx")).graph.node)
+    assert result.card.parity.max_abs_diff <= 1e-5
+
+
+def test_a_ticket_whose_hidden_layer_is_pruned_away_compacts_to_its_constant_output(text_ticket, tmp_path):
+    # conftest's text ticket prunes `fc` to 0% in round 1 (global magnitude): every logit is a constant
+    result = export_model(text_ticket, tmp_path / "c.onnx", level=1, threads=1)
+    assert result.card.export.compacted["fc.weight"] == [1, 16]
+    assert result.card.export.compacted["embed.weight"] == [1, 16]
+    assert result.card.parity.max_abs_diff <= 1e-5 and result.size_ratio < 0.2
+
+
+@pytest.mark.parametrize("name,kind", [("lenet-300-100", "image"), ("convnet", "image"), ("bow", "text"), ("textcnn", "text")])
+def test_compact_graph_equals_the_masked_torch_model_for_every_architecture(name, kind):
+    from ticketpack.data import ImagePreprocessing, TextPreprocessing
+    from ticketpack.export.lower import lowering
+    from ticketpack.models import ModelSpec, build
+    from ticketpack.pruning import mask as masks
+    from ticketpack.pruning.strategies import prune
+
+    torch.manual_seed(0)
+    prep = ImagePreprocessing() if kind == "image" else TextPreprocessing(num_buckets=64, max_tokens=12)
+    model = build(ModelSpec(name=name), prep, 3).eval()
+    units, gen = unit_graph(model), torch.Generator().manual_seed(0)
+    mask = masks.ones_like(model)
+    for _ in range(3):
+        weights = {n: p.detach() for n, p in model.prunable_parameters().items()}
+        mask = prune("layerwise", weights, mask, 0.5, model.output_names(), 0.0, gen, granularity="neuron", units=units)
+    masks.apply_mask(model, mask)
+    rng = np.random.default_rng(0)
+    raw = rng.random((5, 64)) * 16 if kind == "image" else ["a b c d e", "f g", "h i j k l m n o p q r s", "t"]
+    x = prep.transform(raw)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    state = lowering(name).prepare({k: v.detach().numpy() for k, v in model.state_dict().items()})
+    comp = compact(state, units)
+    assert any(kept < total for kept, total in comp.summary.values())
+    graph = build_graph(name, comp.weights, comp.kept_inputs, prep, 3, 17)
+    onnx.checker.check_model(graph, full_check=True)
+    assert np.abs(_ort(graph.SerializeToString(), x) - want).max() <= 1e-5
+
+
+def test_without_a_level_export_picks_the_sparsest_round_within_the_tolerance(digits_ticket, tmp_path):
+    result = export_model(digits_ticket, tmp_path / "auto.onnx", max_accuracy_drop=1.0, threads=1)
+    rounds = Ticket.load(digits_ticket).manifest.rounds
+    fits = [r for r in rounds if r.val_accuracy >= rounds[0].val_accuracy - 0.01]
+    assert result.level == min(fits, key=lambda r: r.weights_remaining).round
+    assert f"round {result.level}" in result.level_reason and "validation accuracy" in result.level_reason
+
+
+def test_level_as_percentage_picks_the_nearest_round(digits_ticket, tmp_path):
+    result = export_model(digits_ticket, tmp_path / "p.onnx", level="25%", format="dense", threads=1)
+    assert result.level == 2 and result.weights_remaining == pytest.approx(0.25, abs=0.02)
+
+
+def test_a_failed_parity_check_exits_1_and_writes_nothing(digits_ticket, tmp_path):
+    prepared = prepare(digits_ticket, level=1, threads=1)
+    prepared.torch_logits = prepared.torch_logits + 1e-2
+    with pytest.raises(GateFailed, match="parity"):
+        export_prepared(prepared, tmp_path / "m.onnx", ExportConfig(threads=1))
+    assert _files(tmp_path) == []
+
+
+# ------------------------------------------------------------------ command line
+
+
+def test_cli_exports_and_prints_the_result_as_json(digits_ticket, tmp_path):
+    out = tmp_path / "m.onnx"
+    res = runner.invoke(app, ["export", str(digits_ticket), "--level", "3", "--format", "sparse", "-o", str(out),
+                              "--threads", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    result = ExportResult.model_validate_json(res.stdout)
+    assert result.path == str(out) and out.stat().st_size == result.file_bytes
+    assert result.card.export.format == "sparse" and result.card.export.sparse_encoding == "bitmask"
+
+
+def test_cli_table_shows_the_size_relative_to_the_unpruned_dense_export(digits_ticket, tmp_path):
+    res = runner.invoke(app, ["export", str(digits_ticket), "--level", "3", "-o", str(tmp_path / "m.onnx"), "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    assert "× the unpruned dense export" in res.stdout and "parity" in res.stdout
+
+
+def _bad(args: list[str], out: Path, *needles: str) -> None:
+    existed = out.exists()
+    res = runner.invoke(app, ["export", *args, "-o", str(out), "--threads", "1"])
+    assert res.exit_code == 2, res.output
+    for needle in needles:
+        assert needle in res.output
+    assert "Traceback" not in res.output
+    assert out.exists() == existed
+
+
+def test_missing_level_exits_2_listing_the_rounds_and_writes_nothing(digits_ticket, tmp_path):
+    _bad([str(digits_ticket), "--level", "9"], tmp_path / "m.onnx", "no round 9", "0, 1, 2, 3")
+    assert _files(tmp_path) == []
+
+
+def test_unknown_format_exits_2(digits_ticket, tmp_path):
+    _bad([str(digits_ticket), "--format", "tiny"], tmp_path / "m.onnx", "format")
+
+
+def test_init_on_a_ticket_directory_exits_2(digits_ticket, tmp_path):
+    _bad([str(digits_ticket), "--init", "ticket"], tmp_path / "m.onnx", "transfer run")
+
+
+def test_ticket_of_another_schema_version_exits_2_naming_it(digits_ticket, tmp_path):
+    copy = tmp_path / "old"
+    shutil.copytree(digits_ticket, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["schema_version"] = 99
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    _bad([str(copy)], tmp_path / "m.onnx", "schema version 99")
+
+
+def test_unwritable_path_exits_2_and_leaves_no_partial_file(digits_ticket, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    _bad([str(digits_ticket)], blocker / "m.onnx", "cannot write")
+    _bad([str(digits_ticket)], tmp_path, "is a directory")
+    assert _files(tmp_path) == ["file"]
+
+
+def test_not_a_ticket_exits_2(tmp_path):
+    (tmp_path / "empty").mkdir()
+    _bad([str(tmp_path / "empty")], tmp_path / "m.onnx", "neither a ticket directory")
+
+
+# ------------------------------------------------------------------ transfer runs
+
+
+@pytest.fixture(scope="session")
+def transfer_run(digits_ticket, tmp_path_factory) -> Path:
+    transfer = pytest.importorskip("ticketpack.transfer")
+    out = tmp_path_factory.mktemp("transfer") / "run"
+    cfg = transfer.TransferConfig.model_validate({
+        "ticket": str(digits_ticket), "target": "rot15", "inits": ["ticket", "dense"], "levels": [2, 3],
+        "seeds": 1, "train": {"epochs": 2},
+    })
+    transfer.run_transfer(cfg, out)
+    return out
+
+
+def test_transfer_run_exports_the_chosen_job_with_its_target_domain(transfer_run, tmp_path):
+    from ticketpack.transfer.run import TransferRun
+
+    result = export_model(transfer_run, tmp_path / "t.onnx", level=3, init="ticket", seed=0, format="sparse", threads=1)
+    card = result.card
+    assert result.source_kind == "transfer" and result.level == 3
+    assert (card.provenance.target_domain, card.provenance.init_strategy, card.provenance.source_domain) == ("rot15", "ticket", "clean")
+    assert card.metrics.evaluated_on.endswith("rot15/test")
+    job = next(r for r in TransferRun.load(transfer_run).results() if (r.level, r.init) == (3, "ticket"))
+    assert card.metrics.reference_test_accuracy == pytest.approx(job.target_test_accuracy)
+    assert card.parity.max_abs_diff <= 1e-4
+
+
+def test_transfer_run_without_a_level_compares_with_the_dense_job(transfer_run, tmp_path):
+    result = export_model(transfer_run, tmp_path / "t.onnx", init="ticket", threads=1)
+    assert result.level in (2, 3) and "dense" in result.level_reason
+
+
+def test_transfer_run_with_an_unknown_strategy_exits_2_listing_the_available_ones(transfer_run, tmp_path):
+    _bad([str(transfer_run), "--init", "finetune"], tmp_path / "m.onnx", "dense, ticket")
+    _bad([str(transfer_run), "--init", "ticket", "--level", "1"], tmp_path / "m.onnx", "level 1", "available")
+
+
+@pytest.mark.parametrize("name", ["lenet", "bow"])
+@pytest.mark.parametrize("fmt,quantize", VARIANTS)
+def test_every_export_passes_ticketpack_validate_strict(exports, name, fmt, quantize):
+    evaluate = pytest.importorskip("ticketpack.evaluate")
+    report = evaluate.validate_model(exports[(name, fmt, quantize)][0], strict=True)
+    assert report.passed, [c for c in report.checks if not c.passed]
+
+
+def test_exported_remapped_embedding_passes_ticketpack_validate(bow_ticket, tmp_path):
+    evaluate = pytest.importorskip("ticketpack.evaluate")
+    prepared = prepare(bow_ticket, level=2, threads=1)
+    with torch.no_grad():
+        prepared.model.embed.weight[torch.from_numpy(np.random.default_rng(1).random(512) < 0.7)] = 0.0
+        prepared.torch_logits = prepared.model(torch.from_numpy(prepared.x_test)).numpy()
+    prepared.state = {k: v.detach().numpy().copy() for k, v in prepared.model.state_dict().items()}
+    for fmt in ("compact", "sparse"):
+        export_prepared(prepared, tmp_path / f"{fmt}.onnx", ExportConfig(format=fmt, threads=1))
+        report = evaluate.validate_model(tmp_path / f"{fmt}.onnx", strict=True)
+        assert report.passed, [c for c in report.checks if not c.passed]

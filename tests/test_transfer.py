@@ -1,0 +1,319 @@
+"""`ticketpack transfer` and `ticketpack report`: strategies start where they say, the grid, resume, executors,
+bad input, and the report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ticketpack.cli.app import app
+from ticketpack.config_files import build_config
+from ticketpack.errors import TicketpackError
+from ticketpack.pruning import mask as masks
+from ticketpack.search import Ticket
+from ticketpack.transfer import INITS, TransferConfig, TransferReport, TransferRun, layout, run_transfer
+from ticketpack.transfer.jobs import JobContext, context
+from ticketpack.transfer.run import plan_run
+
+from conftest import FIXTURES
+
+runner = CliRunner()
+ALL = ["ticket", "random-reinit", "finetune", "random-mask", "dense", "target-ticket"]
+
+
+def _cfg(ticket, **kw) -> TransferConfig:
+    base = {"ticket": str(ticket), "target": "rot45", "levels": [1, 3], "seeds": 2, "train": {"epochs": 1}}
+    return TransferConfig.model_validate({**base, **kw})
+
+
+def _same_state(a: dict, b: dict) -> bool:
+    return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _same_mask(a: dict, b: dict) -> bool:
+    return set(a) == set(b) and all(torch.equal(a[k].bool(), b[k].bool()) for k in a)
+
+
+def _scores(report: TransferReport) -> dict:
+    return {r.job_id: (r.target_test_accuracy, r.source_test_accuracy, r.best_iteration) for r in report.results}
+
+
+@pytest.fixture(scope="session")
+def grid(digits_ticket, tmp_path_factory):
+    """Every strategy, levels 1 and 3, two seeds, one epoch per job: a finished run shared by the read-only tests."""
+    out = tmp_path_factory.mktemp("transfer") / "grid"
+    report = run_transfer(_cfg(digits_ticket, inits=ALL), out)
+    return out, report
+
+
+@pytest.fixture(scope="session")
+def ctx(grid) -> JobContext:
+    return context(grid[0])
+
+
+# ------------------------------------------------------------------ where each strategy starts
+
+
+def test_ticket_starts_from_the_rewind_point_under_the_source_mask(ctx):
+    start = INITS.get("ticket").start(ctx, 3, 0)
+    assert _same_state(start.state, ctx.ticket.rewind_state())
+    assert _same_mask(start.mask, ctx.ticket.mask(3))
+
+
+def test_finetune_starts_from_the_rounds_source_trained_weights(ctx):
+    start = INITS.get("finetune").start(ctx, 3, 0)
+    assert _same_state(start.state, ctx.ticket.trained_state(3))
+    assert _same_mask(start.mask, ctx.ticket.mask(3))
+
+
+def test_random_reinit_keeps_the_mask_with_a_fresh_init_shared_with_dense(ctx):
+    start = INITS.get("random-reinit").start(ctx, 3, 0)
+    assert _same_mask(start.mask, ctx.ticket.mask(3))
+    theta_k = ctx.ticket.rewind_state()
+    assert not torch.equal(start.state["hidden.0.weight"], theta_k["hidden.0.weight"])
+    assert _same_state(start.state, INITS.get("dense").start(ctx, 0, 0).state)
+    other_seed = INITS.get("random-reinit").start(ctx, 3, 1).state
+    assert not torch.equal(start.state["hidden.0.weight"], other_seed["hidden.0.weight"])
+
+
+def test_random_mask_has_the_same_per_layer_counts_but_another_mask(ctx):
+    source = ctx.ticket.mask(3)
+    start = INITS.get("random-mask").start(ctx, 3, 0)
+    assert _same_state(start.state, ctx.ticket.rewind_state())
+    for name, m in source.items():
+        assert int(start.mask[name].sum()) == int(m.sum())
+    assert masks.digest(start.mask) != masks.digest(source)
+    again = INITS.get("random-mask").start(ctx, 3, 0).mask
+    assert masks.digest(again) == masks.digest(start.mask)
+
+
+def test_dense_trains_without_a_mask(ctx):
+    assert INITS.get("dense").start(ctx, 0, 0).mask is None
+
+
+def test_target_ticket_uses_the_target_search_round_nearest_in_weights_remaining(ctx):
+    start = INITS.get("target-ticket").start(ctx, 3, 0)
+    found = Ticket.load(layout.target_ticket(ctx.root))
+    assert found.manifest.dataset.source_domain == "rot45"
+    assert start.target_round == 3
+    assert _same_mask(start.mask, found.mask(3))
+    assert _same_state(start.state, found.rewind_state())
+    assert masks.density(start.mask) == pytest.approx(ctx.ticket.record(3).weights_remaining)
+
+
+def test_every_strategy_has_a_docstring():
+    for name in INITS:
+        assert len(INITS.get(name).doc) > 30, name
+
+
+# ------------------------------------------------------------------ the grid and its files
+
+
+def test_grid_reports_every_level_strategy_and_seed(grid):
+    out, report = grid
+    assert report.jobs_finished == report.jobs_total == 2 * (2 * 5 + 1)
+    cells = {(c.level, c.init): c for c in report.cells}
+    assert set(cells) == {(lv, i) for lv in (1, 3) for i in ALL if i != "dense"}
+    assert all(c.n == 2 and 0 <= c.target_test_mean <= 1 and c.target_test_std >= 0 for c in cells.values())
+    assert report.dense is not None and report.dense.n == 2 and report.dense.weights_remaining == 1.0
+    rows = layout.results_csv(out).read_text().splitlines()
+    assert len(rows) == 1 + report.jobs_total and rows[0].startswith("job_id,level,weights_remaining")
+    assert layout.plot(out).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert TransferReport.model_validate_json(layout.report(out).read_text()) == report
+
+
+def test_saved_weights_keep_the_mask_and_the_contract_reads_them_back(grid, digits_ticket):
+    run = TransferRun.load(grid[0])
+    state, mask, result = run.weights(3, "ticket", 1)
+    assert _same_mask(mask, Ticket.load(digits_ticket).mask(3))
+    assert all((state[name][~m] == 0).all() for name, m in mask.items())
+    assert result.weights_remaining == pytest.approx(masks.density(mask)) and result.init == "ticket"
+    dense_state, dense_mask, dense_result = run.weights(0, "dense", 0)
+    assert dense_mask is None and dense_result.level == 0
+    assert run.target_data().domain == "rot45" and len(run.target_data().test) == len(run.source_data().test)
+
+
+def test_asking_for_a_job_the_run_lacks_lists_the_available_ones(grid):
+    with pytest.raises(TicketpackError, match=r"available: .*\(level 1, ticket, seed 0\)"):
+        TransferRun.load(grid[0]).weights(2, "ticket", 0)
+
+
+def test_a_run_of_another_schema_version_is_refused(grid, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(grid[0], run)
+    plan = json.loads(layout.plan(run).read_text())
+    plan["schema_version"] = 99
+    layout.plan(run).write_text(json.dumps(plan))
+    with pytest.raises(TicketpackError, match="schema version 99"):
+        TransferRun.load(run)
+
+
+def test_strategies_share_the_data_order_of_a_seed_and_dense_differs_by_seed(grid):
+    by_id = {r.job_id: r for r in grid[1].results}
+    assert by_id["L01-ticket-s0"].train_seed == by_id["L03-random-mask-s0"].train_seed
+    assert by_id["L00-dense-s0"].train_seed != by_id["L00-dense-s1"].train_seed
+
+
+# ------------------------------------------------------------------ resume and executors
+
+
+def test_resume_reruns_only_the_missing_job_and_reproduces_it(grid, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(grid[0], run)
+    shutil.rmtree(layout.job_dir(run, "L03-finetune-s1"))
+    kept = layout.job_result(run, "L01-ticket-s0").stat().st_mtime_ns
+    ran = []
+    report = run_transfer(_cfg(grid[1].ticket, inits=ALL), run, resume=True,
+                          on_event=lambda ev: ran.append(ev.job.job_id) if ev.kind == "job_end" else None)
+    assert ran == ["L03-finetune-s1"]
+    assert layout.job_result(run, "L01-ticket-s0").stat().st_mtime_ns == kept
+    assert _scores(report) == _scores(grid[1])
+
+
+def test_resume_with_other_options_says_what_differs(grid, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(grid[0], run)
+    with pytest.raises(TicketpackError, match="differs in: .*levels"):
+        run_transfer(_cfg(grid[1].ticket, inits=ALL, levels=[2]), run, resume=True)
+
+
+def test_two_local_processes_give_the_same_results_as_one(digits_ticket, tmp_path):
+    cfg = _cfg(digits_ticket, inits=["ticket", "dense"], levels=[3], seeds=1)
+    one = run_transfer(cfg, tmp_path / "one", jobs=1)
+    two = run_transfer(cfg, tmp_path / "two", jobs=2)
+    assert _scores(one) == _scores(two) and len(two.results) == 2
+
+
+def test_ray_executor_runs_the_same_jobs_on_a_local_ray_instance(digits_ticket, tmp_path):
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'ticketpack[ray]')")
+    cfg = _cfg(digits_ticket, inits=["ticket", "random-mask"], levels=[3], seeds=1)
+    local = run_transfer(cfg, tmp_path / "local")
+    ray_run = run_transfer(cfg, tmp_path / "ray", jobs=2, executor="ray")
+    assert _scores(ray_run) == _scores(local) and len(ray_run.results) == 2
+
+
+# ------------------------------------------------------------------ other domains and datasets
+
+
+def test_target_may_be_the_tickets_own_source_domain(digits_ticket):
+    plan, ctx = plan_run(_cfg(digits_ticket, target="clean"))
+    assert plan.source == plan.target == "clean" and ctx.source is ctx.target
+
+
+def test_a_text_ticket_transfers_to_another_review_domain(text_ticket, tmp_path):
+    cfg = TransferConfig(ticket=str(text_ticket), target="electronics", inits=["ticket", "random-mask", "dense"],
+                         levels=["25%"], seeds=1)
+    report = run_transfer(cfg, tmp_path / "run")
+    assert report.levels == [2] and report.source == "books" and report.target == "electronics"
+    assert {r.init for r in report.results} == {"ticket", "random-mask", "dense"}
+
+
+def test_config_file_sets_options_and_flags_win(tmp_path):
+    path = tmp_path / "transfer.toml"
+    path.write_text('ticket = "t"\ntarget = "rot45"\ninits = ["ticket", "dense"]\nseeds = 5\n[train]\nepochs = 4\n')
+    cfg = build_config(TransferConfig, path, {"seeds": 2, "train.lr": 0.01})
+    assert cfg.inits == ["ticket", "dense"] and cfg.seeds == 2 and cfg.train.epochs == 4 and cfg.train.lr == 0.01
+
+
+def test_train_overrides_replace_only_what_they_name():
+    from ticketpack.training import TrainConfig
+    from ticketpack.transfer import TrainOverrides
+
+    base = TrainConfig(iterations=50, lr=0.1)
+    merged = TrainOverrides(epochs=3).apply(base)
+    assert merged.epochs == 3 and merged.iterations is None and merged.lr == 0.1
+
+
+# ------------------------------------------------------------------ bad input: one line, exit 2, nothing written
+
+
+def _invoke_fails(args: list[str], out, message: str) -> None:
+    result = runner.invoke(app, ["transfer", *args, "--out", str(out), "--epochs", "1"])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert message in text and "Traceback" not in result.output, result.output
+    assert not out.exists()
+
+
+def test_unknown_target_domain_exits_2(digits_ticket, tmp_path):
+    _invoke_fails([str(digits_ticket), "--target", "rot999"], tmp_path / "r", "unknown digits domain 'rot999'")
+
+
+def test_unknown_strategy_exits_2_with_the_known_ones(digits_ticket, tmp_path):
+    _invoke_fails([str(digits_ticket), "--target", "rot45", "--init", "ticket,lucky"], tmp_path / "r",
+                  "unknown initialization strategy 'lucky'; known: dense, finetune")
+
+
+def test_ticket_failing_its_hash_check_exits_2(digits_ticket, tmp_path):
+    bad = tmp_path / "ticket"
+    shutil.copytree(digits_ticket, bad)
+    weights = bad / "round_02" / "trained.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    _invoke_fails([str(bad), "--target", "rot45"], tmp_path / "r", "fails its sha256 check")
+
+
+def test_target_dataset_with_other_labels_exits_2(text_ticket, tmp_path):
+    other = tmp_path / "reviews"
+    other.mkdir()
+    lines = (FIXTURES / "reviews" / "electronics.jsonl").read_text().replace('"pos"', '"good"').replace('"neg"', '"bad"')
+    (other / "electronics.jsonl").write_text(lines)
+    _invoke_fails([str(text_ticket), "--target", "electronics", "--dataset", str(other)], tmp_path / "r",
+                  "has labels ['bad', 'good'] that the ticket does not know")
+
+
+def test_target_dataset_of_another_input_kind_exits_2(text_ticket, tmp_path):
+    _invoke_fails([str(text_ticket), "--target", "clean", "--dataset", "digits"], tmp_path / "r",
+                  "holds image data but the ticket was found on text data")
+
+
+def test_missing_level_exits_2(digits_ticket, tmp_path):
+    _invoke_fails([str(digits_ticket), "--target", "rot45", "--levels", "1,9"], tmp_path / "r", "ticket has no round 9")
+
+
+def test_ray_executor_without_ray_exits_2(digits_ticket, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError
+    _invoke_fails([str(digits_ticket), "--target", "rot45", "--executor", "ray"], tmp_path / "r",
+                  "pip install 'ticketpack[ray]'")
+
+
+def test_existing_run_is_neither_overwritten_nor_deleted_without_force(grid, tmp_path):
+    keep = tmp_path / "precious"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")
+    result = runner.invoke(app, ["transfer", grid[1].ticket, "--target", "rot45", "--out", str(keep), "--force"])
+    assert result.exit_code == 2 and (keep / "notes.txt").exists(), result.output
+    again = runner.invoke(app, ["transfer", grid[1].ticket, "--target", "rot45", "--out", str(grid[0])])
+    assert again.exit_code == 2 and "--resume" in again.output
+
+
+# ------------------------------------------------------------------ `ticketpack report`
+
+
+def test_report_rerenders_table_csv_and_plot_from_the_jobs(grid, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(grid[0], run)
+    for path in (layout.report(run), layout.results_csv(run), layout.plot(run)):
+        path.unlink()
+    result = runner.invoke(app, ["report", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "random-" in result.output and "dense (100%)" in result.output
+    assert layout.plot(run).exists() and layout.results_csv(run).exists()
+    assert _scores(TransferReport.model_validate_json(layout.report(run).read_text())) == _scores(grid[1])
+
+
+def test_report_json_prints_only_the_report(grid):
+    result = runner.invoke(app, ["report", str(grid[0]), "--json"])
+    assert result.exit_code == 0
+    assert TransferReport.model_validate_json(result.stdout).jobs_finished == grid[1].jobs_finished
+
+
+def test_report_of_a_directory_that_is_not_a_run_exits_2(tmp_path):
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "not a transfer run" in result.output

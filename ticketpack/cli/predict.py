@@ -1,0 +1,52 @@
+"""`ticketpack predict`: texts or an input file → ticketpack.load(model).predict_proba → label and probabilities per row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ticketpack.cli.common import JsonOpt, ThreadsOpt, out, print_json
+from ticketpack.cli.evaluate import ProviderOpt
+
+_MAX_PROB_COLUMNS = 10
+
+
+def predict_cmd(
+    model: Annotated[Path, typer.Argument(help="Exported ticketpack ONNX model.")],
+    texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify (text models).")] = None,
+    input_file: Annotated[Optional[Path], typer.Option("--input", "-i", help="Inputs: .jsonl/.csv/.txt for text models, .npy/.jsonl/.csv for image models.")] = None,
+    provider: ProviderOpt = "auto",
+    threads: ThreadsOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Classify raw inputs with an exported model (ONNX Runtime only): a label and class probabilities per row."""
+    from ticketpack.evaluate.predict import predict_rows
+
+    result = predict_rows(model, texts=texts or None, input_file=input_file, provider=provider, threads=threads)
+    if json_out:
+        print_json(result)
+        return
+    labels = result.labels
+    shown = labels if len(labels) <= _MAX_PROB_COLUMNS else None
+    table = Table(title=f"{escape(str(model))} ({result.provider})")
+    table.add_column("#", justify="right")
+    if result.kind == "text":
+        table.add_column("text", overflow="ellipsis", max_width=48)
+    table.add_column("label")
+    table.add_column("p(label)", justify="right")
+    for name in shown or ["top 3"]:
+        table.add_column(f"p({escape(name)})" if shown else name, justify="right")
+    for i, row in enumerate(result.rows):
+        cells = [str(i)] + ([escape(row.text or "")] if result.kind == "text" else [])
+        cells += [escape(row.label), f"{row.probability:.3f}"]
+        if shown:
+            cells += [f"{p:.3f}" for p in row.probabilities]
+        else:
+            top = sorted(zip(labels, row.probabilities), key=lambda t: -t[1])[:3]
+            cells.append(", ".join(f"{escape(n)} {p:.2f}" for n, p in top))
+        table.add_row(*cells)
+    out.print(table)

@@ -1,0 +1,249 @@
+"""``evaluate_model``: accuracy, latency, size and memory of an exported model on ONNX Runtime, optionally side by
+side with a baseline model in the same process, checked against gates. Torch-free.
+
+Accuracy uses the test split of a dataset domain (the card's dataset and domain, and the card's seed, unless
+given) or a labelled JSONL/CSV file, preprocessed as the card says. Latency is ``session.run`` on prepared input
+tensors (preprocessing excluded) per batch size, interleaving model and baseline run by run (see ``latency``).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ticketpack.errors import TicketpackError
+from ticketpack.evaluate import gates as gates_mod
+from ticketpack.evaluate.latency import LatencyBudget, measure_interleaved
+from ticketpack.evaluate.memory import measure_in_subprocess
+from ticketpack.evaluate.report import (
+    ClassAccuracy,
+    Comparison,
+    EvaluationReport,
+    Gates,
+    LatencyStats,
+    ModelResult,
+    SpeedUp,
+)
+from ticketpack.version import __version__
+
+LATENCY_NOTE = (
+    "wall-clock time of ONNX Runtime session.run on prepared input tensors (preprocessing excluded), after warm-up; "
+    "model and baseline alternate run by run"
+)
+_EVAL_CHUNK = 256
+
+
+@dataclass
+class _Data:
+    raw: object
+    y: np.ndarray
+    dataset: str | None
+    domain: str | None
+    data_file: str | None
+    split: str | None
+    seed: int | None
+
+
+def _open(path: Path, provider: str, threads: int | None):
+    from ticketpack.serve.predictor import Predictor
+
+    path = Path(path)
+    if not path.is_file():
+        raise TicketpackError(f"model file not found: {path}")
+    return Predictor(path, provider, threads)
+
+
+def _label_values(names: list[str], ds, domain: str) -> list:
+    """The card's label names in the value types the dataset file uses (``1`` vs ``"1"``)."""
+    from ticketpack.data.text import read_rows
+
+    by_name = {str(label): label for _, label in read_rows(ds.file(domain))}
+    extra = sorted(set(by_name) - set(names))
+    if extra:
+        raise TicketpackError(f"{ds.name}/{domain} has labels {extra} that the model does not know (model labels: {names})")
+    return [by_name.get(n, n) for n in names]
+
+
+def _load_data(card, dataset: str | None, domain: str | None, data_file: Path | None, seed: int | None) -> _Data:
+    labels = list(card.label_names)
+    kind = card.preprocessing.kind
+    if data_file is not None:
+        if dataset is not None or domain is not None:
+            raise TicketpackError("give either --data-file or --dataset/--domain, not both")
+        from ticketpack.evaluate.inputs import read_file
+
+        raw, names = read_file(Path(data_file), kind, labelled=True)
+        unknown = sorted(set(names) - set(labels))
+        if unknown:
+            raise TicketpackError(f"{data_file}: labels {unknown} are not among the model's labels {labels}")
+        index = {n: i for i, n in enumerate(labels)}
+        return _Data(raw, np.array([index[n] for n in names], dtype=np.int64), None, None, str(data_file), None, None)
+
+    from ticketpack.data import SplitConfig, get
+
+    prov = card.provenance
+    dataset = dataset or prov.dataset
+    domain = domain or prov.target_domain or prov.source_domain
+    seed = prov.seed if seed is None else seed
+    try:
+        ds = get(dataset)
+    except TicketpackError as exc:
+        if dataset == prov.dataset:
+            raise TicketpackError(f"{exc} (the dataset named in the model's card); pass --dataset or --data-file") from None
+        raise
+    if ds.kind != kind:
+        raise TicketpackError(f"dataset {ds.name} holds {ds.kind} data but {card.model.name} is a {kind} model")
+    if kind == "text":
+        data = ds.load(domain, seed, SplitConfig(), preprocessing=card.preprocessing,
+                       label_set=_label_values(labels, ds, domain))
+    else:
+        data = ds.load(domain, seed, SplitConfig())
+    if data.label_names != labels:
+        raise TicketpackError(f"{ds.name}/{domain} has labels {data.label_names}; the model has {labels}")
+    return _Data(data.test.raw, data.test.y, ds.name, domain, None, "test", seed)
+
+
+def _predict_all(pred, x: np.ndarray) -> np.ndarray:
+    return np.concatenate(
+        [pred.logits_from_inputs(x[i : i + _EVAL_CHUNK]).argmax(axis=1) for i in range(0, len(x), _EVAL_CHUNK)]
+    )
+
+
+def _accuracy(y: np.ndarray, pred: np.ndarray, labels: list[str]) -> tuple[float, list[ClassAccuracy], list[list[int]]]:
+    k = len(labels)
+    cm = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
+    per_class = [
+        ClassAccuracy(label=labels[i], support=int(cm[i].sum()),
+                      accuracy=float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None)
+        for i in range(k)
+    ]
+    return float((y == pred).mean()), per_class, cm.tolist()
+
+
+def _file_sizes(path: Path) -> tuple[int, int]:
+    data = Path(path).read_bytes()
+    return len(data), len(zlib.compress(data, 6))
+
+
+def _result(pred, accuracy, latency: list[LatencyStats], peak_mb: float | None) -> ModelResult:
+    card = pred.card
+    size, compressed = _file_sizes(pred.path)
+    acc, per_class, cm = accuracy
+    return ModelResult(
+        path=str(pred.path), file_bytes=size, compressed_bytes=compressed,
+        format=card.export.format, quantize=card.export.quantize,
+        weights_remaining=card.sparsity.weights_remaining,
+        accuracy=acc, per_class=per_class, confusion_matrix=cm, latency=latency,
+        peak_memory_mb=peak_mb,
+        card_test_accuracy=card.metrics.test_accuracy, card_dense_accuracy=card.metrics.dense_test_accuracy,
+        card_evaluated_on=card.metrics.evaluated_on,
+    )
+
+
+def _split_note(result: ModelResult, data: _Data) -> str | None:
+    """The same file on the split its card names must score what the card recorded (up to an argmax tie or two):
+    if not, this split is not the export's (another seed or split fractions), and its test rows may be training rows."""
+    if data.split != "test" or result.card_test_accuracy is None or result.card_evaluated_on is None:
+        return None
+    if result.card_evaluated_on.rsplit("/", 2)[-2:] != [data.domain, "test"]:
+        return None
+    if abs(result.accuracy - result.card_test_accuracy) <= 2.5 / len(data.y):
+        return None
+    return (f"{result.path}: accuracy {result.accuracy:.4f} on {data.dataset}/{data.domain}/test (seed {data.seed}) differs "
+            f"from the {result.card_test_accuracy:.4f} its card recorded on {result.card_evaluated_on}: this split is "
+            "probably not the export's (another --seed or split fractions), so test rows may have been training rows")
+
+
+def evaluate_model(
+    model: Path | str,
+    dataset: str | None = None,
+    domain: str | None = None,
+    data_file: Path | str | None = None,
+    baseline: Path | str | None = None,
+    provider: str = "auto",
+    batch_sizes: Sequence[int] = (1, 32, 256),
+    threads: int | None = None,
+    seed: int | None = None,
+    gates: Gates | None = None,
+    latency_budget_s: float = 2.0,
+    on_progress: Callable[[str], None] | None = None,
+) -> EvaluationReport:
+    """Measure ``model`` (and ``baseline``, interleaved) and check ``gates``; never raises for a failed gate:
+    call ``report.raise_for_gates()`` for that. Input and usage problems raise :class:`TicketpackError`.
+
+    ``latency_budget_s`` bounds the timed runs per batch size (all models together).
+    """
+    import onnxruntime as ort
+
+    say = on_progress or (lambda _msg: None)
+    gates = gates or Gates()
+    batch_sizes = gates_mod.parse_batch_sizes(batch_sizes)
+    if threads is not None and threads < 1:
+        raise TicketpackError("--threads must be at least 1")
+    if latency_budget_s <= 0:
+        raise TicketpackError("the latency budget must be positive")
+    gates_mod.check_usage(gates, batch_sizes, baseline is not None)
+
+    say(f"opening {model}")
+    main = _open(Path(model), provider, threads)
+    card = main.card
+    if gates.max_accuracy_drop is not None and baseline is None and card.metrics.dense_test_accuracy is None:
+        raise TicketpackError("--max-accuracy-drop needs --baseline or a card that records a dense reference accuracy")
+    preds = [main]
+    if baseline is not None:
+        say(f"opening baseline {baseline}")
+        base = _open(Path(baseline), provider, threads)
+        if base.card.label_names != card.label_names:
+            raise TicketpackError(f"the baseline's labels {base.card.label_names} differ from the model's {card.label_names}")
+        if base.card.preprocessing.kind != card.preprocessing.kind:
+            raise TicketpackError("the baseline takes a different kind of input (text vs image) than the model")
+        preds.append(base)
+
+    data = _load_data(card, dataset, domain, Path(data_file) if data_file is not None else None, seed)
+    where = data.data_file or f"{data.dataset}/{data.domain}/test (seed {data.seed})"
+    say(f"accuracy on {where}: {len(data.y)} examples")
+    inputs = [p.prepare(data.raw) for p in preds]  # each model's own card preprocesses the same raw rows
+    accuracies = [_accuracy(data.y, _predict_all(p, x), list(card.label_names)) for p, x in zip(preds, inputs)]
+
+    budget = LatencyBudget(max_seconds=latency_budget_s, min_seconds=min(0.2, latency_budget_s / 2))
+    latencies: list[list[LatencyStats]] = [[] for _ in preds]
+    for bs in batch_sizes:
+        say(f"latency at batch {bs}")
+        idx = np.arange(bs) % len(data.y)
+        runners = [
+            (lambda s=p.session, n=[p.output_name], f={p.input_name: np.ascontiguousarray(x[idx])}: s.run(n, f))
+            for p, x in zip(preds, inputs)
+        ]
+        for lat, stats in zip(latencies, measure_interleaved(runners, bs, budget)):
+            lat.append(stats)
+
+    peaks = []
+    for p in preds:
+        say(f"peak memory of {p.path} (fresh process, batch {batch_sizes[-1]})")
+        peaks.append(measure_in_subprocess(str(p.path), p.provider, threads, batch_sizes[-1]))
+    results = [_result(*args) for args in zip(preds, accuracies, latencies, peaks)]
+    comparison = None
+    if len(results) == 2:
+        m, b = results
+        comparison = Comparison(
+            speedup=[SpeedUp(batch_size=ml.batch_size, speedup=bl.p50_ms / ml.p50_ms) for ml, bl in zip(m.latency, b.latency)],
+            size_ratio=b.file_bytes / m.file_bytes,
+            compressed_size_ratio=b.compressed_bytes / m.compressed_bytes,
+            accuracy_delta=m.accuracy - b.accuracy,
+            memory_ratio=(b.peak_memory_mb / m.peak_memory_mb) if b.peak_memory_mb and m.peak_memory_mb else None,
+        )
+    baseline_result = results[1] if len(results) == 2 else None
+    notes = [n for r in results if (n := _split_note(r, data))]
+    gate_results = gates_mod.check(gates, results[0], baseline_result, comparison)
+    return EvaluationReport(
+        ticketpack_version=__version__, onnxruntime_version=ort.__version__,
+        provider=main.provider, threads=threads,
+        dataset=data.dataset, domain=data.domain, data_file=data.data_file, split=data.split, seed=data.seed,
+        examples=len(data.y), labels=list(card.label_names), latency_note=LATENCY_NOTE,
+        model=results[0], baseline=baseline_result, comparison=comparison,
+        notes=notes, gates=gate_results, passed=all(g.passed for g in gate_results),
+    )

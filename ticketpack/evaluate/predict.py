@@ -1,0 +1,70 @@
+"""``predict_rows``: raw inputs (texts, or a file) → a label and class probabilities per row. Torch-free."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ticketpack.errors import TicketpackError
+
+_CHUNK = 1024
+
+
+class PredictionRow(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text: str | None = Field(None, description="The input text (text models).")
+    label: str = Field(description="Most probable label.")
+    probability: float = Field(description="Probability of that label.")
+    probabilities: list[float] = Field(description="Probability of every label, in the order of `labels`.")
+
+
+class Predictions(BaseModel):
+    """What `ticketpack predict --json` prints."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    provider: str
+    kind: str = Field(description="text or image")
+    labels: list[str]
+    rows: list[PredictionRow]
+
+
+def predict_rows(
+    model: Path | str,
+    texts: Sequence[str] | None = None,
+    input_file: Path | str | None = None,
+    provider: str = "auto",
+    threads: int | None = None,
+) -> Predictions:
+    from ticketpack.evaluate.inputs import read_file
+    from ticketpack.serve.predictor import load
+
+    if texts and input_file is not None:
+        raise TicketpackError("give texts or --input FILE, not both")
+    if not texts and input_file is None:
+        raise TicketpackError("nothing to predict: give texts as arguments or --input FILE")
+    pred = load(model, provider=provider, threads=threads)
+    kind = pred.kind
+    if texts:
+        if kind != "text":
+            raise TicketpackError(
+                f"{model} is an {kind} model: give --input FILE.npy (or .jsonl/.csv) with pixel arrays, not texts"
+            )
+        raw: Sequence | np.ndarray = list(texts)
+    else:
+        raw, _ = read_file(Path(input_file), kind)
+    probs = np.concatenate([pred.predict_proba(raw[i : i + _CHUNK]) for i in range(0, len(raw), _CHUNK)])
+    labels = pred.labels
+    rows = [
+        PredictionRow(
+            text=raw[i] if kind == "text" else None, label=labels[int(p.argmax())],
+            probability=float(p.max()), probabilities=[round(float(v), 6) for v in p],
+        )
+        for i, p in enumerate(probs)
+    ]
+    return Predictions(model=str(model), provider=pred.provider, kind=kind, labels=labels, rows=rows)

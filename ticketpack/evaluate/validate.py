@@ -1,0 +1,276 @@
+"""``validate_model``: is this exported file whole, honest about itself and runnable? (torch-free)
+
+Checks, in order (a check that makes later ones meaningless stops the list):
+ONNX parse → ``onnx.checker`` full check → card present and valid → graph signature matches the card →
+weight digest matches the card → sparsity in the card matches the weights → ONNX Runtime load → smoke inference.
+``strict`` adds: parity with PyTorch recorded at export and within its tolerance (int8: the float graph within
+``atol`` and the recorded argmax agreement at least the required one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ticketpack.errors import TicketpackError
+from ticketpack.evaluate.report import Check, ValidationReport
+from ticketpack.version import __version__
+
+_ONNX_DTYPES = {1: "float32", 7: "int64", 10: "float16", 11: "float64", 6: "int32"}
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+
+
+def _graph_input(model) -> tuple[str, str, list[int | str]]:
+    inits = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise TicketpackError(f"the graph has {len(inputs)} inputs; a ticketpack model has exactly one")
+    vi = inputs[0]
+    tt = vi.type.tensor_type
+    dims = [d.dim_param if d.HasField("dim_param") else (d.dim_value if d.HasField("dim_value") else "?")
+            for d in tt.shape.dim]
+    return vi.name, _ONNX_DTYPES.get(tt.elem_type, f"onnx type {tt.elem_type}"), dims
+
+
+def _check_signature(model, card) -> str:
+    """Raise if the graph's input/output do not match the card; return a one-line summary."""
+    name, dtype, dims = _graph_input(model)
+    want = card.input
+    if name != want.name:
+        raise TicketpackError(f"graph input is {name!r}, the card says {want.name!r}")
+    if dtype != want.dtype:
+        raise TicketpackError(f"graph input {name} is {dtype}, the card says {want.dtype}")
+    if len(dims) != len(want.shape) or any(
+        isinstance(w, int) and d != w for d, w in zip(dims[1:], want.shape[1:])
+    ):
+        raise TicketpackError(f"graph input shape {dims} does not match the card's {want.shape}")
+    outputs = {o.name: o for o in model.graph.output}
+    if card.output_name not in outputs:
+        raise TicketpackError(f"graph has no output {card.output_name!r} (outputs: {', '.join(outputs)})")
+    out_dims = outputs[card.output_name].type.tensor_type.shape.dim
+    n_classes = len(card.label_names)
+    if out_dims and out_dims[-1].HasField("dim_value") and out_dims[-1].dim_value != n_classes:
+        raise TicketpackError(f"output has {out_dims[-1].dim_value} classes, the card names {n_classes} labels")
+    return f"{name} {dtype} {dims} → {card.output_name} ({n_classes} classes)"
+
+
+def _initializers(model) -> dict[str, np.ndarray]:
+    from onnx import numpy_helper
+
+    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+
+
+def _stored_weight(arrays: dict[str, np.ndarray], layer) -> tuple[str, int, bool] | None:
+    """Find a card layer's weight among the initializers, in any of the exporter's storage forms; return
+    (initializer name, its non-zero count, whether it is int8-quantized), or None.
+
+    Forms: ``name`` or ``name.T`` (linear weights are stored transposed), either with ``_quantized`` (ONNX Runtime
+    8-bit; a weight is "zero" when it equals ``_zero_point``), either as plain values or bit-mask encoded
+    (``<w>.values`` + ``<w>.bits``, one bit per entry, see ``ticketpack.export.encode``).
+    """
+    size = int(np.prod(layer.shape))
+    for base in (layer.name, f"{layer.name}.T"):
+        for suffix in ("", "_quantized"):
+            key = base + suffix
+            if key in arrays:
+                stored = arrays[key]
+                if list(stored.shape) not in (list(layer.shape), list(layer.shape)[::-1]):
+                    raise TicketpackError(f"{layer.name}: stored shape {list(stored.shape)}, card says {layer.shape}")
+            elif f"{key}.bits" in arrays and f"{key}.values" in arrays:
+                bits = np.unpackbits(arrays[f"{key}.bits"].astype(np.uint8).ravel(), bitorder="little")
+                values = arrays[f"{key}.values"].ravel()
+                if bits.size < size:
+                    raise TicketpackError(f"{layer.name}: bit mask has {bits.size} bits for {size} weights")
+                mask = bits[:size].astype(bool)
+                stored = np.zeros(size, dtype=values.dtype)
+                stored[mask] = values[: int(mask.sum())]
+            else:
+                continue
+            if not suffix:
+                return key, int(np.count_nonzero(stored)), False
+            zero = np.ravel(arrays.get(f"{base}_zero_point", np.zeros(1, dtype=np.int64)))
+            if zero.size != 1:
+                raise TicketpackError(f"{layer.name}: per-channel quantization; its sparsity cannot be checked here")
+            return key, int(np.count_nonzero(stored.astype(np.int64) != int(zero[0]))), True
+    return None
+
+
+def _check_sparsity(model, card) -> str:
+    """The card's per-layer non-zero counts must be what the graph's stored weights hold."""
+    arrays = _initializers(model)
+    problems, total_nonzero, quantized = [], 0, False
+    for layer in card.sparsity.layers:
+        found = _stored_weight(arrays, layer)
+        if found is None:
+            problems.append(f"{layer.name}: no stored weight for this layer in the graph")
+            continue
+        _, nonzero, q = found
+        quantized |= q
+        total_nonzero += nonzero
+        # int8 rounding may zero a small surviving weight, never revive a pruned one
+        if nonzero > layer.nonzero or (not q and nonzero != layer.nonzero):
+            problems.append(f"{layer.name}: {nonzero} non-zero weights in the graph, card says {layer.nonzero}")
+    if problems:
+        raise TicketpackError("; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""))
+    if sum(l.nonzero for l in card.sparsity.layers) != card.sparsity.nonzero:
+        raise TicketpackError(f"the card's layers add up to {sum(l.nonzero for l in card.sparsity.layers)} non-zero "
+                              f"weights but its total says {card.sparsity.nonzero}")
+    remaining = total_nonzero / card.sparsity.total if card.sparsity.total else 1.0
+    note = " (int8: rounding may zero a few more)" if quantized else ""
+    return (f"{len(card.sparsity.layers)} layers, {total_nonzero:,}/{card.sparsity.total:,} weights non-zero "
+            f"({remaining:.1%}; card {card.sparsity.weights_remaining:.1%}){note}")
+
+
+def smoke_batch(card, graph_input: tuple[str, str, list[int | str]] | None = None) -> np.ndarray:
+    """A small valid model input: prepared from raw examples when there is a card, else zeros of the graph's type."""
+    if card is not None:
+        prep = card.preprocessing
+        if prep.kind == "text":
+            return prep.transform(["ticketpack smoke test: a short review", "another line of text"])
+        rng = np.random.default_rng(0)
+        raw = rng.uniform(prep.pixel_min, prep.pixel_max, size=(2, *prep.input_shape)).astype(np.float32)
+        return prep.transform(raw)
+    _, dtype, dims = graph_input
+    shape = [2] + [d if isinstance(d, int) and d > 0 else 1 for d in dims[1:]]
+    return np.zeros(shape, dtype=np.int64 if dtype == "int64" else np.float32)
+
+
+def validate_model(path: Path | str, strict: bool = False, provider: str = "cpu", threads: int | None = 1) -> ValidationReport:
+    """Check an exported ticketpack ONNX model. A missing path is a usage error (:class:`TicketpackError`);
+    everything wrong *inside* the file is a failed check in the returned report."""
+    import onnx
+
+    from ticketpack.export.card import CARD_KEY, parse_card
+    from ticketpack.export.cardio import card_json
+    from ticketpack.export.digest import weights_digest
+
+    path = Path(path)
+    if not path.exists():
+        raise TicketpackError(f"model file not found: {path}")
+    if not path.is_file():
+        raise TicketpackError(f"{path} is not a file")
+    checks: list[Check] = []
+
+    def done() -> ValidationReport:
+        return ValidationReport(
+            ticketpack_version=__version__, path=str(path), strict=strict,
+            passed=all(c.passed for c in checks) and bool(checks), checks=checks,
+        )
+
+    def run(name: str, fn: Callable[[], str]) -> bool:
+        try:
+            detail = fn()
+        except TicketpackError as exc:
+            checks.append(Check(name=name, passed=False, detail=str(exc)))
+            return False
+        except Exception as exc:  # onnx/ORT raise many types for a damaged model; each is a failed check here
+            checks.append(Check(name=name, passed=False, detail=f"{type(exc).__name__}: {_first_line(exc)}"))
+            return False
+        checks.append(Check(name=name, passed=True, detail=detail))
+        return True
+
+    state: dict = {}
+
+    def parse() -> str:
+        data = path.read_bytes()
+        if not data:
+            raise TicketpackError("the file is empty")
+        try:
+            model = onnx.load_model_from_string(data)
+        except Exception:
+            raise TicketpackError("not an ONNX model (the protobuf does not parse: truncated or another format)") from None
+        if model.ir_version <= 0 or not model.graph.node:
+            raise TicketpackError("not an ONNX model (no IR version or no graph nodes)")
+        state["model"] = model
+        return f"ONNX IR {model.ir_version}, opset {max((o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')), default='?')}, {len(data):,} bytes"
+
+    if not run("onnx file", parse):
+        return done()
+    model = state["model"]
+
+    def checker() -> str:
+        onnx.checker.check_model(model, full_check=True)
+        return "onnx.checker full check passed"
+
+    run("onnx checker", checker)
+
+    def card_check() -> str:
+        text = card_json(model)
+        if text is None:
+            raise TicketpackError(
+                f"no ticketpack card (metadata_props[{CARD_KEY!r}]): this file was not written by `ticketpack export`"
+            )
+        card = parse_card(text, str(path))
+        state["card"] = card
+        return f"schema v{card.schema_version}, {card.model.name}, {card.export.format}, {len(card.label_names)} labels"
+
+    has_card = run("card", card_check)
+    card = state.get("card")
+    if has_card:
+        run("signature", lambda: _check_signature(model, card))
+
+        def digest() -> str:
+            got = weights_digest(model)
+            if got != card.weights_digest:
+                raise TicketpackError(
+                    f"weights digest {got[:12]}… does not match the card's {card.weights_digest[:12]}…: "
+                    "the weights were changed after export"
+                )
+            return f"sha256 {got[:12]}… matches"
+
+        run("weights digest", digest)
+        run("sparsity", lambda: _check_sparsity(model, card))
+
+    def ort_load() -> str:
+        from ticketpack.serve.runtime import make_session
+
+        session, used = make_session(path, provider, threads)
+        state["session"] = session
+        return f"loaded on {used}"
+
+    if run("onnxruntime load", ort_load):
+        session = state["session"]
+
+        def smoke() -> str:
+            graph_in = session.get_inputs()[0]
+            x = smoke_batch(card, _graph_input(model) if card is None else None)
+            out_name = card.output_name if card is not None else session.get_outputs()[0].name
+            y = session.run([out_name], {graph_in.name: x})[0]
+            n_classes = len(card.label_names) if card is not None else None
+            if y.ndim != 2 or y.shape[0] != x.shape[0] or (n_classes is not None and y.shape[1] != n_classes):
+                raise TicketpackError(f"output shape {y.shape}, expected ({x.shape[0]}, {n_classes or 'classes'})")
+            if not np.isfinite(y).all():
+                raise TicketpackError("the output holds NaN or infinite values")
+            return f"batch of {x.shape[0]} → {out_name} {tuple(y.shape)}, finite"
+
+        run("smoke inference", smoke)
+
+    if strict:
+        def parity() -> str:
+            if card is None:
+                raise TicketpackError("no card, so no recorded parity")
+            p = card.parity
+            if p is None:
+                raise TicketpackError("the card records no parity check against PyTorch (export with parity checking)")
+            if p.min_argmax_agreement is not None:  # int8: the float graph is held to atol, predictions to agreement
+                if p.float_max_abs_diff is None or p.float_max_abs_diff > p.atol:
+                    raise TicketpackError(f"float graph |ORT - PyTorch| = {p.float_max_abs_diff} not within atol {p.atol:.0e}")
+                if p.argmax_agreement < p.min_argmax_agreement:
+                    raise TicketpackError(f"int8 predictions agree with PyTorch on {p.argmax_agreement:.1%}, "
+                                          f"below the required {p.min_argmax_agreement:.0%}")
+                return (f"int8: float graph max |ORT - PyTorch| {p.float_max_abs_diff:.1e} ≤ atol {p.atol:.0e}; "
+                        f"{p.argmax_agreement:.1%} argmax agreement on {p.examples} examples")
+            if p.max_abs_diff > p.atol:
+                raise TicketpackError(f"max |ORT - PyTorch| = {p.max_abs_diff:.2e} exceeds atol {p.atol:.0e}")
+            if p.argmax_agreement < 1.0:
+                raise TicketpackError(f"only {p.argmax_agreement:.2%} of predicted classes agree with PyTorch")
+            return f"max |ORT - PyTorch| {p.max_abs_diff:.1e} ≤ atol {p.atol:.0e} on {p.examples} examples"
+
+        run("parity (strict)", parity)
+    return done()

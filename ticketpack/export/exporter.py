@@ -1,0 +1,335 @@
+"""`ticketpack export`: a ticket (or a transferred model) → one ONNX file with its model card, checked before it is written.
+
+    from ticketpack.export.exporter import export_model
+    result = export_model("tickets/demo", "model.onnx", level="10%", format="sparse")
+    result.size_ratio, result.card.parity.max_abs_diff
+
+Formats: ``dense`` (masked weights as ordinary initializers), ``compact`` (exact structured compaction: dead
+units, channels, embedding dimensions and input features removed, see :mod:`ticketpack.export.compact`) and
+``sparse`` (compact, then every weight stored as nonzero values plus a bit mask, see
+:mod:`ticketpack.export.encode`); ``quantize="int8"`` applies ONNX Runtime's dynamic quantization on top.
+
+Before anything is written: ``onnx.checker`` (full check), an ONNX Runtime session, and ORT logits against
+PyTorch logits on the held-out test split (max abs diff within ``atol``; for int8, the float graph within
+``atol`` and the argmax agreement of the quantized one at least ``min_int8_agreement``). A failed check raises
+:class:`~ticketpack.errors.GateFailed` and writes nothing; the file itself is written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import onnx
+from pydantic import BaseModel, ConfigDict, Field
+
+from ticketpack.errors import GateFailed, TicketpackError
+from ticketpack.export.card import (
+    ExportOptions, InputSignature, LayerSparsity, Metrics, ModelCard, ParityCheck, Provenance, Sparsity,
+)
+from ticketpack.export.cardio import embed_card
+from ticketpack.export.digest import weights_digest
+from ticketpack.fileio import atomic_path
+from ticketpack.version import __version__
+
+MIN_OPSET = 13
+MAX_OPSET = onnx.defs.onnx_opset_version()
+
+
+class ExportConfig(BaseModel):
+    """How to export: which weights, which format, and the checks they must pass."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    level: str | int | None = Field(
+        None, description="Round number or weights-remaining percentage ('10%'); default: the sparsest level within "
+        "max_accuracy_drop of dense (by validation accuracy)."
+    )
+    init: str | None = Field(None, description="Transfer runs: initialization strategy of the job to export.")
+    seed: int | None = Field(None, ge=0, description="Transfer runs: seed of the job (default: the lowest).")
+    format: Literal["dense", "compact", "sparse"] = Field("compact", description="dense, compact or sparse.")
+    quantize: Literal["none", "int8"] = Field("none", description="int8: ONNX Runtime dynamic quantization on top.")
+    opset: int = Field(17, ge=MIN_OPSET, le=MAX_OPSET, description="ONNX opset of the graph.")
+    max_accuracy_drop: float = Field(1.0, ge=0, le=100, description="Points of accuracy below dense allowed when choosing a level.")
+    atol: float = Field(1e-4, gt=0, description="Largest |ORT - PyTorch| logit difference accepted (float graphs).")
+    min_int8_agreement: float = Field(
+        0.95, ge=0, le=1, description="Smallest argmax agreement accepted for int8 (one disagreement always passes)."
+    )
+    threads: int | None = Field(None, ge=1, description="CPU threads for PyTorch and ONNX Runtime during the checks.")
+
+
+class ExportResult(BaseModel):
+    """What `ticketpack export` wrote (``--json`` prints this)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    file_bytes: int
+    dense_bytes: int = Field(description="Size of the unpruned architecture exported as `dense` (same card).")
+    size_ratio: float = Field(description="file_bytes / dense_bytes.")
+    source: str
+    source_kind: Literal["ticket", "transfer"]
+    level: int
+    weights_remaining: float = Field(description="Fraction of prunable weights kept by the ticket's mask.")
+    level_reason: str = Field(description="Which level was exported and why.")
+    mac_fraction: float = Field(description="Multiply-accumulates of nonzero weights per example / the dense model's.")
+    card: ModelCard
+    seconds: float
+
+
+@dataclass
+class Prepared:
+    """A selection plus everything the checks need, computed once for any number of formats."""
+
+    selection: object  # sources.Selection
+    model: object  # the torch model with the selected weights loaded (eval mode)
+    state: dict[str, np.ndarray]  # masked weights and biases, torch layout
+    x_test: np.ndarray
+    y_test: np.ndarray
+    torch_logits: np.ndarray
+    threads: int | None
+
+
+def check_out_path(out: Path) -> Path:
+    """Refuse an output path that cannot be written, before any work (and so before any partial file)."""
+    out = Path(out)
+    if out.exists() and out.is_dir():
+        raise TicketpackError(f"-o {out} is a directory; give a file path such as {out / 'model.onnx'}")
+    parent = out.parent
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise TicketpackError(f"cannot write {out}: {probe} is a file, not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise TicketpackError(f"cannot write {out}: directory {probe} is not writable")
+    return out
+
+
+def prepare(source: Path, level=None, init=None, seed=None, max_accuracy_drop: float = 1.0,
+            threads: int | None = None) -> Prepared:
+    """Select the weights and compute the PyTorch reference logits on the held-out test split."""
+    import torch
+
+    from ticketpack.export.sources import select
+    from ticketpack.pruning.mask import apply_mask
+
+    if threads:
+        torch.set_num_threads(threads)
+    sel = select(Path(source), level, init, seed, max_accuracy_drop)
+    model = sel.ticket.build_model()
+    try:
+        model.load_state_dict(sel.state)
+    except RuntimeError as exc:
+        raise TicketpackError(f"{sel.root}: the weights do not fit the ticket's model ({str(exc).splitlines()[0]})") from None
+    if sel.mask is not None:
+        apply_mask(model, sel.mask)
+    model.eval()
+    state = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
+    x, y = sel.data.test.x, sel.data.test.y
+    with torch.no_grad():
+        logits = model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    return Prepared(sel, model, state, x, y, logits, threads)
+
+
+def _session(model_bytes: bytes, threads: int | None):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(model_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise GateFailed(f"ONNX Runtime cannot load the exported graph: {first[:300]}") from None
+
+
+def _ort_logits(model: onnx.ModelProto, x: np.ndarray, threads: int | None) -> np.ndarray:
+    session = _session(model.SerializeToString(), threads)
+    return np.concatenate([session.run(["logits"], {"input": x[i : i + 1024]})[0] for i in range(0, len(x), 1024)])
+
+
+def _check(model: onnx.ModelProto, what: str) -> None:
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as exc:
+        raise GateFailed(f"onnx.checker rejects the {what} graph: {str(exc).splitlines()[0][:300]}") from None
+
+
+def _sparsity(prepared: Prepared, exported: dict[str, np.ndarray], kept_inputs: dict[str, np.ndarray]) -> Sparsity:
+    original = {n: p.shape for n, p in prepared.model.prunable_parameters().items()}
+    layers, nonzero, total = [], 0, 0
+    for name, shape in original.items():
+        w = exported[name]
+        nz, tot = int(np.count_nonzero(w)), int(np.prod(shape))
+        stored = list(w.shape)
+        if name == "embed.weight" and name in kept_inputs:
+            stored[0] += 1  # the remapped table starts with a zero row for dropped ids
+        layers.append(LayerSparsity(name=name, shape=stored, nonzero=nz, total=tot, weights_remaining=nz / tot))
+        nonzero, total = nonzero + nz, total + tot
+    return Sparsity(weights_remaining=nonzero / total, nonzero=nonzero, total=total, layers=layers)
+
+
+def _mac_fraction(lowering, prepared: Prepared, prep) -> float:
+    dense = lowering.macs({n: v.shape for n, v in prepared.state.items()}, prep)
+    left = sum(m * np.count_nonzero(prepared.state[n]) / prepared.state[n].size for n, m in dense.items())
+    return float(left / sum(dense.values()))
+
+
+def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
+                    on_stage: Callable[[str], None] | None = None) -> ExportResult:
+    """Build, check and write one format of a prepared selection."""
+    from ticketpack.export.compact import compact
+    from ticketpack.export.encode import bitmask_encode, quantize_int8
+    from ticketpack.export.lower import build_graph, lowering
+    from ticketpack.pruning.units import unit_graph
+
+    start = time.perf_counter()
+    stage = on_stage or (lambda _s: None)
+    out = check_out_path(out)
+    sel = prepared.selection
+    manifest = sel.ticket.manifest
+    spec, prep = manifest.config.model, manifest.dataset.preprocessing
+    classes = len(manifest.dataset.label_names)
+    low = lowering(spec.name)
+    weights = low.prepare(prepared.state)
+    kept_inputs: dict[str, np.ndarray] = {}
+    compacted = None
+
+    stage("building")
+    if config.format in ("compact", "sparse"):
+        comp = compact(weights, unit_graph(prepared.model))
+        weights, kept_inputs, compacted = comp.weights, comp.kept_inputs, comp.summary
+    graph = build_graph(spec.name, weights, kept_inputs, prep, classes, config.opset)
+
+    stage("checking")
+    float_diff = None
+    if config.quantize == "int8":
+        _check(graph, "float")
+        float_diff = float(np.abs(_ort_logits(graph, prepared.x_test, prepared.threads) - prepared.torch_logits).max())
+        if float_diff > config.atol:
+            raise GateFailed(f"parity: the float graph differs from PyTorch by {float_diff:.2e} > atol {config.atol:g}; nothing written")
+        exclude = [n.name for n in graph.graph.node if "embed.remap" in n.input]
+        graph = quantize_int8(graph, low.quantize_ops, exclude)
+    encoding = None
+    if config.format == "sparse":
+        bitmask_encode(graph)
+        encoding = "bitmask"
+    _check(graph, "exported")
+    logits = _ort_logits(graph, prepared.x_test, prepared.threads)
+    diff = float(np.abs(logits - prepared.torch_logits).max())
+    agreement = float((logits.argmax(1) == prepared.torch_logits.argmax(1)).mean())
+    if config.quantize == "none" and not diff <= config.atol:
+        raise GateFailed(f"parity: ONNX Runtime logits differ from PyTorch by {diff:.2e} > atol {config.atol:g}; nothing written")
+    n = len(prepared.y_test)
+    if config.quantize == "int8" and agreement < min(config.min_int8_agreement, 1 - 1 / max(n, 1)) - 1e-12:
+        raise GateFailed(
+            f"parity: int8 predictions agree with PyTorch on {agreement:.1%} of the test split, below "
+            f"{config.min_int8_agreement:.0%}; export without --quantize, nothing written"
+        )
+
+    accuracy = float((logits.argmax(1) == prepared.y_test).mean())
+    reference = float((prepared.torch_logits.argmax(1) == prepared.y_test).mean())
+    data = sel.data
+    card = ModelCard(
+        label_names=list(manifest.dataset.label_names),
+        input=InputSignature(dtype=prep.input_dtype, shape=["batch", *prep.input_shape]),
+        preprocessing=prep,
+        model=spec,
+        provenance=Provenance(
+            ticketpack_version=__version__, dataset=sel.dataset, source_domain=sel.source_domain,
+            target_domain=sel.target_domain, init_strategy=sel.init_strategy, level=sel.level, seed=sel.seed,
+            ticket_manifest_sha256=sel.manifest_sha256, run_dir=str(sel.root) if sel.kind == "transfer" else None,
+            exported_at=datetime.now(timezone.utc), pruning_strategy=sel.extra.get("strategy"),
+            granularity=sel.extra.get("granularity"),
+        ),
+        sparsity=_sparsity(prepared, weights, kept_inputs),
+        metrics=Metrics(
+            test_accuracy=accuracy, dense_test_accuracy=sel.dense_test_accuracy,
+            evaluated_on=f"{data.dataset}/{data.domain}/test", reference_test_accuracy=reference,
+            test_examples=int(len(prepared.y_test)),
+        ),
+        export=ExportOptions(format=config.format, quantize=config.quantize, opset=config.opset,
+                             sparse_encoding=encoding, compacted=compacted),
+        parity=ParityCheck(
+            examples=int(len(prepared.y_test)), max_abs_diff=diff, argmax_agreement=agreement, atol=config.atol,
+            float_max_abs_diff=float_diff,
+            min_argmax_agreement=config.min_int8_agreement if config.quantize == "int8" else None,
+        ),
+        weights_digest=weights_digest(graph),
+    )
+    _finish(graph, card, spec.name)
+    data_bytes = graph.SerializeToString()
+
+    if config.format == "dense" and config.quantize == "none":
+        dense_bytes = len(data_bytes)
+    else:
+        dense = build_graph(spec.name, low.prepare(prepared.state), {}, prep, classes, config.opset)
+        _finish(dense, card, spec.name)
+        dense_bytes = len(dense.SerializeToString())
+
+    stage("writing")
+    try:
+        with atomic_path(out) as tmp:
+            tmp.write_bytes(data_bytes)
+    except OSError as exc:
+        raise TicketpackError(f"cannot write {out}: {exc.strerror or exc}") from None
+    return ExportResult(
+        path=str(out), file_bytes=len(data_bytes), dense_bytes=dense_bytes, size_ratio=len(data_bytes) / dense_bytes,
+        source=str(sel.root), source_kind=sel.kind, level=sel.level, weights_remaining=sel.weights_remaining,
+        level_reason=sel.reason, mac_fraction=_mac_fraction(low, prepared, prep), card=card,
+        seconds=round(time.perf_counter() - start, 3),
+    )
+
+
+def _finish(model: onnx.ModelProto, card: ModelCard, name: str) -> None:
+    model.producer_name = "ticketpack"
+    model.producer_version = __version__
+    model.domain = "ai.ticketpack"
+    model.model_version = 1
+    model.doc_string = (
+        f"{name} lottery ticket ({card.export.format}{', int8' if card.export.quantize == 'int8' else ''}), "
+        f"{100 * card.sparsity.weights_remaining:.1f}% weights remaining; model card in metadata_props['ticketpack']"
+    )
+    embed_card(model, card)
+
+
+def export_model(
+    source: Path | str,
+    out: Path | str,
+    level: str | int | None = None,
+    init: str | None = None,
+    seed: int | None = None,
+    format: str = "compact",
+    quantize: str = "none",
+    opset: int = 17,
+    max_accuracy_drop: float = 1.0,
+    atol: float = 1e-4,
+    min_int8_agreement: float = 0.95,
+    threads: int | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """Export a ticket directory or a transfer run to ``out`` (see the module docstring)."""
+    from pydantic import ValidationError
+
+    from ticketpack.config_files import validation_message
+
+    try:
+        config = ExportConfig(level=level, init=init, seed=seed, format=format, quantize=quantize, opset=opset,
+                              max_accuracy_drop=max_accuracy_drop, atol=atol, min_int8_agreement=min_int8_agreement,
+                              threads=threads)
+    except ValidationError as exc:
+        raise TicketpackError(validation_message(exc, "invalid export options")) from None
+    check_out_path(Path(out))
+    (on_stage or (lambda _s: None))("loading")
+    prepared = prepare(Path(source), config.level, config.init, config.seed, config.max_accuracy_drop, config.threads)
+    return export_prepared(prepared, Path(out), config, on_stage)

@@ -1,0 +1,171 @@
+"""What export reads: a ticket directory (a round's weights, trained on the source domain) or a transfer run
+(one job's weights, trained on the target domain), and which level, init strategy and seed to take from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ticketpack import paths
+from ticketpack.data.base import DomainData
+from ticketpack.errors import TicketpackError
+from ticketpack.fileio import sha256_file
+from ticketpack.pruning.mask import Mask
+from ticketpack.search import Ticket
+
+
+@dataclass
+class Selection:
+    """The weights chosen for export, with everything the model card says about where they came from."""
+
+    kind: str  # "ticket" or "transfer"
+    root: Path
+    ticket: Ticket
+    level: int
+    weights_remaining: float
+    reason: str
+    state: dict[str, torch.Tensor]
+    mask: Mask | None
+    data: DomainData
+    dataset: str
+    source_domain: str
+    manifest_sha256: str
+    seed: int
+    target_domain: str | None = None
+    init_strategy: str | None = None
+    dense_test_accuracy: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _pts(x: float) -> str:
+    return f"{x:g} point" + ("" if x == 1 else "s")
+
+
+def _is_transfer_run(root: Path) -> bool:
+    from ticketpack.transfer import layout  # file names only: cheap
+
+    return layout.plan(root).exists()
+
+
+def select(source: Path, level: str | int | None, init: str | None, seed: int | None, max_drop_pts: float) -> Selection:
+    """Open ``source`` and pick the weights to export (``TicketpackError`` listing what exists when a choice is wrong)."""
+    source = Path(source)
+    if not source.exists():
+        raise TicketpackError(f"{source} not found: give a ticket directory (ticketpack search) or a transfer run (ticketpack transfer)")
+    if not source.is_dir():
+        raise TicketpackError(f"{source} is a file; give a ticket directory or a transfer run directory")
+    if paths.manifest(source).exists():
+        return _from_ticket(source, level, init, seed, max_drop_pts)
+    if _is_transfer_run(source):
+        return _from_run(source, level, init, seed, max_drop_pts)
+    raise TicketpackError(f"{source} is neither a ticket directory (no manifest.json) nor a transfer run (no plan.json)")
+
+
+def _from_ticket(root: Path, level, init, seed, max_drop_pts: float) -> Selection:
+    ticket = Ticket.load(root)
+    m = ticket.manifest
+    if init is not None:
+        raise TicketpackError(
+            f"--init chooses a job of a transfer run; {root} is a ticket directory, whose rounds were trained on "
+            f"{m.dataset.source_domain} (leave out --init, or export from a transfer run)"
+        )
+    if seed is not None and seed != m.config.seed:
+        raise TicketpackError(f"ticket {root} was found with seed {m.config.seed}; --seed {seed} does not match it")
+    dense = ticket.record(0) if any(r.round == 0 for r in m.rounds) else None
+    if level is None:
+        if dense is None:
+            raise TicketpackError(f"ticket {root} has no dense round 0 to compare with; pass --level")
+        floor = dense.val_accuracy - max_drop_pts / 100
+        fits = [r for r in m.rounds if r.val_accuracy >= floor - 1e-12]
+        rec = min(fits, key=lambda r: (r.weights_remaining, -r.round))
+        reason = (
+            f"round {rec.round} ({_pct(rec.weights_remaining)} weights remaining) is the sparsest whose validation "
+            f"accuracy ({rec.val_accuracy:.3f}) is within {_pts(max_drop_pts)} of the dense round's "
+            f"({dense.val_accuracy:.3f})"
+        )
+    else:
+        rec = ticket.record(ticket.resolve_level(level))
+        reason = f"--level {level}: round {rec.round} ({_pct(rec.weights_remaining)} weights remaining)"
+    return Selection(
+        kind="ticket", root=root, ticket=ticket, level=rec.round, weights_remaining=rec.weights_remaining,
+        reason=reason, state=ticket.trained_state(rec.round), mask=ticket.mask(rec.round),
+        data=ticket.load_data(m.dataset.source_domain), dataset=m.config.dataset, source_domain=m.dataset.source_domain,
+        manifest_sha256=sha256_file(paths.manifest(root)), seed=m.config.seed,
+        dense_test_accuracy=dense.test_accuracy if dense else None,
+        extra={"strategy": m.config.prune.strategy, "granularity": m.config.prune.granularity},
+    )
+
+
+def _from_run(root: Path, level, init, seed, max_drop_pts: float) -> Selection:
+    try:
+        from ticketpack.transfer.run import TransferRun
+    except ImportError:  # pragma: no cover - the transfer package ships with ticketpack
+        raise TicketpackError("reading transfer runs needs ticketpack.transfer, which this installation lacks") from None
+    run = TransferRun.load(root)
+    results = run.results()
+    if not results:
+        raise TicketpackError(f"transfer run {root} has no finished jobs yet; resume it with `ticketpack transfer --resume`")
+    inits = sorted({r.init for r in results})
+    if init is None:
+        pruned = [i for i in inits if i != "dense"]
+        if len(pruned) != 1:
+            raise TicketpackError(f"--init is needed: transfer run {root} holds strategies {', '.join(inits)}")
+        init = pruned[0]
+    if init not in inits:
+        raise TicketpackError(f"transfer run {root} has no finished jobs for strategy {init!r}; available: {', '.join(inits)}")
+    seeds = sorted({r.seed for r in results if r.init == init})
+    chosen_seed = seeds[0] if seed is None else seed
+    if chosen_seed not in seeds:
+        raise TicketpackError(
+            f"transfer run {root} has no finished {init} jobs for seed {seed}; available seeds: {', '.join(map(str, seeds))}"
+        )
+    jobs = [r for r in results if r.init == init and r.seed == chosen_seed]
+    dense = next((r for r in results if r.init == "dense" and r.seed == chosen_seed), None)
+    seed_note = f" (seed {chosen_seed}, the lowest of {', '.join(map(str, seeds))})" if seed is None and len(seeds) > 1 else ""
+    if level is None:
+        if init == "dense" or len(jobs) == 1:
+            job = jobs[0]
+            reason = f"the only {init} level of this run: {job.level} ({_pct(job.weights_remaining)} weights remaining)"
+        elif dense is None:
+            have = ", ".join(str(j.level) for j in jobs)
+            raise TicketpackError(f"transfer run {root} has no dense job for seed {chosen_seed} to compare with; pass --level (levels: {have})")
+        else:
+            floor = dense.target_val_accuracy - max_drop_pts / 100
+            fits = [j for j in jobs if j.target_val_accuracy >= floor - 1e-12]
+            if fits:
+                job = min(fits, key=lambda j: (j.weights_remaining, -j.level))
+                reason = (
+                    f"level {job.level} ({_pct(job.weights_remaining)} weights remaining) is the sparsest {init} level "
+                    f"whose target validation accuracy ({job.target_val_accuracy:.3f}) is within {_pts(max_drop_pts)} "
+                    f"of dense ({dense.target_val_accuracy:.3f})"
+                )
+            else:
+                job = max(jobs, key=lambda j: (j.target_val_accuracy, j.weights_remaining))
+                reason = (
+                    f"no {init} level is within {_pts(max_drop_pts)} of dense ({dense.target_val_accuracy:.3f}); "
+                    f"level {job.level} has the best target validation accuracy ({job.target_val_accuracy:.3f})"
+                )
+        reason += seed_note
+        chosen_level = job.level
+    else:
+        chosen_level = run.resolve_level(level)
+        reason = f"--level {level}: level {chosen_level}{seed_note}"
+    state, mask, job = run.weights(chosen_level, init, chosen_seed)
+    if level is not None:
+        reason += f" ({_pct(job.weights_remaining)} weights remaining)"
+    plan = run.plan
+    m = run.ticket.manifest
+    return Selection(
+        kind="transfer", root=root, ticket=run.ticket, level=job.level, weights_remaining=job.weights_remaining,
+        reason=reason, state=state, mask=mask, data=run.target_data(), dataset=plan.dataset,
+        source_domain=plan.source, manifest_sha256=plan.ticket_manifest_sha256, seed=job.seed,
+        target_domain=plan.target, init_strategy=init,
+        dense_test_accuracy=dense.target_test_accuracy if dense else None,
+        extra={"strategy": m.config.prune.strategy, "granularity": m.config.prune.granularity},
+    )

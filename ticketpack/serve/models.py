@@ -1,0 +1,89 @@
+"""The models a server holds: each validated, opened once (one ONNX Runtime session shared by all requests) and
+smoke-tested before the server binds its port. Needs no web framework."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ticketpack.errors import TicketpackError
+from ticketpack.serve.api import ModelInfo
+from ticketpack.serve.config import ModelSource, ServeConfig
+from ticketpack.serve.predictor import Predictor, softmax
+
+
+@dataclass
+class ServedModel:
+    name: str
+    predictor: Predictor
+    smoke: str = "not run"
+    info: ModelInfo = field(init=False)
+
+    def __post_init__(self) -> None:
+        p = self.predictor
+        card = p.card
+        self.info = ModelInfo(
+            name=self.name, kind=p.kind, labels=p.labels, input=card.input,
+            weights_remaining=card.sparsity.weights_remaining, architecture=card.model.name,
+            provenance=card.provenance, metrics=card.metrics, export=card.export,
+            weights_digest=card.weights_digest, file=p.path.name, provider=p.provider,
+        )
+
+    @property
+    def kind(self) -> str:
+        return self.predictor.kind
+
+    def prepare(self, raw) -> np.ndarray:
+        """Raw inputs → the graph's input tensor (raises TicketpackError on bad input)."""
+        return self.predictor.prepare(raw)
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Prepared inputs → class probabilities (N, classes), float64 rows that sum to 1."""
+        return softmax(self.predictor.logits_from_inputs(x).astype(np.float64))
+
+    def smoke_test(self) -> None:
+        raw: list = ["ticketpack smoke test"]
+        if self.kind == "image":
+            pre = self.predictor.card.preprocessing
+            raw = np.full((1, *pre.input_shape), pre.pixel_min, dtype=np.float32)
+        probs = self.probabilities(self.prepare(raw))
+        if probs.shape != (1, len(self.predictor.labels)) or not np.isfinite(probs).all():
+            raise TicketpackError(f"smoke inference gave output of shape {probs.shape} with non-finite values or wrong classes")
+        self.smoke = "ok"
+
+
+def _validation_failure(source: ModelSource, config: ServeConfig) -> str | None:
+    from ticketpack.evaluate.validate import validate_model
+
+    try:
+        report = validate_model(source.path, provider=config.provider, threads=config.threads)
+    except TicketpackError as exc:
+        return str(exc)
+    if report.passed:
+        return None
+    failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.passed]
+    return "failed validation (" + "; ".join(failed) + ")"
+
+
+def load_models(config: ServeConfig, validate: bool = True) -> dict[str, ServedModel]:
+    """Validate, open and smoke-test every model; if any fails, raise one error naming each failure and why."""
+    served: dict[str, ServedModel] = {}
+    failures: list[str] = []
+    for source in config.models:
+        where = f"{source.name} ({source.path})"
+        if validate and (why := _validation_failure(source, config)):
+            failures.append(f"{where}: {why}")
+            continue
+        try:
+            model = ServedModel(source.name, Predictor(source.path, config.provider, config.threads))
+            model.smoke_test()
+        except TicketpackError as exc:
+            failures.append(f"{where}: {exc}")
+            continue
+        served[source.name] = model
+    if failures:
+        raise TicketpackError(
+            f"refusing to start: {len(failures)} of {len(config.models)} models cannot be served: " + " | ".join(failures)
+        )
+    return served

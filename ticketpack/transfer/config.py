@@ -1,0 +1,80 @@
+"""What `ticketpack transfer` is asked to do: one pydantic model shared by CLI flags, ``--config`` files and
+the run's ``plan.json``."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ticketpack.training.config import TrainConfig
+
+DEFAULT_INITS = ("ticket", "random-reinit", "finetune", "random-mask", "dense")
+_LEVEL = re.compile(r"^\s*(\d+|\d+(\.\d+)?%)\s*$")
+
+
+class TrainOverrides(BaseModel):
+    """Training options that replace the ticket's own; unset ones keep the ticket's values."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    optimizer: Literal["sgd", "adam", "adamw"] | None = Field(None, description="Optimizer (SGD uses `momentum`).")
+    lr: float | None = Field(None, gt=0, description="Learning rate.")
+    momentum: float | None = Field(None, ge=0, lt=1, description="SGD momentum.")
+    weight_decay: float | None = Field(None, ge=0, description="Weight decay (decoupled for AdamW).")
+    batch_size: int | None = Field(None, ge=1, description="Examples per optimizer step.")
+    epochs: int | None = Field(None, ge=1, description="Passes over the target training split.")
+    iterations: int | None = Field(None, ge=1, description="Train for exactly this many steps instead of epochs.")
+
+    def apply(self, base: TrainConfig) -> TrainConfig:
+        update = self.model_dump(exclude_none=True)
+        if "epochs" in update and "iterations" not in update:
+            update["iterations"] = None  # an explicit epoch count wins over the ticket's step count
+        return TrainConfig.model_validate({**base.model_dump(), **update})
+
+
+class TransferConfig(BaseModel):
+    """A transfer grid: a ticket, a target domain, initialization strategies × levels × seeds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ticket: str = Field(description="Ticket directory written by `ticketpack search`.")
+    target: str = Field(description="Target domain to re-train in (may equal the ticket's source domain).")
+    dataset: str | None = Field(
+        None, description="Dataset holding the target domain (default: the ticket's); must share its preprocessing and labels."
+    )
+    inits: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_INITS),
+        description="Initialization strategies: ticket, random-reinit, finetune, random-mask, dense, target-ticket.",
+    )
+    levels: list[int | str] | None = Field(
+        None, description="Ticket rounds (3) or weights-remaining levels (20%, nearest round); default: every pruned round."
+    )
+    seeds: int = Field(3, ge=1, le=100, description="Seeds per (level, strategy): seed indices 0..N-1.")
+    train: TrainOverrides = Field(default_factory=TrainOverrides, description="Training options (default: the ticket's).")
+    seed: int = Field(0, ge=0, description="Base seed every job's seeds are derived from.")
+    threads: int = Field(1, ge=1, description="Torch CPU threads per job (1: run jobs side by side instead).")
+
+    @field_validator("inits")
+    @classmethod
+    def _known_inits(cls, value: list[str]) -> list[str]:
+        from ticketpack.transfer.strategies import INITS
+
+        if not value:
+            raise ValueError("at least one initialization strategy is needed")
+        for name in value:
+            INITS.get(name)  # an unknown name lists the known ones
+        return list(dict.fromkeys(value))
+
+    @field_validator("levels")
+    @classmethod
+    def _level_syntax(cls, value: list[int | str] | None) -> list[int | str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("give at least one level, or leave levels out for every pruned round")
+        for level in value:
+            if isinstance(level, int) and level < 0 or isinstance(level, str) and not _LEVEL.match(level):
+                raise ValueError(f"level {level!r} is neither a round number nor a percentage like 20%")
+        return value

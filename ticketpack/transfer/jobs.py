@@ -1,0 +1,168 @@
+"""The job list of a transfer run and the one function that runs a job, whatever the executor.
+
+A job is a plain :class:`~ticketpack.transfer.records.Job` (a few strings and ints); a worker needs only the run
+directory and that description. :func:`execute` loads the plan, the verified ticket and the data once per worker
+process, runs the job and writes its files atomically (``result.json`` last), so a finished job is never redone
+by ``--resume`` and a killed one leaves no result behind.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ticketpack.data.base import DomainData
+from ticketpack.errors import TicketpackError
+from ticketpack.fileio import read_model, save_tensors, write_model
+from ticketpack.pruning import mask as masks
+from ticketpack.search import Ticket, search
+from ticketpack.search.imp import derive_seed
+from ticketpack.training import accuracy, train
+from ticketpack.transfer import layout
+from ticketpack.transfer.records import Job, JobResult, TransferPlan
+from ticketpack.transfer.strategies import INITS
+
+TARGET_SEARCH_ID = "target-search"
+
+
+def job_id(level: int, init: str, seed: int) -> str:
+    return f"L{level:02d}-{init}-s{seed}"
+
+
+def plan_jobs(inits: list[str], levels: list[int], seeds: list[int]) -> list[Job]:
+    """Every job of a grid, seed by seed (a killed run has whole seeds done first)."""
+    strategies = [INITS.get(name) for name in inits]
+    jobs: list[Job] = []
+    if any(s.needs_target_search for s in strategies):
+        jobs.append(Job(job_id=TARGET_SEARCH_ID, kind="target-search"))
+    for seed in seeds:
+        for level in levels if any(s.masked for s in strategies) else []:
+            for s in strategies:
+                if s.masked:
+                    jobs.append(Job(job_id=job_id(level, s.name, seed), init=s.name, level=level, seed=seed,
+                                    phase=1 if s.needs_target_search else 0))
+        for s in strategies:
+            if not s.masked:
+                jobs.append(Job(job_id=job_id(0, s.name, seed), init=s.name, level=0, seed=seed))
+    return jobs
+
+
+class JobContext:
+    """What every job of a run reads: the plan, the verified ticket, target and source data, derived seeds."""
+
+    def __init__(self, root: Path, plan: TransferPlan, ticket: Ticket | None = None,
+                 target: DomainData | None = None, source: DomainData | None = None) -> None:
+        self.root = Path(root)
+        self.plan = plan
+        self.ticket = ticket or load_ticket(plan)
+        self.target = target or self.ticket.load_data(plan.target, plan.dataset)
+        if source is None:
+            same = (plan.source, plan.source_dataset) == (plan.target, plan.dataset)
+            source = self.target if same else self.ticket.load_data(plan.source, plan.source_dataset)
+        self.source = source
+        self._target_ticket: Ticket | None = None
+
+    def seed_for(self, *parts: object) -> int:
+        """A seed derived from the run's base seed and labels, e.g. ``("train", seed_index)``."""
+        return derive_seed(self.plan.seed, "transfer", *parts)
+
+    def fresh_state(self, seed: int) -> dict[str, torch.Tensor]:
+        """A fresh random initialization of the ticket's architecture for seed index ``seed``."""
+        torch.manual_seed(self.seed_for("init", seed))
+        return self.ticket.build_model().state_dict()
+
+    def target_ticket(self) -> Ticket:
+        if self._target_ticket is None:
+            path = layout.target_ticket(self.root)
+            if not path.exists():
+                raise TicketpackError(f"{self.root}: the target-ticket search has not run yet")
+            self._target_ticket = Ticket.load(path)
+        return self._target_ticket
+
+
+def load_ticket(plan: TransferPlan) -> Ticket:
+    """The plan's ticket, hash-verified, refused if its manifest changed since the run was planned."""
+    from ticketpack import paths
+    from ticketpack.fileio import sha256_file
+
+    ticket = Ticket.load(Path(plan.ticket))
+    if sha256_file(paths.manifest(Path(plan.ticket))) != plan.ticket_manifest_sha256:
+        raise TicketpackError(f"ticket {plan.ticket} has changed since this transfer run was planned")
+    return ticket
+
+
+_CONTEXTS: dict[str, JobContext] = {}
+
+
+def context(root: Path) -> JobContext:
+    """This process's context for a run (loaded once per worker, reused by every job it runs)."""
+    key = str(Path(root).resolve())
+    if key not in _CONTEXTS:
+        plan = read_model(layout.plan(root), TransferPlan, "transfer plan")
+        _CONTEXTS.clear()
+        _CONTEXTS[key] = JobContext(Path(key), plan)
+    return _CONTEXTS[key]
+
+
+def remember(ctx: JobContext) -> None:
+    """Reuse an already loaded context in this process (the in-process executor)."""
+    _CONTEXTS.clear()
+    _CONTEXTS[str(ctx.root.resolve())] = ctx
+
+
+def is_done(root: Path, job: Job) -> bool:
+    if job.kind == "target-search":
+        from ticketpack.search import load_manifest
+
+        path = layout.target_ticket(root)
+        return (path / "manifest.json").exists() and load_manifest(path).status == "complete"
+    return layout.job_result(root, job.job_id).exists()
+
+
+def execute(root: str | Path, job: Job | dict[str, Any]) -> dict[str, Any] | None:
+    """Run one job of the run in ``root`` and write its files; return its JobResult as a plain dict.
+
+    Module-level and argument-plain, so local process pools and Ray tasks call it alike.
+    """
+    job = Job.model_validate(job)
+    ctx = context(Path(root))
+    if job.kind == "target-search":
+        search(ctx.plan.target_search, layout.target_ticket(ctx.root), resume=True)
+        ctx._target_ticket = None
+        return None
+    return run_train_job(ctx, job).model_dump(mode="json")
+
+
+def run_train_job(ctx: JobContext, job: Job) -> JobResult:
+    start = INITS.get(job.init).start(ctx, job.level, job.seed)
+    model = ctx.ticket.build_model()
+    model.load_state_dict(start.state)
+    train_seed = ctx.seed_for("train", job.seed)
+    result = train(model, ctx.target, ctx.plan.train, train_seed, start.mask)
+    source_acc = accuracy(model, ctx.source.test)  # train() leaves the best-validation weights loaded
+
+    root, jid = ctx.root, job.job_id
+    weights_sha = save_tensors(layout.job_weights(root, jid), result.state)
+    mask_sha = save_tensors(layout.job_mask(root, jid), masks.to_file(start.mask)) if start.mask is not None else None
+    record = JobResult(
+        job_id=jid,
+        level=job.level,
+        weights_remaining=masks.density(start.mask) if start.mask is not None else 1.0,
+        init=job.init,
+        seed=job.seed,
+        target_val_accuracy=result.val_accuracy,
+        target_test_accuracy=result.test_accuracy,
+        source_test_accuracy=source_acc,
+        best_iteration=result.best_iteration,
+        seconds=round(result.seconds, 3),
+        iterations=result.iterations,
+        train_seed=train_seed,
+        mask_sha256=masks.digest(start.mask) if start.mask is not None else None,
+        weights_file_sha256=weights_sha,
+        mask_file_sha256=mask_sha,
+        target_round=start.target_round,
+    )
+    write_model(layout.job_result(root, jid), record)
+    return record

@@ -1,0 +1,131 @@
+"""The files a transfer run writes, as pydantic models.
+
+``plan.json`` (:class:`TransferPlan`), ``jobs/<id>/result.json`` (:class:`JobResult`) and ``report.json``
+(:class:`TransferReport`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ticketpack.models.spec import ModelSpec
+from ticketpack.search.config import SearchConfig
+from ticketpack.training.config import TrainConfig
+from ticketpack.transfer.config import TransferConfig
+
+PLAN_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 1
+
+
+class Job(BaseModel):
+    """One independent unit of work: a plain description any executor can ship to a worker."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job_id: str = Field(description="Directory name under jobs/ (train jobs) or 'target-search'.")
+    kind: Literal["train", "target-search"] = "train"
+    init: str | None = Field(None, description="Initialization strategy (train jobs).")
+    level: int = Field(0, description="Ticket round whose mask is used (0 for dense).")
+    seed: int = Field(0, description="Seed index 0..N-1.")
+    phase: int = Field(0, description="Jobs of phase 1 start once every phase-0 job has finished.")
+
+
+class TransferPlan(BaseModel):
+    """Everything a transfer run does, fixed before the first job starts; ``--resume`` must match it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = Field(PLAN_SCHEMA_VERSION, description="Version of this file's layout.")
+    kind: Literal["transfer-plan"] = "transfer-plan"
+    ticketpack_version: str
+    created_at: datetime
+    config: TransferConfig = Field(description="The configuration as given.")
+    ticket: str = Field(description="Absolute path of the ticket directory.")
+    ticket_manifest_sha256: str = Field(description="sha256 of the ticket's manifest.json.")
+    model: ModelSpec
+    source_dataset: str = Field(description="Dataset the ticket was found on (absolute path for directories).")
+    source: str = Field(description="Source domain of the ticket.")
+    dataset: str = Field(description="Dataset of the target domain (absolute path for directories).")
+    target: str
+    inits: list[str]
+    levels: list[int] = Field(description="Ticket round numbers transferred.")
+    level_weights_remaining: dict[int, float] = Field(description="Fraction of prunable weights kept, per level.")
+    seeds: list[int] = Field(description="Seed indices.")
+    seed: int = Field(description="Base seed.")
+    train: TrainConfig = Field(description="Training used for every job (and for the target-ticket search).")
+    target_search: SearchConfig | None = Field(None, description="IMP on the target, for `target-ticket`.")
+    jobs: list[Job]
+
+    def identity(self) -> dict:
+        """What a resumed run must share with the original (not the timestamps or how paths were spelled)."""
+        return self.model_dump(exclude={"created_at", "ticketpack_version", "config"})
+
+
+class JobResult(BaseModel):
+    """One trained model of the grid: ``jobs/<job_id>/result.json``, written after its tensor files."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str
+    level: int = Field(description="Ticket round of the mask (0 for dense).")
+    weights_remaining: float = Field(description="Fraction of prunable weights kept by the mask used (1.0 dense).")
+    init: str = Field(description="Initialization strategy.")
+    seed: int = Field(description="Seed index.")
+    target_val_accuracy: float = Field(description="Best target validation accuracy (the weights kept).")
+    target_test_accuracy: float
+    source_test_accuracy: float = Field(description="The same weights on the ticket's source-domain test split.")
+    best_iteration: int
+    seconds: float = Field(description="Wall time of the job's training.")
+    iterations: int = Field(0, description="Training steps run.")
+    train_seed: int = Field(0, description="Seed of the data order (shared by every strategy of a seed index).")
+    mask_sha256: str | None = Field(None, description="Content hash of the mask (None for dense).")
+    weights_file_sha256: str = Field("", description="sha256 of weights.safetensors.")
+    mask_file_sha256: str | None = Field(None, description="sha256 of mask.safetensors (None for dense).")
+    target_round: int | None = Field(None, description="target-ticket: the round of the target search used.")
+
+
+class Cell(BaseModel):
+    """Mean and sample standard deviation over seeds of one (level, strategy)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: int
+    init: str
+    weights_remaining: float = Field(description="Mean fraction of weights kept over the seeds.")
+    n: int = Field(description="Finished seeds.")
+    target_test_mean: float
+    target_test_std: float = Field(description="Sample standard deviation (0 with one seed).")
+    target_val_mean: float
+    source_test_mean: float
+    source_test_std: float
+
+
+class TransferReport(BaseModel):
+    """A transfer run summarized: every finished job and the mean ± std per level and strategy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = Field(REPORT_SCHEMA_VERSION, description="Version of this file's layout.")
+    kind: Literal["transfer-report"] = "transfer-report"
+    ticketpack_version: str
+    run_dir: str
+    ticket: str
+    ticket_manifest_sha256: str
+    model: ModelSpec
+    source_dataset: str
+    source: str
+    dataset: str
+    target: str
+    inits: list[str]
+    levels: list[int]
+    seeds: list[int]
+    train: TrainConfig
+    jobs_total: int = Field(description="Train jobs in the plan.")
+    jobs_finished: int
+    dense: Cell | None = Field(None, description="The dense reference, if `dense` was run.")
+    cells: list[Cell] = Field(description="One per (level, strategy) with at least one finished seed.")
+    results: list[JobResult]
+    files: dict[str, str] = Field(description="Other outputs of the run, relative to the run directory.")

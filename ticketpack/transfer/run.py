@@ -1,0 +1,240 @@
+"""Running a transfer grid (:func:`run_transfer`) and reading a finished run back (:class:`TransferRun`).
+
+Everything a user can get wrong (the ticket, the target, the dataset, the strategies, the levels, the output
+directory, the executor) is checked before the run directory is created, so a bad call leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from ticketpack import paths
+from ticketpack.data import get as get_dataset
+from ticketpack.data.base import DomainData
+from ticketpack.data.registry import names as dataset_names
+from ticketpack.errors import TicketpackError
+from ticketpack.fileio import load_tensors, read_model, sha256_file, write_model
+from ticketpack.pruning.mask import Mask, from_file
+from ticketpack.search import SearchConfig, Ticket
+from ticketpack.search.imp import load_source
+from ticketpack.transfer import layout
+from ticketpack.transfer.config import TransferConfig
+from ticketpack.transfer.executors import EXECUTORS
+from ticketpack.transfer.jobs import JobContext, is_done, load_ticket, plan_jobs, remember
+from ticketpack.transfer.records import Job, JobResult, TransferPlan, TransferReport
+from ticketpack.transfer.report import read_plan, read_results, render
+from ticketpack.version import __version__
+
+__all__ = ["JobResult", "TransferEvent", "TransferPlan", "TransferRun", "run_transfer"]
+
+
+@dataclass
+class TransferEvent:
+    """Progress of a run: ``kind`` is "planned" (``done`` of ``total`` jobs already finished) or "job_end"."""
+
+    kind: str
+    done: int
+    total: int
+    job: Job | None = None
+    result: JobResult | None = None
+
+
+class TransferRun:
+    """A transfer run directory, read back: its plan, its hash-verified ticket and each finished job's model."""
+
+    def __init__(self, root: Path, plan: TransferPlan, ticket: Ticket) -> None:
+        self.root = Path(root)
+        self.plan = plan
+        self.ticket = ticket
+
+    @classmethod
+    def load(cls, root: Path) -> "TransferRun":
+        plan = read_plan(Path(root))
+        return cls(Path(root), plan, load_ticket(plan))
+
+    def results(self) -> list[JobResult]:
+        """The finished jobs, in plan order."""
+        return read_results(self.root, self.plan)
+
+    def available(self) -> list[tuple[int, str, int]]:
+        return [(r.level, r.init, r.seed) for r in self.results()]
+
+    def resolve_level(self, level: int | str) -> int:
+        """A round number or a weights-remaining percentage (``"20%"``) → the nearest level of this run."""
+        if isinstance(level, int) or str(level).strip().isdigit():
+            return int(level)
+        want = self.ticket.record(self.ticket.resolve_level(level)).weights_remaining
+        return min(self.plan.levels, key=lambda lv: abs(self.plan.level_weights_remaining[lv] - want))
+
+    def weights(self, level: int, init: str, seed: int) -> tuple[dict[str, torch.Tensor], Mask | None, JobResult]:
+        """The trained weights, the mask (None for dense) and the result of one finished job."""
+        from ticketpack.transfer.jobs import job_id
+
+        jid = job_id(level, init, seed)
+        path = layout.job_result(self.root, jid)
+        if not path.exists():
+            have = ", ".join(f"(level {lv}, {i}, seed {s})" for lv, i, s in self.available()) or "none"
+            raise TicketpackError(f"{self.root} has no finished job for level {level}, {init}, seed {seed}; available: {have}")
+        result = read_model(path, JobResult, "job result")
+        state = load_tensors(layout.job_weights(self.root, jid), result.weights_file_sha256 or None)
+        mask = None
+        if result.mask_file_sha256 is not None:
+            mask = from_file(load_tensors(layout.job_mask(self.root, jid), result.mask_file_sha256))
+        return state, mask, result
+
+    def target_data(self) -> DomainData:
+        """The target domain with the ticket's preprocessing and split seed."""
+        return self.ticket.load_data(self.plan.target, self.plan.dataset)
+
+    def source_data(self) -> DomainData:
+        return self.ticket.load_data(self.plan.source, self.plan.source_dataset)
+
+
+def _dataset_ref(name: str) -> str:
+    """A dataset as the plan records it: registry names as they are, directories as absolute paths."""
+    if name in dataset_names():
+        return name
+    get_dataset(name)  # unknown names and missing directories fail here, with the known names
+    return str(Path(name).resolve())
+
+
+def _levels(ticket: Ticket, levels: list[int | str] | None) -> list[int]:
+    if levels is None:
+        pruned = [r.round for r in ticket.manifest.rounds if r.round > 0]
+        return pruned or [0]
+    return sorted({ticket.resolve_level(lv) for lv in levels})
+
+
+def _target_search(ticket: Ticket, config: TransferConfig, dataset: str, train, levels: list[int]) -> SearchConfig:
+    """IMP on the target with the ticket's own model, pruning and seed (so the same splits and the same θ0)."""
+    m = ticket.manifest
+    text = m.dataset.preprocessing if m.dataset.kind == "text" else None
+    prune = m.config.prune.model_copy(update={"rounds": max(levels), "target_sparsity": None})
+    return SearchConfig(dataset=dataset, source=config.target, model=m.config.model, text=text, split=m.config.split,
+                        train=train, prune=prune, seed=m.config.seed, threads=config.threads)
+
+
+def plan_run(config: TransferConfig) -> tuple[TransferPlan, JobContext]:
+    """Check everything about ``config`` and load what the jobs need; nothing is written."""
+    ticket = Ticket.load(Path(config.ticket))
+    m = ticket.manifest
+    levels = _levels(ticket, config.levels)
+    source_dataset = _dataset_ref(m.config.dataset)
+    dataset = _dataset_ref(config.dataset) if config.dataset else source_dataset
+    train = config.train.apply(m.config.train)
+    target = ticket.load_data(config.target, dataset)  # unknown domain, other kind or other labels fail here
+    same = (m.dataset.source_domain, source_dataset) == (config.target, dataset)
+    source = target if same else ticket.load_data(m.dataset.source_domain, source_dataset)
+    target_search = None
+    if "target-ticket" in config.inits:
+        target_search = _target_search(ticket, config, dataset, train, levels)
+        found_labels = load_source(target_search).label_names
+        if found_labels != m.dataset.label_names:
+            raise TicketpackError(
+                f"target-ticket needs {config.target} to hold exactly the ticket's labels {m.dataset.label_names}; "
+                f"it holds {found_labels}"
+            )
+    seeds = list(range(config.seeds))
+    plan = TransferPlan(
+        ticketpack_version=__version__,
+        created_at=datetime.now(timezone.utc),
+        config=config,
+        ticket=str(ticket.root.resolve()),
+        ticket_manifest_sha256=sha256_file(paths.manifest(ticket.root)),
+        model=m.config.model,
+        source_dataset=source_dataset,
+        source=m.dataset.source_domain,
+        dataset=dataset,
+        target=config.target,
+        inits=config.inits,
+        levels=levels,
+        level_weights_remaining={lv: ticket.record(lv).weights_remaining for lv in levels},
+        seeds=seeds,
+        seed=config.seed,
+        train=train,
+        target_search=target_search,
+        jobs=plan_jobs(config.inits, levels, seeds),
+    )
+    return plan, JobContext(Path("."), plan, ticket, target, source)
+
+
+def _check_out(out: Path, plan: TransferPlan, resume: bool, force: bool) -> TransferPlan | None:
+    """Check the output directory before any work; return the plan to resume, if any."""
+    if resume and force:
+        raise TicketpackError("--resume and --force contradict each other; pick one")
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        raise TicketpackError(f"--out {out} exists and is not a directory")
+    has_plan = layout.plan(out).exists()
+    if resume and has_plan:
+        previous = read_plan(out)
+        old, new = previous.identity(), plan.identity()
+        if old != new:
+            differs = ", ".join(k for k in new if old.get(k) != new[k])
+            raise TicketpackError(
+                f"--resume: {out} was planned differently (differs in: {differs}); use the same options, or --force"
+            )
+        return previous
+    if any(out.iterdir()):
+        if resume:
+            raise TicketpackError(f"--resume: {out} is not empty and holds no transfer run (no plan.json)")
+        if not force:
+            raise TicketpackError(f"--out {out} already exists; use --resume to continue it or --force to replace it")
+        if not has_plan:
+            raise TicketpackError(f"--force: {out} is not empty and not a transfer run; refusing to delete it")
+    return None
+
+
+def run_transfer(
+    config: TransferConfig,
+    out: Path,
+    resume: bool = False,
+    force: bool = False,
+    jobs: int = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
+    on_event: Callable[[TransferEvent], None] | None = None,
+) -> TransferReport:
+    """Re-train ``config.ticket`` on ``config.target`` under each strategy, level and seed; write the run to
+    ``out`` (see :mod:`ticketpack.transfer.layout`) and return its report.
+
+    ``jobs`` jobs run at once, on ``executor`` ("local" processes, or "ray" tasks on ``ray_address`` or a local
+    Ray instance). ``resume`` skips the jobs ``out`` already holds; ``force`` replaces a previous run.
+    """
+    out = Path(out)
+    if jobs < 1:
+        raise TicketpackError("--jobs must be at least 1")
+    runner = EXECUTORS.get(executor)(out.resolve(), jobs, config.threads, ray_address)  # a missing Ray extra fails here
+    plan, ctx = plan_run(config)
+    previous = _check_out(out, plan, resume, force)
+    with runner:  # connects to Ray (if asked) before anything is written
+        if previous is None:
+            if out.exists():
+                shutil.rmtree(out)
+            out.mkdir(parents=True)
+            write_model(layout.plan(out), plan)
+        else:
+            plan = previous
+        ctx.root, ctx.plan = out.resolve(), plan
+        remember(ctx)
+
+        todo = [job for job in plan.jobs if not is_done(out, job)]
+        total = len(plan.jobs)
+        done = total - len(todo)
+        if on_event:
+            on_event(TransferEvent("planned", done, total))
+        for phase in sorted({job.phase for job in todo}):
+            for job, result in runner.run([j for j in todo if j.phase == phase]):
+                done += 1
+                if on_event:
+                    res = JobResult.model_validate(result) if result is not None else None
+                    on_event(TransferEvent("job_end", done, total, job, res))
+    return render(out)
+
