@@ -5,11 +5,10 @@
 
 1. Offline: the same batch through ``ticketpack.load(...)`` for each model, interleaved, 1 ORT thread → rows/s and
    the ticket/dense throughput ratio (what `evaluate` measures, in this process on this machine).
-2. Served: one `ticketpack serve` subprocess per micro-batching window (0 = off), each on 127.0.0.1 holding both
-   models (1 ORT thread per run). For each rows-per-request and concurrency level, a fixed number of requests per
-   model and window (or the time limit, whichever comes first) is sent in blocks that alternate between all of
-   them, order reversed every other block, and each arm's blocks are pooled: throughput, p50/p99 latency and
-   errors side by side, plus each window's effect against no window.
+2. Served: one `ticketpack serve` subprocess on 127.0.0.1 holds both models (1 ORT thread per run). For each
+   rows-per-request and concurrency level, a fixed number of requests per model (or the time limit, whichever
+   comes first) is sent in blocks alternating between the two models (order reversed every other block), and
+   each model's blocks are pooled: throughput, p50/p99 latency and errors side by side.
 
 Client and server share this machine's cores, so absolute figures include the load generator's cost; the ratios
 are measured under identical conditions. Writes bench/results/serve_bench.json and serve_bench.md.
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 import ticketpack
 from ticketpack.fileio import atomic_write_text, write_model
@@ -60,7 +59,6 @@ class OfflineRow(BaseModel):
 
 class LoadRow(BaseModel):
     model: str
-    batch_window_ms: float
     rows_per_request: int
     concurrency: int
     requests: int
@@ -74,21 +72,12 @@ class LoadRow(BaseModel):
 
 
 class Comparison(BaseModel):
-    batch_window_ms: float
     rows_per_request: int
     concurrency: int
     served_ticket_over_dense: float
+    block_ratios: list[float] = Field(description="ticket/dense throughput in each block: the spread is the noise.")
     offline_ticket_over_dense: float
     meets_offline_ratio: bool
-
-
-class BatchingRow(BaseModel):
-    model: str
-    batch_window_ms: float
-    rows_per_request: int
-    concurrency: int
-    throughput_vs_no_window: float
-    p50_vs_no_window: float
 
 
 class ServeBench(BaseModel):
@@ -105,7 +94,6 @@ class ServeBench(BaseModel):
     offline: list[OfflineRow]
     load: list[LoadRow]
     comparisons: list[Comparison]
-    batching: list[BatchingRow]
     total_errors: int
     load_average_before: float
     load_average_after: float
@@ -178,11 +166,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(dense: Path, ticket: Path, window_ms: float, max_batch: int) -> tuple[subprocess.Popen, str]:
+def start_server(dense: Path, ticket: Path, max_batch: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [sys.executable, "-m", "ticketpack", "serve", f"dense={dense}", f"ticket={ticket}", "--host", "127.0.0.1",
            "--port", str(port), "--threads", "1", "--provider", "cpu", "--no-access-log",
-           "--max-batch", str(max_batch), "--batch-window-ms", str(window_ms)]
+           "--max-batch", str(max_batch)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -241,11 +229,11 @@ async def load_run(url: str, body: bytes, rows: int, requests: int, concurrency:
     return {"latencies": latencies, "errors": errors, "seconds": seconds, "hit_time_limit": issued < requests}
 
 
-def pooled(model: str, window: float, rows: int, conc: int, runs: list[dict]) -> LoadRow:
+def pooled(model: str, rows: int, conc: int, runs: list[dict]) -> LoadRow:
     lat = np.array([x for r in runs for x in r["latencies"]]) * 1000
     done, secs = len(lat), sum(r["seconds"] for r in runs)
     return LoadRow(
-        model=model, batch_window_ms=window, rows_per_request=rows, concurrency=conc, requests=done,
+        model=model, rows_per_request=rows, concurrency=conc, requests=done,
         errors=sum(r["errors"] for r in runs), seconds=secs, hit_time_limit=any(r["hit_time_limit"] for r in runs),
         requests_per_s=done / secs, rows_per_s=done * rows / secs,
         p50_ms=float(np.percentile(lat, 50)) if done else float("nan"),
@@ -261,10 +249,10 @@ def markdown(res: ServeBench) -> str:
     lines = [
         "# ticketpack serve: ticket vs dense on loopback",
         "",
-        f"{res.cpu_count} CPU cores shared by the servers, the load generator and other work (load average "
+        f"{res.cpu_count} CPU cores shared by the server, the load generator and other work (load average "
         f"{res.load_average_before:.1f} before, {res.load_average_after:.1f} after); ONNX Runtime {res.onnxruntime}, "
-        f"{res.ort_threads_per_run} thread per inference run. Per cell: {res.requests_per_model} requests per model "
-        f"and window, in {res.blocks} blocks alternating between all of them (time limit {res.time_limit_s:g} s).",
+        f"{res.ort_threads_per_run} thread per inference run. Per cell: {res.requests_per_model} requests per model, "
+        f"in {res.blocks} blocks alternating between the models (time limit {res.time_limit_s:g} s per cell).",
         "",
         "| model | format | weights remaining | file size | test acc |",
         "|---|---|---:|---:|---:|",
@@ -280,25 +268,19 @@ def markdown(res: ServeBench) -> str:
         "",
         "Served over HTTP:",
         "",
-        "| window ms | rows/req | conc. | dense req/s | dense p50/p99 ms | ticket req/s | ticket p50/p99 ms | errors | served ratio | offline ratio |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| rows/req | conc. | dense req/s | dense p50/p99 ms | ticket req/s | ticket p50/p99 ms | errors | served ratio (blocks min–max) | offline ratio |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    rows = {(r.model, r.batch_window_ms, r.rows_per_request, r.concurrency): r for r in res.load}
+    rows = {(r.model, r.rows_per_request, r.concurrency): r for r in res.load}
     for c in res.comparisons:
-        d = rows[("dense", c.batch_window_ms, c.rows_per_request, c.concurrency)]
-        t = rows[("ticket", c.batch_window_ms, c.rows_per_request, c.concurrency)]
+        d = rows[("dense", c.rows_per_request, c.concurrency)]
+        t = rows[("ticket", c.rows_per_request, c.concurrency)]
         lines.append(
-            f"| {c.batch_window_ms:g} | {c.rows_per_request} | {c.concurrency} | {d.requests_per_s:,.0f} | "
+            f"| {c.rows_per_request} | {c.concurrency} | {d.requests_per_s:,.0f} | "
             f"{d.p50_ms:.1f} / {d.p99_ms:.1f} | {t.requests_per_s:,.0f} | {t.p50_ms:.1f} / {t.p99_ms:.1f} | "
-            f"{d.errors + t.errors} | {c.served_ticket_over_dense:.2f}× | {c.offline_ticket_over_dense:.2f}× |"
+            f"{d.errors + t.errors} | {c.served_ticket_over_dense:.2f}× ({min(c.block_ratios):.2f}–{max(c.block_ratios):.2f}) | "
+            f"{c.offline_ticket_over_dense:.2f}× |"
         )
-    if res.batching:
-        lines += [
-            "", "Micro-batching against no window (same model, same cell; > 1 is better for throughput):", "",
-            "| model | window ms | rows/req | conc. | throughput ratio | p50 ratio |", "|---|---:|---:|---:|---:|---:|",
-            *[f"| {b.model} | {b.batch_window_ms:g} | {b.rows_per_request} | {b.concurrency} | "
-              f"{b.throughput_vs_no_window:.2f}× | {b.p50_vs_no_window:.2f}× |" for b in res.batching],
-        ]
     lines += ["", f"Total errors: {res.total_errors}.", ""]
     return "\n".join(lines)
 
@@ -310,18 +292,16 @@ def main() -> None:
     ap.add_argument("--work", type=Path, help="Where to build the ticket and exports (default: a temp dir).")
     ap.add_argument("--level", default="10%", help="Ticket round or weights remaining to export (when building).")
     ap.add_argument("--format", default="compact", help="Export format of the ticket (when building).")
-    ap.add_argument("--requests", type=int, default=600, help="Requests per model (and window) per cell.")
-    ap.add_argument("--blocks", type=int, default=4, help="Blocks each cell's requests are split into, arms alternating.")
-    ap.add_argument("--time-limit", type=float, default=60.0, help="Seconds per cell at most (all arms together).")
+    ap.add_argument("--requests", type=int, default=400, help="Requests per model per cell.")
+    ap.add_argument("--blocks", type=int, default=4, help="Blocks each cell's requests are split into, models alternating.")
+    ap.add_argument("--time-limit", type=float, default=60.0, help="Seconds per cell at most (both models together).")
     ap.add_argument("--concurrency", default="1,8,32")
     ap.add_argument("--rows", default="1,64", help="Rows (images) per request.")
-    ap.add_argument("--batch-window-ms", default="0,2", help="Micro-batching windows to compare (0: off).")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=RESULTS / "serve_bench.json")
     args = ap.parse_args()
     concs = [int(x) for x in args.concurrency.split(",")]
     rows_list = [int(x) for x in args.rows.split(",")]
-    windows = [float(x) for x in args.batch_window_ms.split(",")]
 
     if args.dense and args.ticket:
         dense, ticket = args.dense, args.ticket
@@ -339,46 +319,35 @@ def main() -> None:
 
     load: list[LoadRow] = []
     comparisons: list[Comparison] = []
-    batching: list[BatchingRow] = []
     load_before = os.getloadavg()[0]
-    servers = {w: start_server(dense, ticket, w, max(rows_list)) for w in windows}
-    arms = [(w, name) for w in windows for name in ("dense", "ticket")]
+    proc, url = start_server(dense, ticket, max(rows_list))
     try:
         for rows in rows_list:
             body = json.dumps({"inputs": images(rows).tolist()}).encode()
             for conc in concs:
-                runs: dict[tuple[float, str], list[dict]] = {arm: [] for arm in arms}
-                for block in range(args.blocks):  # arms in turn, order reversed every other block
-                    for w, name in arms if block % 2 == 0 else arms[::-1]:
-                        runs[(w, name)].append(asyncio.run(load_run(
-                            f"{servers[w][1]}/v1/models/{name}/predict", body, rows, args.requests // args.blocks,
-                            conc, args.time_limit / (args.blocks * len(arms)),
+                runs: dict[str, list[dict]] = {"dense": [], "ticket": []}
+                for block in range(args.blocks):  # dense, ticket | ticket, dense | ...
+                    for name in ("dense", "ticket") if block % 2 == 0 else ("ticket", "dense"):
+                        runs[name].append(asyncio.run(load_run(
+                            f"{url}/v1/models/{name}/predict", body, rows, args.requests // args.blocks, conc,
+                            args.time_limit / (2 * args.blocks),
                         )))
-                cell = {arm: pooled(arm[1], arm[0], rows, conc, r) for arm, r in runs.items()}
-                load += cell.values()
-                for w in windows:
-                    d, t = cell[(w, "dense")], cell[(w, "ticket")]
-                    served = t.requests_per_s / d.requests_per_s
-                    comparisons.append(Comparison(
-                        batch_window_ms=w, rows_per_request=rows, concurrency=conc,
-                        served_ticket_over_dense=served, offline_ticket_over_dense=off[rows].ticket_over_dense,
-                        meets_offline_ratio=served >= off[rows].ticket_over_dense,
-                    ))
-                    print(f"window {w:g} ms, rows {rows}, concurrency {conc}: dense {d.requests_per_s:,.0f} req/s "
-                          f"(p50 {d.p50_ms:.1f} p99 {d.p99_ms:.1f} ms, {d.errors} err) · ticket {t.requests_per_s:,.0f} "
-                          f"req/s (p50 {t.p50_ms:.1f} p99 {t.p99_ms:.1f} ms, {t.errors} err) · served ratio {served:.2f} "
-                          f"vs offline {off[rows].ticket_over_dense:.2f}", file=sys.stderr)
-                    if w != windows[0]:
-                        for name in ("dense", "ticket"):
-                            on, off_ = cell[(w, name)], cell[(windows[0], name)]
-                            batching.append(BatchingRow(
-                                model=name, batch_window_ms=w, rows_per_request=rows, concurrency=conc,
-                                throughput_vs_no_window=on.requests_per_s / off_.requests_per_s,
-                                p50_vs_no_window=on.p50_ms / off_.p50_ms,
-                            ))
+                d, t = pooled("dense", rows, conc, runs["dense"]), pooled("ticket", rows, conc, runs["ticket"])
+                load += [d, t]
+                served = t.requests_per_s / d.requests_per_s
+                blocks = [(len(tr["latencies"]) / tr["seconds"]) / (len(dr["latencies"]) / dr["seconds"])
+                          for dr, tr in zip(runs["dense"], runs["ticket"])]
+                comparisons.append(Comparison(
+                    rows_per_request=rows, concurrency=conc, served_ticket_over_dense=served, block_ratios=blocks,
+                    offline_ticket_over_dense=off[rows].ticket_over_dense,
+                    meets_offline_ratio=served >= off[rows].ticket_over_dense,
+                ))
+                print(f"rows {rows}, concurrency {conc}: dense {d.requests_per_s:,.0f} req/s (p50 {d.p50_ms:.1f} "
+                      f"p99 {d.p99_ms:.1f} ms, {d.errors} err) · ticket {t.requests_per_s:,.0f} req/s (p50 "
+                      f"{t.p50_ms:.1f} p99 {t.p99_ms:.1f} ms, {t.errors} err) · served ratio {served:.2f} vs offline "
+                      f"{off[rows].ticket_over_dense:.2f}", file=sys.stderr)
     finally:
-        for proc, _ in servers.values():
-            stop_server(proc)
+        stop_server(proc)
 
     import onnxruntime
 
@@ -386,7 +355,7 @@ def main() -> None:
         ticketpack_version=ticketpack.__version__, onnxruntime=onnxruntime.__version__, python=platform.python_version(),
         machine=platform.machine(), cpu_count=os.cpu_count() or 0, ort_threads_per_run=1,
         requests_per_model=args.requests, blocks=args.blocks, time_limit_s=args.time_limit, models=models, offline=list(off.values()),
-        load=load, comparisons=comparisons, batching=batching, total_errors=sum(r.errors for r in load),
+        load=load, comparisons=comparisons, total_errors=sum(r.errors for r in load),
         load_average_before=load_before, load_average_after=os.getloadavg()[0],
     )
     write_model(args.out, res)

@@ -1,6 +1,6 @@
 """`ticketpack transfer --jobs 2` vs `--jobs 1` on the same grid, measured side by side in one run.
 
-    python bench/transfer_jobs_bench.py [--epochs 5] [--rounds 4] [--seeds 3] [--repeats 3] [--threads2]
+    python bench/transfer_jobs_bench.py [--epochs 20] [--rounds 4] [--seeds 3] [--repeats 3] [--threads2]
 
 Finds one small ticket (lenet-300-100 on digits/clean, prune rate 0.5), then runs the full strategy grid
 (ticket, random-reinit, finetune, random-mask, dense, target-ticket; every pruned round; --seeds seeds) to rot45
@@ -35,7 +35,7 @@ SETUPS = {"jobs1_threads1": (1, 1), "jobs2_threads1": (2, 1)}
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=5, help="Training epochs per job (and per search round).")
+    ap.add_argument("--epochs", type=int, default=20, help="Training epochs per job and per search round (20: the default recipe).")
     ap.add_argument("--rounds", type=int, default=4, help="Pruning rounds of the ticket (levels transferred).")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)

@@ -31,22 +31,26 @@ def digits_ticket(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
-def text_ticket(tmp_path_factory) -> Path:
-    """A small `bow` ticket on the hand-written review fixture (books domain)."""
-    out = tmp_path_factory.mktemp("tickets") / "text"
-    cfg = SearchConfig.model_validate(
+def text_config(**prune) -> SearchConfig:
+    """`bow` on the hand-written review fixture (books domain), 2 rounds at 50%: a ticket in a second or two."""
+    return SearchConfig.model_validate(
         {
             "dataset": str(FIXTURES / "reviews"),
             "source": "books",
             "model": {"name": "bow", "options": {"embed_dim": 16, "hidden": 16}},
             "text": {"num_buckets": 512, "max_tokens": 32},
             "train": {"epochs": 5, "batch_size": 16, "lr": 0.01},
-            "prune": {"rounds": 2, "rate": 0.5},
+            "prune": {"rounds": 2, "rate": 0.5, **prune},
             "threads": 1,
         }
     )
-    search(cfg, out)
+
+
+@pytest.fixture(scope="session")
+def text_ticket(tmp_path_factory) -> Path:
+    """A small `bow` ticket on the review fixture (layerwise magnitude, the text models' default)."""
+    out = tmp_path_factory.mktemp("tickets") / "text"
+    search(text_config(), out)
     return out
 
 

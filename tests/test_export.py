@@ -15,17 +15,23 @@ import torch
 from typer.testing import CliRunner
 
 from ticketpack.cli.app import app
-from ticketpack.errors import GateFailed, TicketpackError
+from ticketpack.errors import GateFailed
 from ticketpack.export.card import CARD_KEY, ModelCard, parse_card
 from ticketpack.export.cardio import read_card
 from ticketpack.export.compact import compact
 from ticketpack.export.digest import weights_digest
-from ticketpack.export.exporter import ExportConfig, ExportResult, export_model, export_prepared, prepare
+from ticketpack.export.exporter import (
+    ExportConfig,
+    ExportResult,
+    export_model,
+    export_prepared,
+    prepare,
+)
 from ticketpack.export.lower import build_graph
 from ticketpack.pruning.units import unit_graph
 from ticketpack.search import SearchConfig, Ticket, search
 
-from conftest import FIXTURES, tiny_config
+from conftest import FIXTURES, text_config, tiny_config
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,27 +58,11 @@ def neuron_ticket(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def bow_ticket(tmp_path_factory) -> Path:
-    """conftest's `text_ticket` pruned layer by layer: global magnitude empties its small `fc` layer in round 1
-    (the N(0,1) embedding outweighs it), which would leave a model with constant logits to export."""
-    out = tmp_path_factory.mktemp("tickets") / "bow"
-    cfg = SearchConfig.model_validate({
-        "dataset": str(FIXTURES / "reviews"), "source": "books",
-        "model": {"name": "bow", "options": {"embed_dim": 16, "hidden": 16}},
-        "text": {"num_buckets": 512, "max_tokens": 32},
-        "train": {"epochs": 5, "batch_size": 16, "lr": 0.01},
-        "prune": {"rounds": 2, "rate": 0.5, "strategy": "layerwise"}, "threads": 1,
-    })
-    search(cfg, out)
-    return out
-
-
-@pytest.fixture(scope="session")
-def exports(digits_ticket, bow_ticket, tmp_path_factory) -> dict:
+def exports(digits_ticket, text_ticket, tmp_path_factory) -> dict:
     """Every format × quantization of the digits ticket (round 3, ~12% weights) and the bow ticket (round 2, 25%)."""
     out = tmp_path_factory.mktemp("exports")
     found = {}
-    for name, ticket, level in (("lenet", digits_ticket, 3), ("bow", bow_ticket, 2)):
+    for name, ticket, level in (("lenet", digits_ticket, 3), ("bow", text_ticket, 2)):
         prepared = prepare(ticket, level=level, threads=1)
         for fmt, q in VARIANTS:
             path = out / f"{name}-{fmt}-{q}.onnx"
@@ -153,9 +143,9 @@ def test_card_round_trips_through_onnx_and_onnxruntime_and_matches_its_schema(ex
     jsonschema.validate(json.loads(meta[CARD_KEY]), schema)
 
 
-def test_card_holds_preprocessing_provenance_sparsity_and_metrics(exports, bow_ticket):
+def test_card_holds_preprocessing_provenance_sparsity_and_metrics(exports, text_ticket):
     card: ModelCard = exports[("bow", "compact", "none")][1].card
-    manifest = Ticket.load(bow_ticket).manifest
+    manifest = Ticket.load(text_ticket).manifest
     assert card.preprocessing == manifest.dataset.preprocessing and card.preprocessing.kind == "text"
     assert card.input.dtype == "int64" and card.input.shape == ["batch", card.preprocessing.max_tokens]
     assert card.label_names == manifest.dataset.label_names
@@ -178,13 +168,13 @@ def test_weights_digest_is_in_the_card_and_detects_a_changed_weight(exports):
     assert weights_digest(model) != result.card.weights_digest
 
 
-def test_raw_text_gives_the_pytorch_logits_through_the_onnx_file_alone(exports, bow_ticket):
+def test_raw_text_gives_the_pytorch_logits_through_the_onnx_file_alone(exports, text_ticket):
     from ticketpack.serve.predictor import load
 
-    path, result = exports[("bow", "sparse", "none")]
+    path, _ = exports[("bow", "sparse", "none")]
     texts = ["A wonderful, moving book; I loved every page.", "Dull plot and wooden characters. Returned it.",
              "", "zzzz qqqq unseen tokens only"]
-    ticket = Ticket.load(bow_ticket)
+    ticket = Ticket.load(text_ticket)
     model = ticket.build_model()
     model.load_state_dict(ticket.trained_state(2))
     model.eval()
@@ -194,8 +184,8 @@ def test_raw_text_gives_the_pytorch_logits_through_the_onnx_file_alone(exports, 
     assert np.abs(got - want).max() <= 1e-5
 
 
-def test_compaction_folds_constant_units_and_drops_embedding_rows_exactly(bow_ticket, tmp_path):
-    prepared = prepare(bow_ticket, level=2, threads=1)
+def test_compaction_folds_constant_units_and_drops_embedding_rows_exactly(text_ticket, tmp_path):
+    prepared = prepare(text_ticket, level=2, threads=1)
     rng = np.random.default_rng(0)
     with torch.no_grad():
         emb = prepared.model.embed.weight
@@ -212,9 +202,11 @@ def test_compaction_folds_constant_units_and_drops_embedding_rows_exactly(bow_ti
     assert result.card.parity.max_abs_diff <= 1e-5
 
 
-def test_a_ticket_whose_hidden_layer_is_pruned_away_compacts_to_its_constant_output(text_ticket, tmp_path):
-    # conftest's text ticket prunes `fc` to 0% in round 1 (global magnitude): every logit is a constant
-    result = export_model(text_ticket, tmp_path / "c.onnx", level=1, threads=1)
+def test_a_ticket_whose_hidden_layer_is_pruned_away_compacts_to_its_constant_output(tmp_path):
+    # global magnitude ranks bow's N(0,1) embedding above its small `fc` layer and empties `fc` in round 1:
+    # every logit is then a constant, and compaction must say so exactly
+    search(text_config(strategy="global"), tmp_path / "t")
+    result = export_model(tmp_path / "t", tmp_path / "c.onnx", level=1, threads=1)
     assert result.card.export.compacted["fc.weight"] == [1, 16]
     assert result.card.export.compacted["embed.weight"] == [1, 16]
     assert result.card.parity.max_abs_diff <= 1e-5 and result.size_ratio < 0.2
@@ -381,9 +373,9 @@ def test_every_export_passes_ticketpack_validate_strict(exports, name, fmt, quan
     assert report.passed, [c for c in report.checks if not c.passed]
 
 
-def test_exported_remapped_embedding_passes_ticketpack_validate(bow_ticket, tmp_path):
+def test_exported_remapped_embedding_passes_ticketpack_validate(text_ticket, tmp_path):
     evaluate = pytest.importorskip("ticketpack.evaluate")
-    prepared = prepare(bow_ticket, level=2, threads=1)
+    prepared = prepare(text_ticket, level=2, threads=1)
     with torch.no_grad():
         prepared.model.embed.weight[torch.from_numpy(np.random.default_rng(1).random(512) < 0.7)] = 0.0
         prepared.torch_logits = prepared.model(torch.from_numpy(prepared.x_test)).numpy()
@@ -392,3 +384,12 @@ def test_exported_remapped_embedding_passes_ticketpack_validate(bow_ticket, tmp_
         export_prepared(prepared, tmp_path / f"{fmt}.onnx", ExportConfig(format=fmt, threads=1))
         report = evaluate.validate_model(tmp_path / f"{fmt}.onnx", strict=True)
         assert report.passed, [c for c in report.checks if not c.passed]
+
+
+def test_transfer_run_of_another_schema_version_exits_2_naming_it(transfer_run, tmp_path):
+    copy = tmp_path / "old-run"
+    shutil.copytree(transfer_run, copy)
+    plan = json.loads((copy / "plan.json").read_text())
+    plan["schema_version"] = 7
+    (copy / "plan.json").write_text(json.dumps(plan))
+    _bad([str(copy), "--init", "ticket"], tmp_path / "m.onnx", "schema version 7")

@@ -133,6 +133,7 @@ def test_saved_weights_keep_the_mask_and_the_contract_reads_them_back(grid, digi
     assert _same_mask(mask, Ticket.load(digits_ticket).mask(3))
     assert all((state[name][~m] == 0).all() for name, m in mask.items())
     assert result.weights_remaining == pytest.approx(masks.density(mask)) and result.init == "ticket"
+    assert run.weights("13%", "ticket", 1)[2].job_id == result.job_id == "L03-ticket-s1"
     dense_state, dense_mask, dense_result = run.weights(0, "dense", 0)
     assert dense_mask is None and dense_result.level == 0
     assert run.target_data().domain == "rot45" and len(run.target_data().test) == len(run.source_data().test)
@@ -182,6 +183,7 @@ def test_resume_with_other_options_says_what_differs(grid, tmp_path):
         run_transfer(_cfg(grid[1].ticket, inits=ALL, levels=[2]), run, resume=True)
 
 
+@pytest.mark.slow
 def test_two_local_processes_give_the_same_results_as_one(digits_ticket, tmp_path):
     cfg = _cfg(digits_ticket, inits=["ticket", "dense"], levels=[3], seeds=1)
     one = run_transfer(cfg, tmp_path / "one", jobs=1)
@@ -189,6 +191,7 @@ def test_two_local_processes_give_the_same_results_as_one(digits_ticket, tmp_pat
     assert _scores(one) == _scores(two) and len(two.results) == 2
 
 
+@pytest.mark.slow
 def test_ray_executor_runs_the_same_jobs_on_a_local_ray_instance(digits_ticket, tmp_path):
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'ticketpack[ray]')")
     cfg = _cfg(digits_ticket, inits=["ticket", "random-mask"], levels=[3], seeds=1)

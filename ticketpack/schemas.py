@@ -23,6 +23,7 @@ FILE_MODELS: dict[str, str] = {
     "transfer-report": "ticketpack.transfer.records:TransferReport",
     "evaluation-report": "ticketpack.evaluate.report:EvaluationReport",
     "validation-report": "ticketpack.evaluate.report:ValidationReport",
+    "serve-config": "ticketpack.serve.config:ServeConfig",
 }
 
 

@@ -8,7 +8,15 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ticketpack.cli.common import JsonOpt, SeedOpt, ThreadsOpt, err, out, pct, print_json
+from ticketpack.cli.common import (
+    JsonOpt,
+    SeedOpt,
+    ThreadsOpt,
+    err,
+    out,
+    pct,
+    print_json,
+)
 
 
 def _size(n: int) -> str:

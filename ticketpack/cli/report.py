@@ -24,6 +24,7 @@ def transfer_table(report) -> Table:
         caption=f"{dense}mean ± std over {n} seed{'s' if n != 1 else ''} · "
                 f"{report.jobs_finished}/{report.jobs_total} jobs",
         box=box.SIMPLE_HEAD,
+        min_width=60,
     )
     inits = [i for i in report.inits if i != "dense"]
     table.add_column("level", justify="right", no_wrap=True)

@@ -22,7 +22,7 @@ def search_cmd(
     prune_rate: Annotated[Optional[float], typer.Option(help="Fraction of remaining weights pruned per round.")] = None,
     output_prune_rate: Annotated[Optional[float], typer.Option(help="Rate for the output layer (default: half of --prune-rate).")] = None,
     target_sparsity: Annotated[Optional[float], typer.Option(help="Prune until this sparsity (0-1) instead of --rounds.")] = None,
-    strategy: Annotated[Optional[str], typer.Option(help="Pruning strategy: global, layerwise, random.")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="Pruning strategy: global, layerwise, random (default: global; layerwise for text models).")] = None,
     granularity: Annotated[Optional[str], typer.Option(help="Prune single weights (weight) or whole units (neuron), which export compacts.")] = None,
     rewind_iter: Annotated[Optional[int], typer.Option(help="Rewind to the weights after this many steps (0: θ0).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs per round.")] = None,

@@ -22,9 +22,6 @@ def serve_cmd(
     workers: Annotated[Optional[int], typer.Option(help="Server processes, each with its own ONNX Runtime sessions (default 1).")] = None,
     max_batch: Annotated[Optional[int], typer.Option(help="Most inputs per request; more is answered 413 (default 256).")] = None,
     max_text_chars: Annotated[Optional[int], typer.Option(help="Longest text in characters; longer is answered 413 (default 20000).")] = None,
-    batch_window_ms: Annotated[
-        Optional[float], typer.Option(help="Micro-batching: merge concurrent requests arriving within this window into one run (default 0: off).")
-    ] = None,
     threads: Annotated[Optional[int], typer.Option(help="ONNX Runtime threads per inference run (default 1).")] = None,
     provider: Annotated[Optional[str], typer.Option(help="ONNX Runtime provider: auto, cpu or cuda (default auto).")] = None,
     shutdown_timeout: Annotated[
@@ -45,7 +42,7 @@ def serve_cmd(
         {
             "models": [ModelSource.parse(s).model_dump(mode="json") for s in models] if models else None,
             "host": host, "port": port, "workers": workers, "max_batch": max_batch, "max_text_chars": max_text_chars,
-            "batch_window_ms": batch_window_ms, "threads": threads, "provider": provider,
+            "threads": threads, "provider": provider,
             "shutdown_timeout_s": shutdown_timeout, "access_log": access_log,
         },
     )

@@ -26,7 +26,7 @@ def transfer_cmd(
         help="Comma-separated strategies: ticket, random-reinit, finetune, random-mask, dense, target-ticket.")] = None,
     levels: Annotated[Optional[str], typer.Option(
         help="Comma-separated ticket rounds or weights-remaining levels (3,20%); default: every pruned round.")] = None,
-    seeds: Annotated[Optional[int], typer.Option(help="Seeds per level and strategy.")] = None,
+    seeds: Annotated[Optional[int], typer.Option(help="Seeds per level and strategy (default 3).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs per job (default: the ticket's).")] = None,
     iterations: Annotated[Optional[int], typer.Option(help="Training steps per job (instead of --epochs).")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate (default: the ticket's).")] = None,

@@ -14,7 +14,7 @@ import onnx
 from onnx import numpy_helper
 
 
-def _update(h: "hashlib._Hash", kind: str, tensor: onnx.TensorProto, name: str | None = None) -> None:
+def _update(h: hashlib._Hash, kind: str, tensor: onnx.TensorProto, name: str | None = None) -> None:
     array = np.ascontiguousarray(numpy_helper.to_array(tensor))
     h.update(f"{kind}:{name or tensor.name}:{tensor.data_type}:{list(tensor.dims)}\n".encode())
     h.update(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())

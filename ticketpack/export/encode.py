@@ -105,8 +105,36 @@ def quantize_int8(model: onnx.ModelProto, op_types: tuple[str, ...], exclude: li
                 str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=list(op_types),
                 nodes_to_exclude=exclude or [], extra_options={"WeightSymmetric": True, "MatMulConstBOnly": True},
             )
-            return onnx.load(str(dst))
+            quantized = onnx.load(str(dst))
+            _symmetric_gather_tables(model, quantized)
+            return quantized
     except Exception as exc:  # the quantizer raises plain exceptions for graphs it cannot handle
         raise TicketpackError(f"int8 quantization failed: {exc}") from None
     finally:
         logger.setLevel(level)
+
+
+def _symmetric_gather_tables(float_model: onnx.ModelProto, model: onnx.ModelProto) -> None:
+    """Re-quantize embedding tables as symmetric int8, in place.
+
+    The dynamic quantizer stores a gathered table as asymmetric uint8, so a pruned 0.0 becomes its zero point (say
+    124) and the table is no longer sparse. Symmetric int8 (zero point 0, scale max|w| / 127) keeps every pruned
+    weight at 0, which the bitmask encoding can then drop; the dequantized values stay exact zeros either way.
+    """
+    floats = {t.name: t for t in float_model.graph.initializer}
+    inits = {t.name: t for t in model.graph.initializer}
+    users: dict[str, set[str]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            users.setdefault(name, set()).add(node.op_type)
+    for name, t in inits.items():
+        base = name.removesuffix("_quantized")
+        if (base == name or t.data_type != TensorProto.UINT8 or base not in floats
+                or users.get(name, set()) - {"Gather"} or f"{base}_zero_point" not in inits):
+            continue
+        w = numpy_helper.to_array(floats[base]).astype(np.float32)
+        scale = np.float32(max(float(np.abs(w).max()), 1e-12) / 127.0)
+        q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
+        t.CopyFrom(numpy_helper.from_array(q, name))
+        inits[f"{base}_zero_point"].CopyFrom(numpy_helper.from_array(np.array(0, dtype=np.int8), f"{base}_zero_point"))
+        inits[f"{base}_scale"].CopyFrom(numpy_helper.from_array(np.array(scale, dtype=np.float32), f"{base}_scale"))

@@ -17,13 +17,14 @@ PyTorch logits on the held-out test split (max abs diff within ``atol``; for int
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import onnx
@@ -31,12 +32,23 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ticketpack.errors import GateFailed, TicketpackError
 from ticketpack.export.card import (
-    ExportOptions, InputSignature, LayerSparsity, Metrics, ModelCard, ParityCheck, Provenance, Sparsity,
+    ExportOptions,
+    InputSignature,
+    LayerSparsity,
+    Metrics,
+    ModelCard,
+    ParityCheck,
+    Provenance,
+    Sparsity,
 )
 from ticketpack.export.cardio import embed_card
 from ticketpack.export.digest import weights_digest
 from ticketpack.fileio import atomic_path
 from ticketpack.version import __version__
+
+if TYPE_CHECKING:  # torch-side types, imported only when a function needs them
+    from ticketpack.export.sources import Selection
+    from ticketpack.models.base import TicketModel
 
 MIN_OPSET = 13
 MAX_OPSET = onnx.defs.onnx_opset_version()
@@ -87,8 +99,8 @@ class ExportResult(BaseModel):
 class Prepared:
     """A selection plus everything the checks need, computed once for any number of formats."""
 
-    selection: object  # sources.Selection
-    model: object  # the torch model with the selected weights loaded (eval mode)
+    selection: Selection
+    model: TicketModel  # the selected weights loaded and masked, eval mode
     state: dict[str, np.ndarray]  # masked weights and biases, torch layout
     x_test: np.ndarray
     y_test: np.ndarray
@@ -231,7 +243,9 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
     if config.quantize == "none" and not diff <= config.atol:
         raise GateFailed(f"parity: ONNX Runtime logits differ from PyTorch by {diff:.2e} > atol {config.atol:g}; nothing written")
     n = len(prepared.y_test)
-    if config.quantize == "int8" and agreement < min(config.min_int8_agreement, 1 - 1 / max(n, 1)) - 1e-12:
+    # one disagreement always passes; rounded down so that readers comparing floats agree with this check
+    min_agreement = math.floor(min(config.min_int8_agreement, 1 - 1 / max(n, 1)) * 1e9) / 1e9
+    if config.quantize == "int8" and agreement < min_agreement:
         raise GateFailed(
             f"parity: int8 predictions agree with PyTorch on {agreement:.1%} of the test split, below "
             f"{config.min_int8_agreement:.0%}; export without --quantize, nothing written"
@@ -249,21 +263,21 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
             ticketpack_version=__version__, dataset=sel.dataset, source_domain=sel.source_domain,
             target_domain=sel.target_domain, init_strategy=sel.init_strategy, level=sel.level, seed=sel.seed,
             ticket_manifest_sha256=sel.manifest_sha256, run_dir=str(sel.root) if sel.kind == "transfer" else None,
-            exported_at=datetime.now(timezone.utc), pruning_strategy=sel.extra.get("strategy"),
+            exported_at=datetime.now(UTC), pruning_strategy=sel.extra.get("strategy"),
             granularity=sel.extra.get("granularity"),
         ),
         sparsity=_sparsity(prepared, weights, kept_inputs),
         metrics=Metrics(
             test_accuracy=accuracy, dense_test_accuracy=sel.dense_test_accuracy,
             evaluated_on=f"{data.dataset}/{data.domain}/test", reference_test_accuracy=reference,
-            test_examples=int(len(prepared.y_test)),
+            test_examples=len(prepared.y_test),
         ),
         export=ExportOptions(format=config.format, quantize=config.quantize, opset=config.opset,
                              sparse_encoding=encoding, compacted=compacted),
         parity=ParityCheck(
-            examples=int(len(prepared.y_test)), max_abs_diff=diff, argmax_agreement=agreement, atol=config.atol,
+            examples=len(prepared.y_test), max_abs_diff=diff, argmax_agreement=agreement, atol=config.atol,
             float_max_abs_diff=float_diff,
-            min_argmax_agreement=config.min_int8_agreement if config.quantize == "int8" else None,
+            min_argmax_agreement=min_agreement if config.quantize == "int8" else None,
         ),
         weights_digest=weights_digest(graph),
     )

@@ -16,6 +16,7 @@ class TicketModel(nn.Module):
     """Base class: subclasses build layers in ``__init__`` and set ``output_layer`` to the final layer's name."""
 
     output_layer: str = "out"
+    default_strategy: str = "global"  # pruning strategy used when the user names none
 
     def prunable_names(self) -> list[str]:
         """Parameter names of the weights a mask may cover (Linear, Conv and Embedding weights; no biases)."""

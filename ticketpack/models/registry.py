@@ -24,6 +24,11 @@ def names() -> list[str]:
     return MODELS.names()
 
 
+def default_strategy(name: str) -> str:
+    """The pruning strategy a model uses when none is named (unknown names fall back to ``global``)."""
+    return MODELS.get(name)[1].default_strategy if name in MODELS else "global"
+
+
 def build(spec: ModelSpec, preprocessing: ImagePreprocessing | TextPreprocessing, num_classes: int) -> TicketModel:
     kind, cls = MODELS.get(spec.name)
     if preprocessing.kind != kind:

@@ -14,6 +14,7 @@ from ticketpack.models.base import TicketModel
 
 class BagOfWords(TicketModel):
     output_layer = "out"
+    default_strategy = "layerwise"  # global magnitude would rank N(0,1) embeddings above the small dense layers
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, vocab_size: int, embed_dim: int = 64,
                  hidden: int = 64) -> None:
@@ -31,6 +32,7 @@ class BagOfWords(TicketModel):
 
 class TextCNN(TicketModel):
     output_layer = "out"
+    default_strategy = "layerwise"
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, vocab_size: int, embed_dim: int = 64,
                  filters: int = 32, widths: list[int] | None = None, dropout: float = 0.5) -> None:

@@ -11,6 +11,7 @@ Torch-free: the shapes and names come from a built model, the logic works on any
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -76,7 +77,7 @@ def unit_graph(model) -> UnitGraph:
         groups = tuple(
             UnitGroup(f"{a}.weight", 0, model.hidden[i].out_features, f"{a}.bias", "relu",
                       (Consumer(f"{b}.weight", 1, f"{b}.bias"),))
-            for i, (a, b) in enumerate(zip(names[:-1], names[1:]))
+            for i, (a, b) in enumerate(itertools.pairwise(names))
         )
         return UnitGraph(groups, (InputGroup("hidden.0.weight", 1, "features"),))
     if isinstance(model, BagOfWords):

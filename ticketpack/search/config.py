@@ -16,7 +16,9 @@ from ticketpack.training.config import TrainConfig
 class PruneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    strategy: str = Field("global", description="Pruning strategy: global, layerwise or random.")
+    strategy: str | None = Field(
+        None, description="Pruning strategy: global, layerwise or random (default: the model's, see SearchConfig)."
+    )
     rate: float = Field(0.2, gt=0, lt=1, description="Fraction of the remaining weights pruned each round.")
     output_rate: float | None = Field(
         None, ge=0, lt=1, description="Rate for the output layer; default half of `rate` (Frankle & Carbin)."
@@ -59,6 +61,24 @@ class SearchConfig(BaseModel):
     prune: PruneConfig = Field(default_factory=PruneConfig)
     seed: int = Field(0, ge=0, description="Seed for splits, initialization, data order and random pruning.")
     threads: int | None = Field(None, ge=1, description="Torch CPU threads (default: torch's choice).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_strategy(cls, data):
+        """Fill ``prune.strategy`` with the model's default (``global``; ``layerwise`` for text models, whose
+        N(0, 1) embeddings would outweigh their small dense layers in a global ranking and empty them)."""
+        if not isinstance(data, dict):
+            return data
+        prune = data.get("prune") or {}
+        if isinstance(prune, BaseModel):
+            prune = prune.model_dump()
+        if prune.get("strategy") is None:
+            from ticketpack.models.registry import default_strategy
+
+            model = data.get("model") or {"name": "lenet-300-100"}
+            name = model.name if isinstance(model, BaseModel) else model.get("name", "lenet-300-100")
+            data = {**data, "prune": {**prune, "strategy": default_strategy(name)}}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> "SearchConfig":

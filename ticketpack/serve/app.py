@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated
 
 import numpy as np
+import uvicorn
 from fastapi import Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -37,7 +38,6 @@ from ticketpack.serve.api import (
     PredictResponse,
     Readiness,
 )
-from ticketpack.serve.batching import MicroBatcher
 from ticketpack.serve.config import ServeConfig
 from ticketpack.serve.metrics import UNKNOWN_MODEL, Metrics
 from ticketpack.serve.models import ServedModel, load_models
@@ -137,25 +137,17 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
     """The ASGI app serving already loaded ``models`` (see :func:`ticketpack.serve.models.load_models`)."""
     metrics = Metrics(config.max_batch)
     state = {"ready": False, "executor": None}
-    batchers: dict[str, MicroBatcher] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # One pool for every model's inference, off the event loop; each model has one shared ORT session.
         executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="ticketpack-infer")
         state["executor"] = executor
-        if config.batch_window_ms > 0:
-            for name, m in models.items():
-                batchers[name] = MicroBatcher(
-                    m.probabilities, executor, config.batch_window_ms / 1000, config.max_batch,
-                    on_run=metrics.run_batch_size.labels(name).observe,
-                )
-                batchers[name].start()
         state["ready"] = True
         try:
             yield
         finally:
             state["ready"] = False
-            await asyncio.gather(*(b.stop() for b in batchers.values()))
             executor.shutdown(wait=True)
 
     app = FastAPI(
@@ -182,8 +174,9 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
             msg = f"malformed JSON: {first.get('ctx', {}).get('error', 'cannot parse the body')}"
             return _error(422, "malformed_json", msg)
         field = _field(first["loc"])
-        if first.get("type") == "missing" and field is None:
-            return _error(422, "invalid_request", "the body must be a JSON object like {\"inputs\": [...]}")
+        if field is None:  # no body, or not a JSON object (or not sent as application/json)
+            return _error(422, "invalid_request",
+                          'the body must be a JSON object like {"inputs": [...]}, sent as content-type: application/json')
         empty = any(e.get("type") == "too_short" and _field(e["loc"]) == "inputs" for e in errors)
         if empty:
             return _error(422, "empty_batch", "inputs is empty: give at least one input", "inputs")
@@ -191,6 +184,9 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            # FastAPI's answer to a body json cannot decode (bad UTF-8, nesting too deep): malformed JSON to us
+            return _error(422, "malformed_json", "malformed JSON: the body cannot be decoded")
         return JSONResponse(
             ErrorBody(error=_ERROR_CODES.get(exc.status_code, "error"), message=str(exc.detail)).model_dump(),
             status_code=exc.status_code, headers=getattr(exc, "headers", None),
@@ -234,7 +230,7 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
 
     @app.post("/v1/models/{name}/predict", response_model=PredictResponse, responses=errors, tags=["models"],
               summary="Predict labels and probabilities for a batch")
-    async def predict(req: PredictRequest, model: Annotated[ServedModel, Depends(served)]) -> PredictResponse:
+    async def predict(req: PredictRequest, model: Annotated[ServedModel, Depends(served)]) -> Response:
         inputs = req.inputs
         if len(inputs) > config.max_batch:
             raise ApiError(413, "batch_too_large", f"{len(inputs)} inputs; this server takes at most {config.max_batch} per request", "inputs")
@@ -250,11 +246,7 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
         metrics.batch_size.labels(model.name).observe(len(inputs))
         loop = asyncio.get_running_loop()
         try:
-            if model.name in batchers:
-                x = await loop.run_in_executor(state["executor"], model.prepare, inputs)
-                probs = await batchers[model.name].submit(x)
-            else:
-                probs = await loop.run_in_executor(state["executor"], _predict_now, model, inputs, metrics)
+            probs = await loop.run_in_executor(state["executor"], _predict_now, model, inputs)
         except TicketpackError as exc:
             raise ApiError(422, "invalid_input", str(exc), "inputs") from None
         labels = model.predictor.labels
@@ -270,10 +262,8 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
     return app
 
 
-def _predict_now(model: ServedModel, inputs, metrics: Metrics) -> np.ndarray:
-    x = model.prepare(inputs)
-    metrics.run_batch_size.labels(model.name).observe(len(x))
-    return model.probabilities(x)
+def _predict_now(model: ServedModel, inputs) -> np.ndarray:
+    return model.probabilities(model.prepare(inputs))
 
 
 def app_from_env() -> FastAPI:
@@ -338,8 +328,6 @@ def serve(config: ServeConfig, on_ready: Callable[[str, dict[str, ServedModel]],
 
     ``on_ready(url, models)`` is called once the port is bound, before requests are taken.
     """
-    import uvicorn
-
     if config.workers > 1 and config.port == 0:
         raise TicketpackError("--port 0 (any free port) needs --workers 1; give a port for several workers")
     models = load_models(config)

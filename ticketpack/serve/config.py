@@ -52,11 +52,6 @@ class ServeConfig(BaseModel):
     workers: int = Field(1, ge=1, le=64, description="Server processes; each holds its own ONNX Runtime sessions.")
     max_batch: int = Field(256, ge=1, le=100_000, description="Most inputs in one request (more: 413).")
     max_text_chars: int = Field(20_000, ge=1, description="Longest text input in characters (longer: 413).")
-    batch_window_ms: float = Field(
-        0.0, ge=0, le=10_000,
-        description="Dynamic micro-batching: wait up to this long to merge concurrent requests into one "
-        "ONNX Runtime run (0: off, each request runs on its own).",
-    )
     threads: int = Field(1, ge=1, le=256, description="ONNX Runtime intra-op threads per inference run.")
     provider: Literal["auto", "cpu", "cuda"] = Field("auto", description="ONNX Runtime execution provider.")
     shutdown_timeout_s: float = Field(30.0, gt=0, description="On SIGTERM, how long in-flight requests may take to finish.")

@@ -44,11 +44,6 @@ class Metrics:
         self.batch_size = Histogram(
             "ticketpack_predict_batch_size", "Inputs per predict request, by model.", ["model"], buckets=sizes, registry=reg,
         )
-        self.run_batch_size = Histogram(
-            "ticketpack_inference_batch_size",
-            "Rows per ONNX Runtime run, by model (larger than request batches when micro-batching merges them).",
-            ["model"], buckets=sizes, registry=reg,
-        )
         self.in_flight = Gauge(
             "ticketpack_predict_in_flight", "Predict requests being handled now.", registry=reg,
             multiprocess_mode="livesum",

@@ -9,6 +9,7 @@ calls the same :func:`ticketpack.transfer.jobs.execute`, and yields each job's r
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -115,7 +116,7 @@ class RayExecutor:
     def __enter__(self) -> "RayExecutor":
         ray = self.ray
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
             if self.address:
                 kwargs["address"] = self.address
             else:

@@ -15,7 +15,7 @@ import torch
 
 from ticketpack.data.base import DomainData
 from ticketpack.errors import TicketpackError
-from ticketpack.fileio import read_model, save_tensors, write_model
+from ticketpack.fileio import read_model, save_tensors, sha256_file, write_model
 from ticketpack.pruning import mask as masks
 from ticketpack.search import Ticket, search
 from ticketpack.search.imp import derive_seed
@@ -85,7 +85,6 @@ class JobContext:
 def load_ticket(plan: TransferPlan) -> Ticket:
     """The plan's ticket, hash-verified, refused if its manifest changed since the run was planned."""
     from ticketpack import paths
-    from ticketpack.fileio import sha256_file
 
     ticket = Ticket.load(Path(plan.ticket))
     if sha256_file(paths.manifest(Path(plan.ticket))) != plan.ticket_manifest_sha256:
@@ -96,20 +95,26 @@ def load_ticket(plan: TransferPlan) -> Ticket:
 _CONTEXTS: dict[str, JobContext] = {}
 
 
+def _key(root: Path) -> str:
+    # the plan's bytes are part of the key: a long-lived worker (Ray reuses its processes) must not reuse the
+    # context of an earlier run that was replaced at the same path
+    return f"{Path(root).resolve()}:{sha256_file(layout.plan(root))}"
+
+
 def context(root: Path) -> JobContext:
     """This process's context for a run (loaded once per worker, reused by every job it runs)."""
-    key = str(Path(root).resolve())
+    key = _key(root)
     if key not in _CONTEXTS:
         plan = read_model(layout.plan(root), TransferPlan, "transfer plan")
         _CONTEXTS.clear()
-        _CONTEXTS[key] = JobContext(Path(key), plan)
+        _CONTEXTS[key] = JobContext(Path(root).resolve(), plan)
     return _CONTEXTS[key]
 
 
 def remember(ctx: JobContext) -> None:
-    """Reuse an already loaded context in this process (the in-process executor)."""
+    """Reuse an already loaded context in this process (the in-process executor); the plan must be written."""
     _CONTEXTS.clear()
-    _CONTEXTS[str(ctx.root.resolve())] = ctx
+    _CONTEXTS[_key(ctx.root)] = ctx
 
 
 def is_done(root: Path, job: Job) -> bool:

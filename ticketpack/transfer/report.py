@@ -156,7 +156,7 @@ def plot(report: TransferReport, path: Path) -> None:
         ax.set_xticklabels([_pct(x / 100) for x in sorted(xs_all)])
     ax.set_xlabel("weights remaining (%, log scale)")
     ax.set_ylabel(f"test accuracy on {report.target} (%)")
-    n = max((c.n for c in report.cells), default=0)
+    n = max((c.n for c in [*report.cells, *([report.dense] if report.dense else [])]), default=0)
     ax.set_title(
         f"{report.model.name} ticket from {report.source} → {report.target}\n"
         f"mean ± 1 std over {n} seed{'s' if n != 1 else ''}; dense: mean ± std band",
@@ -176,7 +176,7 @@ def markdown_table(report: TransferReport) -> str:
     lines = [
         "| level | weights remaining | " + " | ".join(inits) + " |",
         "| ---: | ---: |" + " ---: |" * len(inits),
-    ]
+    ] if inits else []
     for level in sorted({c.level for c in report.cells}):
         row = {c.init: c for c in report.cells if c.level == level}
         wr = (row.get("ticket") or next(iter(row.values()))).weights_remaining
@@ -184,7 +184,7 @@ def markdown_table(report: TransferReport) -> str:
         lines.append(f"| {level} | {_pct(wr)}% | " + " | ".join(vals) + " |")
     if report.dense is not None:
         d = report.dense
-        lines.append("")
+        lines += [""] if lines else []
         lines.append(f"dense (no mask, 100% weights): {fmt_pct(d.target_test_mean, d.target_test_std)} over {d.n} seeds")
     return "\n".join(lines) + "\n"
 

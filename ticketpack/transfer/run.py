@@ -72,10 +72,12 @@ class TransferRun:
         want = self.ticket.record(self.ticket.resolve_level(level)).weights_remaining
         return min(self.plan.levels, key=lambda lv: abs(self.plan.level_weights_remaining[lv] - want))
 
-    def weights(self, level: int, init: str, seed: int) -> tuple[dict[str, torch.Tensor], Mask | None, JobResult]:
-        """The trained weights, the mask (None for dense) and the result of one finished job."""
+    def weights(self, level: int | str, init: str, seed: int) -> tuple[dict[str, torch.Tensor], Mask | None, JobResult]:
+        """The trained weights, the mask (None for dense) and the result of one finished job (level: a round, or a
+        weights-remaining percentage such as ``"20%"``)."""
         from ticketpack.transfer.jobs import job_id
 
+        level = self.resolve_level(level)
         jid = job_id(level, init, seed)
         path = layout.job_result(self.root, jid)
         if not path.exists():
@@ -117,7 +119,7 @@ def _target_search(ticket: Ticket, config: TransferConfig, dataset: str, train, 
     text = m.dataset.preprocessing if m.dataset.kind == "text" else None
     prune = m.config.prune.model_copy(update={"rounds": max(levels), "target_sparsity": None})
     return SearchConfig(dataset=dataset, source=config.target, model=m.config.model, text=text, split=m.config.split,
-                        train=train, prune=prune, seed=m.config.seed, threads=config.threads)
+                        train=train, prune=prune, seed=m.config.seed)  # threads: set by the executor per job
 
 
 def plan_run(config: TransferConfig) -> tuple[TransferPlan, JobContext]:
@@ -125,7 +127,13 @@ def plan_run(config: TransferConfig) -> tuple[TransferPlan, JobContext]:
     ticket = Ticket.load(Path(config.ticket))
     m = ticket.manifest
     levels = _levels(ticket, config.levels)
-    source_dataset = _dataset_ref(m.config.dataset)
+    try:
+        source_dataset = _dataset_ref(m.config.dataset)
+    except TicketpackError:
+        raise TicketpackError(
+            f"the ticket's dataset {m.config.dataset!r} is not found from {Path.cwd()}: the ticket records the path "
+            "given to `ticketpack search`, so run transfer from that directory"
+        ) from None
     dataset = _dataset_ref(config.dataset) if config.dataset else source_dataset
     train = config.train.apply(m.config.train)
     target = ticket.load_data(config.target, dataset)  # unknown domain, other kind or other labels fail here
