@@ -1,7 +1,7 @@
 """``evaluate_model``: accuracy, latency, size and memory of an exported model on ONNX Runtime, optionally side by
 side with a baseline model in the same process, checked against gates. Torch-free.
 
-Accuracy uses the test split of a dataset domain (the card's dataset and domain, and the card's seed, unless
+Accuracy uses the test split of a dataset domain (the card's dataset and domain, and the card's split seed and fractions, unless
 given) or a labelled JSONL/CSV file, preprocessed as the card says. Latency is ``session.run`` on prepared input
 tensors (preprocessing excluded) per batch size, interleaving model and baseline run by run (see ``latency``).
 """
@@ -88,7 +88,9 @@ def _load_data(card, dataset: str | None, domain: str | None, data_file: Path | 
     prov = card.provenance
     dataset = dataset or prov.dataset
     domain = domain or prov.target_domain or prov.source_domain
-    seed = prov.seed if seed is None else seed
+    if seed is None:
+        seed = prov.split_seed if prov.split_seed is not None else prov.seed
+    split = prov.split or SplitConfig()
     try:
         ds = get(dataset)
     except TicketpackError as exc:
@@ -98,10 +100,10 @@ def _load_data(card, dataset: str | None, domain: str | None, data_file: Path | 
     if ds.kind != kind:
         raise TicketpackError(f"dataset {ds.name} holds {ds.kind} data but {card.model.name} is a {kind} model")
     if kind == "text":
-        data = ds.load(domain, seed, SplitConfig(), preprocessing=card.preprocessing,
+        data = ds.load(domain, seed, split, preprocessing=card.preprocessing,
                        label_set=_label_values(labels, ds, domain))
     else:
-        data = ds.load(domain, seed, SplitConfig())
+        data = ds.load(domain, seed, split)
     if data.label_names != labels:
         raise TicketpackError(f"{ds.name}/{domain} has labels {data.label_names}; the model has {labels}")
     return _Data(data.test.raw, data.test.y, ds.name, domain, None, "test", seed)

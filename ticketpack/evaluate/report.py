@@ -121,7 +121,7 @@ class EvaluationReport(_Doc):
     domain: str | None
     data_file: str | None
     split: str | None = Field(description="'test' for a dataset domain; None for a data file.")
-    seed: int | None = Field(description="Split seed (the card's provenance seed unless overridden).")
+    seed: int | None = Field(description="Split seed (the card's split seed unless overridden).")
     examples: int
     labels: list[str]
     latency_note: str = Field(description="What the latency figures include.")

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ticketpack.data.base import SplitConfig
 from ticketpack.data.preprocessing import Preprocessing
 from ticketpack.errors import TicketpackError
 from ticketpack.models.spec import ModelSpec
@@ -60,6 +61,8 @@ class Provenance(_Card):
     exported_at: datetime
     pruning_strategy: str | None = Field(None, description="Strategy of the ticket search (global, layerwise, random).")
     granularity: str | None = Field(None, description="What the ticket search pruned: single weights or whole units (neuron).")
+    split_seed: int | None = Field(None, description="Seed of the train/val/test split the weights were trained and tested on.")
+    split: SplitConfig | None = Field(None, description="Split fractions of that split.")
 
 
 class Metrics(_Card):
