@@ -29,9 +29,9 @@ from ticketpack.export.exporter import (
 )
 from ticketpack.export.lower import build_graph
 from ticketpack.pruning.units import unit_graph
-from ticketpack.search import SearchConfig, Ticket, search
+from ticketpack.search import Ticket, search
 
-from conftest import FIXTURES, text_config, tiny_config
+from conftest import text_config, tiny_config
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]

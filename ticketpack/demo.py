@@ -16,6 +16,7 @@ Every stage writes into ``out`` and is skipped when its output already exists, s
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,7 +31,10 @@ class DemoConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     target: str = Field("rot30", description="Shifted digits domain the ticket is transferred to.")
-    rounds: int = Field(10, ge=1, le=30, description="Pruning rounds at 20% (10 rounds: 10.7% of weights remain).")
+    rounds: int = Field(10, ge=1, le=30, description="Pruning rounds at 20% (10 rounds: about 10% of weights remain).")
+    granularity: Literal["weight", "neuron"] = Field(
+        "neuron", description="neuron: prune whole units, which export compacts into smaller, faster layers."
+    )
     seeds: int = Field(2, ge=1, le=10, description="Transfer seeds per level and strategy.")
     levels: list[str] = Field(default_factory=lambda: ["50%", "20%", "10%"], description="Transfer levels.")
     jobs: int = Field(2, ge=1, description="Parallel transfer jobs.")
@@ -77,8 +81,9 @@ def run_demo(config: DemoConfig, out: Path | str, on_stage: Callable[[str], None
         raise TicketpackError(f"--out {out} exists and is not a directory")
     ticket_dir, run_dir = out / "ticket", out / "transfer"
 
-    say(f"1/4 search: lenet-300-100 on digits/clean, {config.rounds} rounds at 20%")
-    search(SearchConfig(seed=config.seed, threads=1, prune={"rounds": config.rounds, "rate": 0.2}), ticket_dir, resume=True)
+    say(f"1/4 search: lenet-300-100 on digits/clean, {config.rounds} rounds at 20% ({config.granularity} granularity)")
+    prune = {"rounds": config.rounds, "rate": 0.2, "granularity": config.granularity}
+    search(SearchConfig(seed=config.seed, threads=1, prune=prune), ticket_dir, resume=True)
 
     say(f"2/4 transfer to digits/{config.target}: {', '.join(DEMO_INITS)} × levels {', '.join(config.levels)} × {config.seeds} seeds")
     transfer_cfg = TransferConfig(ticket=str(ticket_dir), target=config.target, inits=DEMO_INITS, levels=config.levels,

@@ -74,6 +74,50 @@ def read_model(path: Path, cls: type[M], what: str | None = None) -> M:
         raise TicketpackError(f"{path} is not a valid {what}: {loc}: {first['msg']}") from None
 
 
+def read_versioned(path: Path, cls: type[M], version: int, what: str, create_hint: str) -> M:
+    """Read a JSON document ticketpack wrote: absent, broken or of another ``schema_version`` is a one-line error."""
+    import json
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise TicketpackError(f"{what} directory not found: {path.parent}")
+    if not path.exists():
+        raise TicketpackError(f"{path.parent} is not a {what} directory (no {path.name}); {create_hint}")
+    try:
+        found = json.loads(path.read_text(encoding="utf-8")).get("schema_version")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise TicketpackError(f"{path} is not valid JSON: the {what} is damaged") from None
+    if found != version:
+        raise TicketpackError(f"{path} has schema version {found}; this ticketpack reads {what}s of version {version} only")
+    return read_model(path, cls, what)
+
+
+def check_output_dir(out: Path, resume: bool, force: bool, marker: Path, what: str) -> bool:
+    """Check ``--out``/``--resume``/``--force`` before any work; True when ``out`` holds a run to resume.
+
+    ``marker`` is the file that makes a directory a ``what`` (``manifest.json``, ``plan.json``). Without
+    ``--resume`` a non-empty ``out`` needs ``--force``, and ``--force`` only ever replaces a ``what``: the
+    caller deletes it once everything else has been checked.
+    """
+    if resume and force:
+        raise TicketpackError("--resume and --force contradict each other; pick one")
+    if not out.exists():
+        return False
+    if not out.is_dir():
+        raise TicketpackError(f"--out {out} exists and is not a directory")
+    has_marker = Path(marker).exists()
+    if resume and has_marker:
+        return True
+    if any(out.iterdir()):
+        if resume:
+            raise TicketpackError(f"--resume: {out} is not empty and holds no {what} (no {Path(marker).name})")
+        if not force:
+            raise TicketpackError(f"--out {out} already exists; use --resume to continue it or --force to replace it")
+        if not has_marker:
+            raise TicketpackError(f"--force: {out} is not empty and not a {what}; refusing to delete it")
+    return False
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from ticketpack.cli.common import JsonOpt, SeedOpt, err, out, pct, print_json
+from ticketpack.config_files import build_config
 
 
 def demo_cmd(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory for everything the demo writes.")] = Path("ticketpack-demo"),
     target: Annotated[str, typer.Option(help="Shifted digits domain to transfer to (rot15 … rot75, invert, blur, noise).")] = "rot30",
+    granularity: Annotated[str, typer.Option(help="neuron: prune whole units (compact export is smaller and faster); weight: single weights (classic LTH).")] = "neuron",
     jobs: Annotated[int, typer.Option(min=1, help="Parallel transfer jobs.")] = 2,
     threads: Annotated[int, typer.Option(min=1, help="ONNX Runtime threads for the latency comparison.")] = 1,
     seed: SeedOpt = None,
@@ -23,7 +25,8 @@ def demo_cmd(
     """Run search → transfer → export → evaluate on the embedded digits dataset (a few minutes on 2 cores)."""
     from ticketpack.demo import DemoConfig, run_demo
 
-    cfg = DemoConfig(target=target, jobs=jobs, threads=threads, seed=seed or 0)
+    cfg = build_config(DemoConfig, None, {"target": target, "granularity": granularity, "jobs": jobs,
+                                          "threads": threads, "seed": seed})
     start = time.perf_counter()
 
     def stage(msg: str) -> None:
@@ -34,15 +37,15 @@ def demo_cmd(
         print_json(summary)
         return
     err.print(f"[dim]level {summary.level}: {summary.level_reason}[/]")
-    table = Table(title=f"ticketpack demo: lenet-300-100, digits clean → {cfg.target}, vs the dense export "
-                        f"(ONNX Runtime CPU, {summary.threads} thread(s))")
-    for col in ("variant", "weights", "accuracy", "Δ vs dense", "size", "size ratio", "latency b1", "latency b256"):
-        table.add_column(col, justify="left" if col == "variant" else "right")
+    table = Table(title=f"digits clean → {cfg.target}: exports vs the dense export, ONNX Runtime CPU, "
+                        f"{summary.threads} thread(s); × columns: ratio to dense, lower is better")
+    for col in ("export", "weights", "accuracy", "Δ pts", "size", "size×", "p50 b1×", "p50 b256×"):
+        table.add_column(col, justify="left" if col == "export" else "right", no_wrap=True)
     for row in summary.rows:
         table.add_row(
-            row.variant, pct(row.weights_remaining), pct(row.accuracy), f"{row.accuracy_delta_pts:+.1f} pts",
-            f"{row.file_bytes / 1024:.0f} KiB", f"{row.size_ratio:.2f}×",
-            f"{row.latency_ratio.get(1, float('nan')):.2f}×", f"{row.latency_ratio.get(256, float('nan')):.2f}×",
+            row.variant.removeprefix("ticket "), pct(row.weights_remaining), pct(row.accuracy),
+            f"{row.accuracy_delta_pts:+.1f}", f"{row.file_bytes / 1024:.0f} KiB", f"{row.size_ratio:.2f}",
+            f"{row.latency_ratio.get(1, float('nan')):.2f}", f"{row.latency_ratio.get(256, float('nan')):.2f}",
         )
     out.print(table)
     out.print(f"everything is in {out_dir}/ (ticket/, transfer/ with accuracy_vs_sparsity.png, *.onnx, summary.json); "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -11,28 +10,15 @@ import torch
 from ticketpack import paths
 from ticketpack.data.base import DomainData
 from ticketpack.errors import TicketpackError
-from ticketpack.fileio import load_tensors, read_model, sha256_file
+from ticketpack.fileio import load_tensors, read_versioned, sha256_file
 from ticketpack.models import TicketModel, build
 from ticketpack.pruning.mask import Mask, from_file
 from ticketpack.search.manifest import SCHEMA_VERSION, RoundRecord, TensorFile, TicketManifest
 
 
 def load_manifest(root: Path) -> TicketManifest:
-    root = Path(root)
-    path = paths.manifest(root)
-    if not root.is_dir():
-        raise TicketpackError(f"ticket directory not found: {root}")
-    if not path.exists():
-        raise TicketpackError(f"{root} is not a ticket directory (no manifest.json); create one with `ticketpack search`")
-    try:
-        version = json.loads(path.read_text(encoding="utf-8")).get("schema_version")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        raise TicketpackError(f"{path} is not valid JSON: the ticket is damaged") from None
-    if version != SCHEMA_VERSION:
-        raise TicketpackError(
-            f"{path} has schema version {version}; this ticketpack ({SCHEMA_VERSION}) reads version {SCHEMA_VERSION} only"
-        )
-    return read_model(path, TicketManifest, "ticket manifest")
+    return read_versioned(paths.manifest(root), TicketManifest, SCHEMA_VERSION, "ticket",
+                          "create one with `ticketpack search`")
 
 
 class Ticket:

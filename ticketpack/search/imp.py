@@ -22,7 +22,7 @@ from ticketpack import paths
 from ticketpack.data import get as get_dataset
 from ticketpack.data.base import DomainData
 from ticketpack.errors import TicketpackError
-from ticketpack.fileio import save_tensors, write_model
+from ticketpack.fileio import check_output_dir, save_tensors, write_model
 from ticketpack.models import build
 from ticketpack.pruning import mask as masks
 from ticketpack.pruning.strategies import prune
@@ -65,23 +65,10 @@ def load_source(config: SearchConfig) -> DomainData:
 
 def prepare_out(out: Path, resume: bool, force: bool) -> TicketManifest | None:
     """Check the output directory before any work; return the manifest to resume from, if any."""
-    out = Path(out)
-    if resume and force:
-        raise TicketpackError("--resume and --force contradict each other; pick one")
-    if not out.exists():
-        return None
-    if not out.is_dir():
-        raise TicketpackError(f"--out {out} exists and is not a directory")
-    has_manifest = paths.manifest(out).exists()
-    if resume:
-        return load_manifest(out) if has_manifest else None
-    if force:
-        if any(out.iterdir()) and not has_manifest:
-            raise TicketpackError(f"--force: {out} is not empty and not a ticket directory; refusing to delete it")
+    if check_output_dir(Path(out), resume, force, paths.manifest(out), "ticket"):
+        return load_manifest(out)
+    if force and Path(out).exists():
         shutil.rmtree(out)
-        return None
-    if any(out.iterdir()):
-        raise TicketpackError(f"--out {out} already exists; use --resume to continue it or --force to replace it")
     return None
 
 

@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 
 from ticketpack.errors import TicketpackError
-from ticketpack.fileio import atomic_path, atomic_write_text, read_model, write_model
+from ticketpack.fileio import atomic_path, atomic_write_text, read_model, read_versioned, write_model
 from ticketpack.transfer import layout
 from ticketpack.transfer.records import PLAN_SCHEMA_VERSION, Cell, JobResult, TransferPlan, TransferReport
 from ticketpack.version import __version__
@@ -30,24 +30,8 @@ STYLE = {
 
 def read_plan(root: Path) -> TransferPlan:
     """``plan.json`` of a run, refused with a one-line error if absent, invalid or from another schema version."""
-    import json
-
-    root = Path(root)
-    path = layout.plan(root)
-    if not root.is_dir():
-        raise TicketpackError(f"transfer run directory not found: {root}")
-    if not path.exists():
-        raise TicketpackError(f"{root} is not a transfer run (no plan.json); create one with `ticketpack transfer`")
-    try:
-        version = json.loads(path.read_text(encoding="utf-8")).get("schema_version")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        raise TicketpackError(f"{path} is not valid JSON: the run is damaged") from None
-    if version != PLAN_SCHEMA_VERSION:
-        raise TicketpackError(
-            f"{path} has schema version {version}; this ticketpack ({__version__}) reads transfer runs of version "
-            f"{PLAN_SCHEMA_VERSION} only"
-        )
-    return read_model(path, TransferPlan, "transfer plan")
+    return read_versioned(layout.plan(root), TransferPlan, PLAN_SCHEMA_VERSION, "transfer run",
+                          "create one with `ticketpack transfer`")
 
 
 def read_results(root: Path, plan: TransferPlan) -> list[JobResult]:

@@ -19,7 +19,7 @@ from ticketpack.data import get as get_dataset
 from ticketpack.data.base import DomainData
 from ticketpack.data.registry import names as dataset_names
 from ticketpack.errors import TicketpackError
-from ticketpack.fileio import load_tensors, read_model, sha256_file, write_model
+from ticketpack.fileio import check_output_dir, load_tensors, read_model, sha256_file, write_model
 from ticketpack.pruning.mask import Mask, from_file
 from ticketpack.search import SearchConfig, Ticket
 from ticketpack.search.imp import load_source
@@ -174,30 +174,16 @@ def plan_run(config: TransferConfig) -> tuple[TransferPlan, JobContext]:
 
 def _check_out(out: Path, plan: TransferPlan, resume: bool, force: bool) -> TransferPlan | None:
     """Check the output directory before any work; return the plan to resume, if any."""
-    if resume and force:
-        raise TicketpackError("--resume and --force contradict each other; pick one")
-    if not out.exists():
+    if not check_output_dir(out, resume, force, layout.plan(out), "transfer run"):
         return None
-    if not out.is_dir():
-        raise TicketpackError(f"--out {out} exists and is not a directory")
-    has_plan = layout.plan(out).exists()
-    if resume and has_plan:
-        previous = read_plan(out)
-        old, new = previous.identity(), plan.identity()
-        if old != new:
-            differs = ", ".join(k for k in new if old.get(k) != new[k])
-            raise TicketpackError(
-                f"--resume: {out} was planned differently (differs in: {differs}); use the same options, or --force"
-            )
-        return previous
-    if any(out.iterdir()):
-        if resume:
-            raise TicketpackError(f"--resume: {out} is not empty and holds no transfer run (no plan.json)")
-        if not force:
-            raise TicketpackError(f"--out {out} already exists; use --resume to continue it or --force to replace it")
-        if not has_plan:
-            raise TicketpackError(f"--force: {out} is not empty and not a transfer run; refusing to delete it")
-    return None
+    previous = read_plan(out)
+    old, new = previous.identity(), plan.identity()
+    if old != new:
+        differs = ", ".join(k for k in new if old.get(k) != new[k])
+        raise TicketpackError(
+            f"--resume: {out} was planned differently (differs in: {differs}); use the same options, or --force"
+        )
+    return previous
 
 
 def run_transfer(
