@@ -74,6 +74,9 @@ def _user_errors_exit(fn: Callable) -> Callable:
         except TicketpackError as exc:
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(getattr(exc, "exit_code", 2)) from exc
+        except KeyboardInterrupt:
+            err.print("[red]interrupted[/]: finished rounds and jobs are saved; rerun with --resume to continue")
+            raise typer.Exit(130) from None
 
     return wrapper
 
@@ -87,8 +90,7 @@ def main() -> None:
     """Console entry point."""
     try:
         app()
-    except KeyboardInterrupt:
-        err.print("[red]interrupted[/]: finished rounds and jobs are saved; rerun with --resume to continue")
+    except KeyboardInterrupt:  # outside a command (e.g. while parsing)
         sys.exit(130)
 
 

@@ -81,6 +81,18 @@ def stratified_indices(y: np.ndarray, seed: int, split: SplitConfig) -> tuple[np
     return np.sort(train), np.sort(val), np.sort(test)
 
 
+def split_domain(
+    dataset: str, domain: str, label_names: list[str], preprocessing: ImagePreprocessing | TextPreprocessing,
+    raw: np.ndarray, y: np.ndarray, seed: int, split: SplitConfig, info: dict,
+) -> DomainData:
+    """Preprocess raw inputs once and cut them into stratified train/val/test splits (``seed`` picks the rows)."""
+    check_labels(y, f"{dataset}/{domain}")
+    x = preprocessing.transform(raw)
+    train, val, test = (Split(raw=raw[i], x=x[i], y=y[i]) for i in stratified_indices(y, seed, split))
+    return DomainData(dataset=dataset, domain=domain, label_names=label_names, preprocessing=preprocessing,
+                      train=train, val=val, test=test, info=info)
+
+
 def check_labels(y: np.ndarray, where: str) -> None:
     if len(y) == 0:
         raise TicketpackError(f"{where} has no rows")

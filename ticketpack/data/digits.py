@@ -18,7 +18,7 @@ import re
 
 import numpy as np
 
-from ticketpack.data.base import DomainData, Split, SplitConfig, check_labels, stratified_indices
+from ticketpack.data.base import DomainData, SplitConfig, split_domain
 from ticketpack.data.preprocessing import ImagePreprocessing, TextPreprocessing
 from ticketpack.errors import TicketpackError
 
@@ -71,19 +71,5 @@ class DigitsDataset:
         bunch = load_digits()
         images = apply_shift(bunch.images.astype(np.float32), domain)
         y = bunch.target.astype(np.int64)
-        check_labels(y, f"digits/{domain}")
-        prep = ImagePreprocessing()
-        raw = images[:, None]  # (N, 1, 8, 8)
-        x = prep.transform(raw)
-        parts = stratified_indices(y, seed, split)
-        train, val, test = (Split(raw=raw[i], x=x[i], y=y[i]) for i in parts)
-        return DomainData(
-            dataset=self.name,
-            domain=domain,
-            label_names=[str(d) for d in range(10)],
-            preprocessing=prep,
-            train=train,
-            val=val,
-            test=test,
-            info={"rows": int(len(y))},
-        )
+        return split_domain(self.name, domain, [str(d) for d in range(10)], ImagePreprocessing(),
+                            images[:, None], y, seed, split, {"rows": int(len(y))})  # raw: (N, 1, 8, 8)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ticketpack.data.base import DomainData, Split, SplitConfig, check_labels, stratified_indices
+from ticketpack.data.base import DomainData, SplitConfig, split_domain
 from ticketpack.data.preprocessing import TextPreprocessing
 from ticketpack.errors import TicketpackError
 from ticketpack.fileio import sha256_file
@@ -114,18 +114,6 @@ class TextDirDataset:
         if unknown:
             raise TicketpackError(f"{path}: labels {sorted(map(str, unknown))} are not in the label set {labels}")
         y = np.array([index[label] for _, label in unique], dtype=np.int64)
-        check_labels(y, f"{path}")
         raw = np.array([text for text, _ in unique], dtype=object)
-        x = prep.transform(raw)
-        parts = stratified_indices(y, seed, split)
-        train, val, test = (Split(raw=raw[i], x=x[i], y=y[i]) for i in parts)
-        return DomainData(
-            dataset=self.name,
-            domain=domain,
-            label_names=[str(v) for v in labels],
-            preprocessing=prep,
-            train=train,
-            val=val,
-            test=test,
-            info={"rows": len(rows), "duplicates_dropped": len(rows) - len(unique), "file_sha256": sha256_file(path)},
-        )
+        info = {"rows": len(rows), "duplicates_dropped": len(rows) - len(unique), "file_sha256": sha256_file(path)}
+        return split_domain(self.name, domain, [str(v) for v in labels], prep, raw, y, seed, split, info)
