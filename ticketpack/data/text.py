@@ -100,20 +100,26 @@ class TextDirDataset:
         seed: int,
         split: SplitConfig,
         preprocessing: TextPreprocessing | None = None,
-        label_set: list[int | str] | None = None,
+        label_names: list[str] | None = None,
+        labels_of: str = "the label set",
     ) -> DomainData:
+        """``label_names`` fixes the classes and their order (a ticket's or a model's, named by ``labels_of``);
+        a file label matches a name by its text, so ``1`` and ``"1"`` are the same class."""
         prep = preprocessing or TextPreprocessing()
         path = self.file(domain)
         rows = read_rows(path)
         if not rows:
             raise TicketpackError(f"{path} has no rows")
         unique = list(dict.fromkeys(rows))  # exact duplicates leak between splits
-        labels = sort_labels({label for _, label in unique}) if label_set is None else list(label_set)
-        index = {label: i for i, label in enumerate(labels)}
-        unknown = {label for _, label in unique if label not in index}
+        if label_names is None:
+            label_names = [str(v) for v in sort_labels({label for _, label in unique})]
+        index = {name: i for i, name in enumerate(label_names)}
+        unknown = sorted({str(label) for _, label in unique} - set(index))
         if unknown:
-            raise TicketpackError(f"{path}: labels {sorted(map(str, unknown))} are not in the label set {labels}")
-        y = np.array([index[label] for _, label in unique], dtype=np.int64)
+            raise TicketpackError(
+                f"{self.name}/{domain} has labels {unknown} that {labels_of} does not know ({labels_of}: {label_names})"
+            )
+        y = np.array([index[str(label)] for _, label in unique], dtype=np.int64)
         raw = np.array([text for text, _ in unique], dtype=object)
         info = {"rows": len(rows), "duplicates_dropped": len(rows) - len(unique), "file_sha256": sha256_file(path)}
-        return split_domain(self.name, domain, [str(v) for v in labels], prep, raw, y, seed, split, info)
+        return split_domain(self.name, domain, list(label_names), prep, raw, y, seed, split, info)

@@ -57,17 +57,6 @@ def _open(path: Path, provider: str, threads: int | None):
     return Predictor(path, provider, threads)
 
 
-def _label_values(names: list[str], ds, domain: str) -> list:
-    """The card's label names in the value types the dataset file uses (``1`` vs ``"1"``)."""
-    from ticketpack.data.text import read_rows
-
-    by_name = {str(label): label for _, label in read_rows(ds.file(domain))}
-    extra = sorted(set(by_name) - set(names))
-    if extra:
-        raise TicketpackError(f"{ds.name}/{domain} has labels {extra} that the model does not know (model labels: {names})")
-    return [by_name.get(n, n) for n in names]
-
-
 def _load_data(card, dataset: str | None, domain: str | None, data_file: Path | None, seed: int | None) -> _Data:
     labels = list(card.label_names)
     kind = card.preprocessing.kind
@@ -101,7 +90,7 @@ def _load_data(card, dataset: str | None, domain: str | None, data_file: Path | 
         raise TicketpackError(f"dataset {ds.name} holds {ds.kind} data but {card.model.name} is a {kind} model")
     if kind == "text":
         data = ds.load(domain, seed, split, preprocessing=card.preprocessing,
-                       label_set=_label_values(labels, ds, domain))
+                       label_names=labels, labels_of="the model")
     else:
         data = ds.load(domain, seed, split)
     if data.label_names != labels:

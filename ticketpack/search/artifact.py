@@ -103,7 +103,7 @@ class Ticket:
             raise TicketpackError(f"dataset {ds.name} holds {ds.kind} data but the ticket was found on {m.dataset.kind} data")
         kwargs = {}
         if ds.kind == "text":
-            kwargs = {"preprocessing": m.dataset.preprocessing, "label_set": _label_values(m.dataset.label_names, ds, domain)}
+            kwargs = {"preprocessing": m.dataset.preprocessing, "label_names": m.dataset.label_names, "labels_of": "the ticket"}
         data = ds.load(domain, m.config.seed, m.config.split, **kwargs)
         if data.label_names != m.dataset.label_names:
             raise TicketpackError(
@@ -111,16 +111,3 @@ class Ticket:
             )
         return data
 
-
-def _label_values(names: list[str], ds, domain: str) -> list:
-    """The ticket's label names in the value types the target file uses (``1`` vs ``"1"``)."""
-    from ticketpack.data.text import read_rows
-
-    rows = read_rows(ds.file(domain))
-    by_name = {str(label): label for _, label in rows}
-    extra = sorted(set(by_name) - set(names))
-    if extra:
-        raise TicketpackError(
-            f"{ds.name}/{domain} has labels {extra} that the ticket does not know (ticket labels: {names})"
-        )
-    return [by_name.get(n, n) for n in names]
