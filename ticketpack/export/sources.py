@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,12 @@ def _pts(x: float) -> str:
     return f"{x:g} point" + ("" if x == 1 else "s")
 
 
+def _sparsest_within(items: list, floor: float, val_accuracy: Callable, level: Callable):
+    """The item with the fewest weights whose validation accuracy reaches ``floor`` (ties: the later level)."""
+    fits = [x for x in items if val_accuracy(x) >= floor - 1e-12]
+    return min(fits, key=lambda x: (x.weights_remaining, -level(x))) if fits else None
+
+
 def _is_transfer_run(root: Path) -> bool:
     from ticketpack.transfer import layout  # file names only: cheap
 
@@ -82,8 +89,7 @@ def _from_ticket(root: Path, level, init, seed, max_drop_pts: float) -> Selectio
         if dense is None:
             raise TicketpackError(f"ticket {root} has no dense round 0 to compare with; pass --level")
         floor = dense.val_accuracy - max_drop_pts / 100
-        fits = [r for r in m.rounds if r.val_accuracy >= floor - 1e-12]
-        rec = min(fits, key=lambda r: (r.weights_remaining, -r.round))
+        rec = _sparsest_within(m.rounds, floor, lambda r: r.val_accuracy, lambda r: r.round)  # round 0 always fits
         reason = (
             f"round {rec.round} ({_pct(rec.weights_remaining)} weights remaining) is the sparsest whose validation "
             f"accuracy ({rec.val_accuracy:.3f}) is within {_pts(max_drop_pts)} of the dense round's "
@@ -137,9 +143,8 @@ def _from_run(root: Path, level, init, seed, max_drop_pts: float) -> Selection:
             raise TicketpackError(f"transfer run {root} has no dense job for seed {chosen_seed} to compare with; pass --level (levels: {have})")
         else:
             floor = dense.target_val_accuracy - max_drop_pts / 100
-            fits = [j for j in jobs if j.target_val_accuracy >= floor - 1e-12]
-            if fits:
-                job = min(fits, key=lambda j: (j.weights_remaining, -j.level))
+            job = _sparsest_within(jobs, floor, lambda j: j.target_val_accuracy, lambda j: j.level)
+            if job is not None:
                 reason = (
                     f"level {job.level} ({_pct(job.weights_remaining)} weights remaining) is the sparsest {init} level "
                     f"whose target validation accuracy ({job.target_val_accuracy:.3f}) is within {_pts(max_drop_pts)} "
