@@ -87,7 +87,7 @@ def _load_data(card, dataset: str | None, domain: str | None, data_file: Path | 
             raise TicketpackError(f"{exc} (the dataset named in the model's card); pass --dataset or --data-file") from None
         raise
     if ds.kind != kind:
-        raise TicketpackError(f"dataset {ds.name} holds {ds.kind} data but {card.model.name} is a {kind} model")
+        raise TicketpackError(f"dataset {ds.name} holds {ds.kind} data but {card.model.name} is {'an' if kind == 'image' else 'a'} {kind} model")
     if kind == "text":
         data = ds.load(domain, seed, split, preprocessing=card.preprocessing,
                        label_names=labels, labels_of="the model")

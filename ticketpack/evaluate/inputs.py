@@ -68,7 +68,7 @@ def read_file(path: Path | str, kind: str, labelled: bool = False) -> tuple[list
     if path.suffix not in suffixes or (labelled and path.suffix in (".txt", ".npy")):
         usable = [s for s in suffixes if not (labelled and s in (".txt", ".npy"))]
         raise TicketpackError(
-            f"{path}: a {kind} model {'is evaluated on' if labelled else 'reads'} {', '.join(usable)} files"
+            f"{path}: {'an' if kind == 'image' else 'a'} {kind} model {'is evaluated on' if labelled else 'reads'} {', '.join(usable)} files"
             + (" (with a 'label' field)" if labelled else "")
         )
     inputs: list = []
