@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -72,6 +74,24 @@ def exported_text(text_ticket, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("exported") / "text-compact.onnx"
     export_model(text_ticket, out, level=2, format="compact", threads=1)
     return out
+
+
+def copy_with_schema_version(src: Path, dst: Path, file: str, version: int) -> Path:
+    """A copy of the directory ``src`` whose JSON ``file`` claims another ``schema_version``."""
+    shutil.copytree(src, dst)
+    doc = json.loads((dst / file).read_text())
+    doc["schema_version"] = version
+    (dst / file).write_text(json.dumps(doc))
+    return dst
+
+
+def copy_with_flipped_byte(src: Path, dst: Path, file: str, xor: int = 1) -> Path:
+    """A copy of the directory ``src`` whose ``file`` has its last byte changed."""
+    shutil.copytree(src, dst)
+    data = bytearray((dst / file).read_bytes())
+    data[-1] ^= xor
+    (dst / file).write_bytes(bytes(data))
+    return dst
 
 
 def shared_data_or_skip() -> Path:

@@ -4,7 +4,6 @@ smaller, the card round-trips, raw text reaches the same logits through the file
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ from ticketpack.export.lower import build_graph
 from ticketpack.pruning.units import unit_graph
 from ticketpack.search import Ticket, search
 
-from conftest import text_config, tiny_config
+from conftest import copy_with_schema_version, text_config, tiny_config
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -306,11 +305,7 @@ def test_init_on_a_ticket_directory_exits_2(digits_ticket, tmp_path):
 
 
 def test_ticket_of_another_schema_version_exits_2_naming_it(digits_ticket, tmp_path):
-    copy = tmp_path / "old"
-    shutil.copytree(digits_ticket, copy)
-    manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["schema_version"] = 99
-    (copy / "manifest.json").write_text(json.dumps(manifest))
+    copy = copy_with_schema_version(digits_ticket, tmp_path / "old", "manifest.json", 99)
     _bad([str(copy)], tmp_path / "m.onnx", "schema version 99")
 
 
@@ -387,9 +382,5 @@ def test_exported_remapped_embedding_passes_ticketpack_validate(text_ticket, tmp
 
 
 def test_transfer_run_of_another_schema_version_exits_2_naming_it(transfer_run, tmp_path):
-    copy = tmp_path / "old-run"
-    shutil.copytree(transfer_run, copy)
-    plan = json.loads((copy / "plan.json").read_text())
-    plan["schema_version"] = 7
-    (copy / "plan.json").write_text(json.dumps(plan))
+    copy = copy_with_schema_version(transfer_run, tmp_path / "old-run", "plan.json", 7)
     _bad([str(copy), "--init", "ticket"], tmp_path / "m.onnx", "schema version 7")

@@ -14,7 +14,7 @@ from ticketpack.errors import TicketpackError
 from ticketpack.search import SearchConfig, Ticket, search
 from ticketpack.search.imp import SearchEvent
 
-from conftest import FIXTURES, tiny_config
+from conftest import FIXTURES, copy_with_flipped_byte, copy_with_schema_version, tiny_config
 
 runner = CliRunner()
 
@@ -94,12 +94,7 @@ def test_resume_with_other_options_is_refused(tmp_path):
 
 
 def test_changed_tensor_file_is_refused(digits_ticket, tmp_path):
-    copy = tmp_path / "copy"
-    shutil.copytree(digits_ticket, copy)
-    path = copy / "round_02" / "mask.safetensors"
-    data = bytearray(path.read_bytes())
-    data[-1] ^= 1
-    path.write_bytes(bytes(data))
+    copy = copy_with_flipped_byte(digits_ticket, tmp_path / "copy", "round_02/mask.safetensors")
     with pytest.raises(TicketpackError, match="round_02/mask.safetensors fails its sha256"):
         Ticket.load(copy)
 
@@ -114,11 +109,7 @@ def test_truncated_tensor_file_is_refused(digits_ticket, tmp_path):
 
 
 def test_manifest_from_another_schema_version_is_refused(digits_ticket, tmp_path):
-    copy = tmp_path / "copy"
-    shutil.copytree(digits_ticket, copy)
-    manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["schema_version"] = 99
-    (copy / "manifest.json").write_text(json.dumps(manifest))
+    copy = copy_with_schema_version(digits_ticket, tmp_path / "copy", "manifest.json", 99)
     with pytest.raises(TicketpackError, match="schema version 99"):
         Ticket.load(copy)
 

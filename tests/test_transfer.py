@@ -3,7 +3,6 @@ bad input, and the report."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 
@@ -20,7 +19,7 @@ from ticketpack.transfer import INITS, TransferConfig, TransferReport, TransferR
 from ticketpack.transfer.jobs import JobContext, context
 from ticketpack.transfer.run import plan_run
 
-from conftest import FIXTURES
+from conftest import FIXTURES, copy_with_flipped_byte, copy_with_schema_version
 
 runner = CliRunner()
 ALL = ["ticket", "random-reinit", "finetune", "random-mask", "dense", "target-ticket"]
@@ -165,11 +164,7 @@ def test_asking_for_a_job_the_run_lacks_lists_the_available_ones(grid):
 
 
 def test_a_run_of_another_schema_version_is_refused(grid, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(grid[0], run)
-    plan = json.loads(layout.plan(run).read_text())
-    plan["schema_version"] = 99
-    layout.plan(run).write_text(json.dumps(plan))
+    run = copy_with_schema_version(grid[0], tmp_path / "run", "plan.json", 99)
     with pytest.raises(TicketpackError, match="schema version 99"):
         TransferRun.load(run)
 
@@ -273,12 +268,7 @@ def test_unknown_strategy_exits_2_with_the_known_ones(digits_ticket, tmp_path):
 
 
 def test_ticket_failing_its_hash_check_exits_2(digits_ticket, tmp_path):
-    bad = tmp_path / "ticket"
-    shutil.copytree(digits_ticket, bad)
-    weights = bad / "round_02" / "trained.safetensors"
-    data = bytearray(weights.read_bytes())
-    data[-1] ^= 0xFF
-    weights.write_bytes(bytes(data))
+    bad = copy_with_flipped_byte(digits_ticket, tmp_path / "ticket", "round_02/trained.safetensors", xor=0xFF)
     _invoke_fails([str(bad), "--target", "rot45"], tmp_path / "r", "fails its sha256 check")
 
 
