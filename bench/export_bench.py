@@ -1,6 +1,6 @@
 """Export benchmark (issue 7): are exported tickets really smaller and faster than the dense model?
 
-    python bench/export_bench.py                # lenet-300-100 on digits, bow on ../shared/data/mdsd (if present)
+    python bench/export_bench.py    # lenet-300-100 and convnet on digits; bow and textcnn on ../shared/data/mdsd (if present)
 
 For each model it finds two tickets with the same training (unstructured: `--granularity weight`; structured:
 `--granularity neuron`), takes the rounds at 100%, ~20%, ~10% and ~5% weights remaining (the densest round at or
@@ -39,11 +39,13 @@ sys.path.insert(0, str(ROOT))
 TARGETS = {"weights_remaining": 0.10, "accuracy_drop_pts": 1.0, "size_ratio": 0.15, "latency_ratio_b256": 0.33,
            "latency_ratio_b1": 0.5}
 NOMINAL = [1.0, 0.20, 0.10, 0.05]
+# the featurization of the committed runs (unigrams, 16,384 buckets, 256 ids), pinned so that reruns compare
+OLD_TEXT = {"ngrams": 1, "num_buckets": 16384, "max_tokens": 256}
 VARIANTS = ["naive", "dense", "dense+int8", "compact", "compact+int8", "sparse", "sparse+int8"]
 
 
 def model_setups(data_dir: Path, quick: bool) -> list[dict]:
-    """The two benchmark models, each with the search configuration shared by its two tickets."""
+    """The four built-in models, each with the search configuration shared by its two tickets."""
     rounds = 4 if quick else 13
     lenet = {
         "name": "lenet-300-100", "label": "lenet-300-100 / digits",
@@ -52,13 +54,25 @@ def model_setups(data_dir: Path, quick: bool) -> list[dict]:
         # global magnitude for weights (the LTH setting); units pruned layer by layer
         "tickets": {"weight": {"strategy": "global", "rounds": rounds}, "neuron": {"strategy": "layerwise", "rounds": rounds - 1}},
     }
-    setups = [lenet]
+    convnet = {
+        "name": "convnet", "label": "convnet / digits",
+        "config": {"dataset": "digits", "source": "clean", "model": {"name": "convnet"},
+                   "train": {"epochs": 4 if quick else 20}, "seed": 0},
+        "tickets": {"weight": {"strategy": "global", "rounds": rounds}, "neuron": {"strategy": "layerwise", "rounds": rounds - 1}},
+    }
+    setups = [lenet, convnet]
     if (data_dir / "books.jsonl").exists():
         setups.append({
             "name": "bow", "label": "bow / mdsd books",
-            "config": {"dataset": str(data_dir), "source": "books", "model": {"name": "bow"},
+            "config": {"dataset": str(data_dir), "source": "books", "model": {"name": "bow"}, "text": OLD_TEXT,
                        "train": {"epochs": 3 if quick else 20, "lr": 0.01}, "seed": 0},
             # global magnitude empties bow's fc layer in round 1 (its N(0,1) embedding outweighs it): layerwise here
+            "tickets": {"weight": {"strategy": "layerwise", "rounds": rounds}, "neuron": {"strategy": "layerwise", "rounds": rounds}},
+        })
+        setups.append({
+            "name": "textcnn", "label": "textcnn / mdsd books",
+            "config": {"dataset": str(data_dir), "source": "books", "model": {"name": "textcnn"}, "text": OLD_TEXT,
+                       "train": {"epochs": 3 if quick else 10, "lr": 0.01}, "seed": 0},
             "tickets": {"weight": {"strategy": "layerwise", "rounds": rounds}, "neuron": {"strategy": "layerwise", "rounds": rounds}},
         })
     return setups
@@ -105,7 +119,7 @@ def naive_export(prepared, path: Path) -> None:
     model = copy.deepcopy(prepared.model).eval()
     mask = prepared.selection.mask
     modules = dict(model.named_modules())
-    for name in model.prunable_names():
+    for name in prepared.selection.ticket.manifest.prunable:
         module = modules[name.rsplit(".", 1)[0]]
         tprune.custom_from_mask(module, "weight", mask[name] if mask is not None else torch.ones_like(module.weight))
         tprune.remove(module, "weight")
@@ -379,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-threads", type=int, default=1, help="Torch threads for the ticket searches.")
     p.add_argument("--seed", type=int, default=0, help="Seed of the timing order.")
     p.add_argument("--quick", action="store_true", help="Short searches and timings: a smoke run, not results.")
+    p.add_argument("--models", nargs="*", help="Only these models (lenet-300-100, convnet, bow, textcnn).")
     args = p.parse_args(argv)
     import importlib.util
 
@@ -397,9 +412,9 @@ def main(argv: list[str] | None = None) -> int:
 
     work = args.work / ("quick" if args.quick else "full")
     work.mkdir(parents=True, exist_ok=True)
-    setups = model_setups(args.data, args.quick)
-    if len(setups) == 1:
-        log(f"text model skipped: {args.data}/books.jsonl not found")
+    setups = [s for s in model_setups(args.data, args.quick) if not args.models or s["name"] in args.models]
+    if not (args.data / "books.jsonl").exists():
+        log(f"text models skipped: {args.data}/books.jsonl not found")
     rows, models = [], {}
     for setup in setups:
         r, m = bench_model(setup, args, work, args.out, log)

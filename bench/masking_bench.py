@@ -23,6 +23,7 @@ import torch
 from ticketpack.data import SplitConfig, TextPreprocessing
 from ticketpack.data import get as get_dataset
 from ticketpack.models import ModelSpec, build
+from ticketpack.pruning.targets import parameters, prunable_names
 from ticketpack.pruning import mask as masks
 from ticketpack.pruning.strategies import prune
 from ticketpack.training import TrainConfig, train
@@ -47,11 +48,12 @@ def main() -> None:
     torch.manual_seed(0)
     model = build(ModelSpec(name=args.model), data.preprocessing, data.num_classes)
     init = {k: v.clone() for k, v in model.state_dict().items()}
-    mask = prune("global", dict(model.prunable_parameters()), masks.ones_like(model), 0.8, [], 0.0,
+    weights = parameters(model, prunable_names(model))
+    mask = prune("global", weights, masks.ones_like(weights), 0.8, [], 0.0,
                  torch.Generator().manual_seed(0))
     cfg = TrainConfig(iterations=args.iterations)
 
-    arms = [("unmasked", None), ("all-ones mask", masks.ones_like(model)), ("20% mask", mask)]
+    arms = [("unmasked", None), ("all-ones mask", masks.ones_like(weights)), ("20% mask", mask)]
     rates: dict[str, list[float]] = {name: [] for name, _ in arms}
     for rep in range(args.repeats + 1):  # the first round warms up and is dropped
         for name, m in arms[rep % 3:] + arms[: rep % 3]:

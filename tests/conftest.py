@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ticketpack.search import SearchConfig, search
+try:  # the runtime-only install (no torch) runs tests/test_runtime_only.py, which needs none of these fixtures
+    from ticketpack.search import SearchConfig, search
+except ModuleNotFoundError:
+    SearchConfig = search = None
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -40,7 +40,7 @@ def test_baseline_run_prints_accuracy_latency_and_size_ratios(exported_digits, d
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "vs baseline: speed-up" in out and "x @1" in out and "x @16" in out
-    assert "smaller" in out and "accuracy" in out and "points" in out
+    assert "file size" in out and "the baseline's" in out and "accuracy" in out and "points" in out
     assert "p50" in out and "baseline" in out
 
 
@@ -49,8 +49,13 @@ def test_report_compares_model_and_baseline_from_one_run(report, exported_digits
     assert report.model.path == str(exported_digits) and report.baseline.path == str(dense_digits)
     assert [s.batch_size for s in c.speedup] == [1, 16]
     assert c.speedup[0].speedup == pytest.approx(report.baseline.latency[0].p50_ms / report.model.latency[0].p50_ms)
-    assert c.size_ratio == pytest.approx(report.baseline.file_bytes / report.model.file_bytes)
-    assert c.size_ratio > 1  # compact drops pruned units, so the file shrinks
+    # every ratio reads "this model vs baseline": model / baseline
+    assert c.size_ratio == pytest.approx(report.model.file_bytes / report.baseline.file_bytes)
+    assert c.size_ratio < 1  # compact drops pruned units, so the file shrinks
+    assert c.compressed_size_ratio == pytest.approx(report.model.compressed_bytes / report.baseline.compressed_bytes)
+    if c.memory_ratio is not None:
+        assert c.memory_ratio == pytest.approx(report.model.peak_memory_mb / report.baseline.peak_memory_mb)
+    assert report.model.weights_digest_verified and report.baseline.weights_digest_verified
     assert c.accuracy_delta == pytest.approx(report.model.accuracy - report.baseline.accuracy)
 
 

@@ -26,8 +26,6 @@ from ticketpack.export.exporter import (
     export_prepared,
     prepare,
 )
-from ticketpack.export.lower import build_graph
-from ticketpack.pruning.units import unit_graph
 from ticketpack.search import Ticket, search
 
 from conftest import copy_with_schema_version, text_config, tiny_config
@@ -211,32 +209,43 @@ def test_a_ticket_whose_hidden_layer_is_pruned_away_compacts_to_its_constant_out
     assert result.card.parity.max_abs_diff <= 1e-5 and result.size_ratio < 0.2
 
 
-@pytest.mark.parametrize("name,kind", [("lenet-300-100", "image"), ("convnet", "image"), ("bow", "text"), ("textcnn", "text")])
-def test_compact_graph_equals_the_masked_torch_model_for_every_architecture(name, kind):
+CUSTOM = str(ROOT / "examples" / "custom_models" / "models.py")
+
+
+@pytest.mark.parametrize("name,options,kind", [
+    ("lenet-300-100", {}, "image"), ("convnet", {}, "image"), ("bow", {}, "text"), ("textcnn", {}, "text"),
+    (f"{CUSTOM}:resnet", {"width": 8}, "image"), (f"{CUSTOM}:branches", {"wide": 16, "narrow": 8}, "image"),
+    (f"{CUSTOM}:transformer", {"dim": 16, "heads": 4, "ff": 16}, "text"),
+], ids=lambda v: v.rpartition(":")[2] if isinstance(v, str) else None)
+def test_compact_graph_equals_the_masked_torch_model_for_every_architecture(name, options, kind):
     from ticketpack.data import ImagePreprocessing, TextPreprocessing
-    from ticketpack.export.lower import lowering
-    from ticketpack.models import ModelSpec, build
+    from ticketpack.export.compact import compact
+    from ticketpack.export.exporter import _graph
+    from ticketpack.models import ModelSpec, build, example_input
     from ticketpack.pruning import mask as masks
     from ticketpack.pruning.strategies import prune
+    from ticketpack.pruning.structure import expand, trace
+    from ticketpack.pruning.targets import output_layer, parameters, prunable_names
 
     torch.manual_seed(0)
     prep = ImagePreprocessing() if kind == "image" else TextPreprocessing(num_buckets=64, max_tokens=12)
-    model = build(ModelSpec(name=name), prep, 3).eval()
-    units, gen = unit_graph(model), torch.Generator().manual_seed(0)
-    mask = masks.ones_like(model)
+    x0 = example_input(prep)
+    model = build(ModelSpec(name=name, options=options), prep, 3, x0).eval()
+    prunable, layer = prunable_names(model), output_layer(model, x0)
+    structure, gen = trace(model, x0, layer, prunable), torch.Generator().manual_seed(0)
+    mask = masks.ones_like(parameters(model, prunable))
     for _ in range(3):
-        weights = {n: p.detach() for n, p in model.prunable_parameters().items()}
-        mask = prune("layerwise", weights, mask, 0.5, model.output_names(), 0.0, gen, granularity="neuron", units=units)
-    masks.apply_mask(model, mask)
+        weights = {n: p.detach() for n, p in parameters(model, prunable).items()}
+        mask = prune("layerwise", weights, mask, 0.5, [], 0.0, gen, granularity="neuron", structure=structure)
+    masks.apply_mask(model, expand(mask, structure, dict(model.named_parameters())))
     rng = np.random.default_rng(0)
     raw = rng.random((5, 64)) * 16 if kind == "image" else ["a b c d e", "f g", "h i j k l m n o p q r s", "t"]
     x = prep.transform(raw)
     with torch.no_grad():
         want = model(torch.from_numpy(x)).numpy()
-    state = lowering(name).prepare({k: v.detach().numpy() for k, v in model.state_dict().items()})
-    comp = compact(state, units)
-    assert any(kept < total for kept, total in comp.summary.values())
-    graph = build_graph(name, comp.weights, comp.kept_inputs, prep, 3, 17)
+    summary = compact(model, x0, layer, prunable)
+    assert any(kept < total for kept, total in summary.values())
+    graph = _graph(model, x0, 17, {n: p.detach().numpy() for n, p in model.named_parameters() if n in prunable})
     onnx.checker.check_model(graph, full_check=True)
     assert np.abs(_ort(graph.SerializeToString(), x) - want).max() <= 1e-5
 

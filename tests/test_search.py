@@ -169,7 +169,7 @@ def test_cli_config_file_sets_options_and_flags_win(tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--model", "resnet"], "unknown model 'resnet'; known: bow, convnet, lenet-300-100, textcnn"),
+        (["--model", "resnet"], "unknown model 'resnet'; known: bow, convnet, fasttext, lenet-300-100, textcnn"),
         (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
         (["--source", "upside-down"], "unknown digits domain"),
         (["--strategy", "lucky"], "unknown pruning strategy 'lucky'; known: global, layerwise, random"),

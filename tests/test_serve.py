@@ -178,6 +178,9 @@ BAD_REQUESTS = [
     ("wrong image shape", "/v1/models/digits/predict", {"json": {"inputs": [[1.0] * 63]}}, 422, "invalid_input", "inputs"),
     ("ragged images", "/v1/models/digits/predict", {"json": {"inputs": [[1.0] * 64, [1.0] * 8]}}, 422, "invalid_input", "inputs"),
     ("NaN pixels", "/v1/models/digits/predict", {"content": b'{"inputs": [[' + b",".join([b"NaN"] * 64) + b"]]}", "headers": {"content-type": "application/json"}}, 422, "invalid_input", "inputs"),
+    ("empty text", "/v1/models/reviews/predict", {"json": {"inputs": [""]}}, 422, "empty_text", "inputs.0"),
+    ("all-space text", "/v1/models/reviews/predict", {"json": {"inputs": ["fine", " \t\n "]}}, 422, "empty_text", "inputs.1"),
+    ("1e308 pixel", "/v1/models/digits/predict", {"json": {"inputs": [[1e308] + [0.0] * 63]}}, 422, "invalid_input", "inputs"),
     ("batch over the limit", "/v1/models/reviews/predict", {"json": {"inputs": ["x"] * (MAX_BATCH + 1)}}, 413, "batch_too_large", "inputs"),
     ("text over the limit", "/v1/models/reviews/predict", {"json": {"inputs": ["ok", "y" * (MAX_TEXT + 1)]}}, 413, "text_too_long", "inputs.1"),
 ]

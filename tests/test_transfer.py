@@ -92,7 +92,7 @@ def test_random_mask_has_the_same_per_layer_counts_but_another_mask(ctx):
 
 
 def test_random_mask_of_a_neuron_ticket_keeps_whole_units_and_their_counts(tmp_path):
-    from ticketpack.pruning.units import unit_graph
+    from ticketpack.pruning.structure import per_unit
     from ticketpack.search import search
 
     from conftest import tiny_config
@@ -102,13 +102,11 @@ def test_random_mask_of_a_neuron_ticket_keeps_whole_units_and_their_counts(tmp_p
     source, start = ctx.ticket.mask(2), INITS.get("random-mask").start(ctx, 2, 0)
     assert {n: int(m.sum()) for n, m in start.mask.items()} == {n: int(m.sum()) for n, m in source.items()}
     assert masks.digest(start.mask) != masks.digest(source)
-    for g in unit_graph(ctx.ticket.build_model()).groups:
+    for g in ctx.structure().groups:
         for m in (source, start.mask):
-            alive_in = m[g.producer].movedim(g.axis, 0).flatten(1).any(1)
-            alive_out = m[g.consumers[0].name].movedim(g.consumers[0].axis, 0).flatten(1).any(1)
+            alive_in, alive_out = per_unit(m, g, "out", "any"), per_unit(m, g, "in", "any")
             assert torch.equal(alive_in, alive_out) and int(alive_in.sum()) < g.size
-        assert int(start.mask[g.producer].movedim(g.axis, 0).flatten(1).any(1).sum()) == int(
-            source[g.producer].movedim(g.axis, 0).flatten(1).any(1).sum())
+        assert int(per_unit(start.mask, g, "out", "any").sum()) == int(per_unit(source, g, "out", "any").sum())
 
 
 def test_dense_trains_without_a_mask(ctx):

@@ -13,7 +13,10 @@ import importlib
 from typing import Any
 
 from ticketpack.errors import GateFailed, TicketpackError
+from ticketpack.lifeline import arm_from_env
 from ticketpack.version import __version__
+
+arm_from_env()  # a worker process that `transfer` or `serve` started dies with it, armed as early as possible
 
 _LAZY = {
     "load": "ticketpack.serve.predictor",  # torch-free

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Literal
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ticketpack.errors import TicketpackError
@@ -80,6 +81,9 @@ def run_demo(config: DemoConfig, out: Path | str, on_stage: Callable[[str], None
     if out.exists() and not out.is_dir():
         raise TicketpackError(f"--out {out} exists and is not a directory")
     ticket_dir, run_dir = out / "ticket", out / "transfer"
+    from ticketpack.data.digits import apply_shift
+
+    apply_shift(np.zeros((1, 8, 8), dtype=np.float32), config.target)  # an unknown target fails before the search
 
     say(f"1/4 search: lenet-300-100 on digits/clean, {config.rounds} rounds at 20% ({config.granularity} granularity)")
     prune = {"rounds": config.rounds, "rate": 0.2, "granularity": config.granularity}

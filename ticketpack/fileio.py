@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,12 +21,70 @@ if TYPE_CHECKING:  # torch is only needed by the tensor helpers
 M = TypeVar("M", bound=BaseModel)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    try:  # a zombie (dead, not yet reaped) is dead for our purpose
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:
+        return True
+
+
+_STALE_AGE_S = 3600.0
+_TEMP_MIDDLE = re.compile(r"(?:(\d+)-)?[a-z0-9_]{8}")  # temp files that name no writer pid (older ticketpack) are stale after an hour
+
+
+def clean_stale_temps(path: Path) -> list[Path]:
+    """Remove the hidden temporary files (``.NAME.PID-XXXX.tmp``) that a crashed writer of ``path`` left beside it:
+    those whose writer process is gone (or, for names without a pid, that are over an hour old). Return them."""
+    import time
+
+    path = Path(path)
+    removed = []
+    try:
+        candidates = list(path.parent.glob(f".{glob_escape(path.name)}.*.tmp"))
+    except OSError:
+        return removed
+    for tmp in candidates:
+        middle = tmp.name[len(path.name) + 2 : -len(".tmp")]
+        m = _TEMP_MIDDLE.fullmatch(middle)
+        if m is None:  # another file's temporary (``.a.b.*.tmp`` when writing ``a``), or not ours at all
+            continue
+        try:
+            if m.group(1):
+                pid = int(m.group(1))
+                stale = pid != os.getpid() and not _pid_alive(pid)
+            else:
+                stale = time.time() - tmp.stat().st_mtime > _STALE_AGE_S
+            if stale and tmp.is_file():
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:
+            continue
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
+
+    The temporary file is hidden and names this process (``.NAME.PID-XXXX.tmp``); ones a killed writer left behind
+    are removed here, the next time ``path`` is written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    clean_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)
@@ -51,9 +110,54 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+DIGEST_FIELD = "digest"
+
+
+def canonical_digest(doc: dict) -> str:
+    """sha256 of a JSON document without its ``digest`` field, in canonical form (sorted keys, no spaces)."""
+    import json
+
+    body = {k: v for k, v in doc.items() if k != DIGEST_FIELD}
+    return sha256_bytes(json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+def is_sealed(cls: type[BaseModel]) -> bool:
+    """Models with a ``digest`` field are sealed: written with a digest over their content, refused when it differs."""
+    return DIGEST_FIELD in cls.model_fields
+
+
+def seal(model: M) -> M:
+    """A copy of ``model`` whose ``digest`` is the digest of its own JSON content (see :func:`canonical_digest`)."""
+    import json
+
+    doc = json.loads(model.model_dump_json(exclude={DIGEST_FIELD}))
+    return model.model_copy(update={DIGEST_FIELD: canonical_digest(doc)})
+
+
 def write_model(path: Path, model: BaseModel) -> None:
-    """Write a pydantic model as indented JSON, atomically."""
+    """Write a pydantic model as indented JSON, atomically (sealed with its digest if its type has a ``digest``)."""
+    if is_sealed(type(model)):
+        model = seal(model)
     atomic_write_text(path, model.model_dump_json(indent=2) + "\n")
+
+
+def check_digest(path: Path, text: str, what: str) -> None:
+    """Refuse a sealed file whose content no longer matches the digest it carries."""
+    import json
+
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        raise TicketpackError(f"{path} is not valid JSON: the {what} is damaged") from None
+    if not isinstance(doc, dict):
+        raise TicketpackError(f"{path} is not a valid {what}: expected a JSON object")
+    recorded = doc.get(DIGEST_FIELD)
+    if not recorded:
+        raise TicketpackError(f"{path} carries no digest: it was not written by this ticketpack, or was edited; "
+                              f"refusing to trust the {what}")
+    if canonical_digest(doc) != recorded:
+        raise TicketpackError(f"{path} was changed after ticketpack wrote it (its content does not match its "
+                              f"digest); refusing to trust the {what}")
 
 
 def read_model(path: Path, cls: type[M], what: str | None = None) -> M:
@@ -66,6 +170,8 @@ def read_model(path: Path, cls: type[M], what: str | None = None) -> M:
         raise TicketpackError(f"{what} not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise TicketpackError(f"cannot read {what} {path}: {exc}") from None
+    if is_sealed(cls):
+        check_digest(path, text, what)
     try:
         return cls.model_validate_json(text)
     except ValidationError as exc:
@@ -90,6 +196,45 @@ def read_versioned(path: Path, cls: type[M], version: int, what: str, create_hin
     if found != version:
         raise TicketpackError(f"{path} has schema version {found}; this ticketpack reads {what}s of version {version} only")
     return read_model(path, cls, what)
+
+
+def _first_existing(path: Path) -> Path:
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_creatable_dir(out: Path, flag: str = "--out") -> None:
+    """Refuse, before any work, an output directory that cannot be created or written: a path under a file, an
+    existing file, or a place without write permission."""
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir():
+            raise TicketpackError(f"{flag} {out} exists and is not a directory")
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise TicketpackError(f"{flag} {out}: no permission to write in it")
+        return
+    base = _first_existing(out)
+    if not base.is_dir():
+        raise TicketpackError(f"{flag} {out} cannot be created: {base} is a file, not a directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise TicketpackError(f"{flag} {out} cannot be created: no permission to write in {base}")
+
+
+def check_writable_file(path: Path, flag: str, force: bool | None = None) -> None:
+    """Refuse, before any work, a file that cannot be written (its directory cannot be created or written, or it is
+    a directory); with ``force`` given (not None), an existing file also needs ``force``."""
+    path = Path(path)
+    if path.is_dir():
+        raise TicketpackError(f"{flag} {path} is a directory; give a file name")
+    base = _first_existing(path.parent)
+    if not base.is_dir():
+        raise TicketpackError(f"{flag} {path}: cannot write it: {base} is a file, not a directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise TicketpackError(f"{flag} {path}: cannot write it: no permission to write in {base}")
+    if path.exists() and force is False:
+        raise TicketpackError(f"{flag} {path} already exists; use --force to replace it")
 
 
 def check_output_dir(out: Path, resume: bool, force: bool, marker: Path, what: str) -> bool:

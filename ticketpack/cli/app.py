@@ -3,18 +3,48 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 from rich.markup import escape
 
 from ticketpack.cli.common import err
 from ticketpack.errors import TicketpackError
 from ticketpack.version import __version__
 
+_UsageError = typer.BadParameter.__mro__[1]  # typer's own (vendored) click exceptions: UsageError, ClickException
+_ClickException = typer.BadParameter.__mro__[2]
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (an unknown flag, ``--seed -3``) as one line on stderr and exit 2, like every other user error,
+    instead of click's usage box; in the app itself, so that the console script and CliRunner behave the same."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "ticketpack"
+            err.print(f"[bold red]error:[/] {escape(exc.format_message())} (see `{escape(where)} --help`)",
+                      highlight=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except _ClickException as exc:
+            err.print(f"[bold red]error:[/] {escape(exc.format_message())}", highlight=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err.print("[red]aborted[/]")
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="ticketpack",
     help="Find lottery tickets, transfer them across domains, export them to ONNX, and check and serve them.",
     no_args_is_help=True,
@@ -70,15 +100,75 @@ def _user_errors_exit(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
+            _check_finite(kwargs)
             return fn(*args, **kwargs)
         except TicketpackError as exc:
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(getattr(exc, "exit_code", 2)) from exc
+        except (PermissionError, NotADirectoryError, IsADirectoryError) as exc:  # a path the user gave
+            where = f": {exc.filename}" if exc.filename else ""
+            err.print(f"[bold red]error:[/] {escape(exc.strerror or str(exc))}{escape(str(where))}", highlight=False,
+                      soft_wrap=True)
+            raise typer.Exit(2) from exc
         except KeyboardInterrupt:
             err.print("[red]interrupted[/]: finished rounds and jobs are saved; rerun with --resume to continue")
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, _ClickException):
+            raise
+        except ModuleNotFoundError as exc:
+            extra = EXTRAS.get((exc.name or "").split(".")[0])
+            if extra is None:
+                raise
+            err.print(f"[bold red]error:[/] {escape(_missing_extra(exc.name or '', extra))}", highlight=False,
+                      soft_wrap=True)
+            raise typer.Exit(2) from exc
+        except Exception as exc:  # a bug, not the user's mistake: keep the traceback and say what to do with it
+            import traceback
+
+            traceback.print_exc()
+            err.print(f"[bold red]internal error[/] ({escape(type(exc).__name__)}): this is a bug in ticketpack "
+                      f"{__version__}, not a problem with your input; please report it on the ticketpack issue tracker "
+                      "with the command you ran and the traceback above", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from exc
 
     return wrapper
+
+
+# Modules a runtime-only install (`pip install ticketpack`) leaves out → the extra that brings them.
+EXTRAS = {"torch": "train", "sklearn": "train", "scipy": "train", "safetensors": "train", "yaml": "train",
+          "matplotlib": "train", "fastapi": "serve", "uvicorn": "serve", "prometheus_client": "serve", "ray": "ray"}
+
+
+def _missing_extra(module: str, extra: str) -> str:
+    ctx = _current_context()
+    command = f"ticketpack {ctx.info_name}" if ctx is not None and ctx.info_name else "this command"
+    hint = " (evaluate: or give a labelled --data-file, which needs no dataset split)" if module.startswith("sklearn") else ""
+    name = {"sklearn": "scikit-learn", "yaml": "pyyaml", "prometheus_client": "prometheus-client"}.get(
+        module.split(".")[0], module.split(".")[0])
+    return f"`{command}` needs {name}, which is in the {extra} extra: pip install 'ticketpack[{extra}]'{hint}"
+
+
+def _current_context():
+    """The running command's context (typer vendors click, so ``click.get_current_context`` does not see it)."""
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # a typer that uses click itself
+        from click import get_current_context
+    return get_current_context(silent=True)
+
+
+def _check_finite(kwargs: dict) -> None:
+    """Every number a user gives must be finite: ``--lr inf`` or ``--latency-budget nan`` is a usage error, before
+    any work (click's FLOAT type accepts both)."""
+    import math
+
+    ctx = _current_context()
+    flags = {p.name: (p.opts[0] if p.opts else p.name) for p in ctx.command.params} if ctx else {}
+    for name, value in kwargs.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise TicketpackError(f"{flags.get(name, '--' + name.replace('_', '-'))}: {v} is not a finite number")
 
 
 _register()
@@ -92,6 +182,16 @@ def main() -> None:
         app()
     except KeyboardInterrupt:  # outside a command (e.g. while parsing)
         sys.exit(130)
+    except SystemExit as done:
+        import threading
+
+        if any(t.name == "ticketpack-ray-init" and t.is_alive() for t in threading.enumerate()):
+            # an abandoned Ray connection attempt would go on logging to stderr while the interpreter winds down,
+            # after the one-line error: leave now (nothing is open: the attempt failed before anything was written)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(done.code if isinstance(done.code, int) else 1)
+        raise
 
 
 if __name__ == "__main__":

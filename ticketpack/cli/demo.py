@@ -24,9 +24,11 @@ def demo_cmd(
 ) -> None:
     """Run search → transfer → export → evaluate on the embedded digits dataset (a few minutes on 2 cores)."""
     from ticketpack.demo import DemoConfig, run_demo
+    from ticketpack.fileio import check_creatable_dir
 
     cfg = build_config(DemoConfig, None, {"target": target, "granularity": granularity, "jobs": jobs,
                                           "threads": threads, "seed": seed})
+    check_creatable_dir(out_dir)
     start = time.perf_counter()
 
     def stage(msg: str) -> None:

@@ -27,7 +27,7 @@ def evaluate_cmd(
     provider: ProviderOpt = "auto",
     batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Comma-separated batch sizes to time.")] = "1,32,256",
     threads: ThreadsOpt = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the train/val/test split (default: the card's).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="Seed of the train/val/test split (default: the card's).")] = None,
     latency_budget: Annotated[float, typer.Option("--latency-budget", help="Most seconds of timed runs per batch size.")] = 2.0,
     min_accuracy: Annotated[Optional[float], typer.Option("--min-accuracy", help="Gate: lowest test accuracy (0-1).")] = None,
     max_accuracy_drop: Annotated[Optional[float], typer.Option("--max-accuracy-drop", help="Gate: largest drop (0-1) below the baseline, or the card's dense reference.")] = None,
@@ -50,6 +50,10 @@ def evaluate_cmd(
         first = exc.errors()[0]
         raise TicketpackError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
     quiet = json_path is not None and str(json_path) == "-"
+    if json_path is not None and not quiet:
+        from ticketpack.fileio import check_writable_file
+
+        check_writable_file(json_path, "--json")  # before the evaluation runs, not after
     report = evaluate_model(
         model, dataset=dataset, domain=domain, data_file=data_file, baseline=baseline, provider=provider,
         batch_sizes=batch_sizes, threads=threads, seed=seed, gates=gates, latency_budget_s=latency_budget,
@@ -118,8 +122,8 @@ def _render(report, provider: str) -> None:
     if report.comparison:
         c = report.comparison
         speed = ", ".join(f"{s.speedup:.2f}x @{s.batch_size}" for s in c.speedup)
-        mem = f"; peak memory ratio {c.memory_ratio:.2f}x" if c.memory_ratio else ""
-        out.print(f"[bold]vs baseline:[/] speed-up {speed}; file {c.size_ratio:.2f}x smaller "
+        mem = f"; peak memory {c.memory_ratio:.2f}x the baseline's" if c.memory_ratio else ""
+        out.print(f"[bold]this model vs baseline:[/] speed-up {speed}; file size {c.size_ratio:.2f}x the baseline's "
                   f"(zlib {c.compressed_size_ratio:.2f}x); accuracy {100 * c.accuracy_delta:+.2f} points{mem}",
                   highlight=False)
     for note in report.notes:

@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 from ticketpack.cli.common import (
+    AllowChangedModelOpt,
     JsonOpt,
-    SeedOpt,
     ThreadsOpt,
     err,
     out,
@@ -28,23 +28,32 @@ def export_cmd(
     out_path: Annotated[Path, typer.Option("--out", "-o", help="ONNX file to write.")],
     level: Annotated[Optional[str], typer.Option(help="Round number or weights-remaining percentage (10%); default: the sparsest level within --max-accuracy-drop of dense.")] = None,
     init: Annotated[Optional[str], typer.Option(help="Transfer runs: initialization strategy of the job to export.")] = None,
-    seed: SeedOpt = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="Transfer runs: seed index of the job to export.")] = None,
     format: Annotated[str, typer.Option("--format", help="dense, compact (dead units/rows removed) or sparse (compact + bit-mask storage).")] = "compact",
     quantize: Annotated[str, typer.Option(help="none or int8 (ONNX Runtime dynamic quantization).")] = "none",
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
     max_accuracy_drop: Annotated[float, typer.Option(help="Accuracy points below dense allowed when choosing the level.")] = 1.0,
     atol: Annotated[float, typer.Option(help="Largest accepted |ONNX Runtime - PyTorch| logit difference.")] = 1e-4,
     threads: ThreadsOpt = None,
+    force: Annotated[bool, typer.Option(help="Replace --out if it already exists.")] = False,
+    allow_changed_model: AllowChangedModelOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Export a ticket or a transferred model to one ONNX file with an embedded model card, checked before writing."""
+    from ticketpack.errors import TicketpackError
     from ticketpack.export.exporter import export_model
+    from ticketpack.fileio import check_writable_file
+    from ticketpack.transfer.config import level_error
+
+    if level is not None and (why := level_error(level)):
+        raise TicketpackError(f"--level: {why}")
+    check_writable_file(out_path, "--out", force=force)
 
     with err.status("exporting", spinner="dots") as status:
         result = export_model(
             source, out_path, level=level, init=init, seed=seed, format=format, quantize=quantize, opset=opset,
             max_accuracy_drop=max_accuracy_drop, atol=atol, threads=threads,
-            on_stage=lambda s: status.update(s),
+            on_stage=lambda s: status.update(s), allow_changed_model=allow_changed_model,
         )
     if json_out:
         print_json(result)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ticketpack.cli.common import ConfigOpt, JsonOpt, SeedOpt, ThreadsOpt, err, out, print_json
+from ticketpack.cli.common import AllowChangedModelOpt, ConfigOpt, JsonOpt, SeedOpt, ThreadsOpt, err, out, print_json
 from ticketpack.cli.report import print_outputs, transfer_table
 from ticketpack.config_files import build_config
 
@@ -36,11 +36,14 @@ def transfer_cmd(
     executor: Annotated[str, typer.Option(help="local (processes on this machine) or ray.")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(
         help="Ray cluster address for --executor ray (default: start a local Ray instance).")] = None,
+    ray_timeout: Annotated[float, typer.Option(
+        min=0.1, help="Seconds to wait for the Ray cluster at --ray-address before giving up.")] = 30.0,
     seed: SeedOpt = None,
     threads: ThreadsOpt = None,
     config: ConfigOpt = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out, skipping finished jobs.")] = False,
     force: Annotated[bool, typer.Option(help="Replace an existing run in --out.")] = False,
+    allow_changed_model: AllowChangedModelOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Re-train a ticket on a target domain under several initializations, against dense and random baselines."""
@@ -49,6 +52,9 @@ def transfer_cmd(
 
     if out_dir is None:
         raise TicketpackError("--out is required: the run directory to write")
+    from ticketpack.fileio import check_creatable_dir
+
+    check_creatable_dir(out_dir)  # before the ticket and data load
     level_list = _csv(levels)
     cfg = build_config(
         TransferConfig,
@@ -58,6 +64,7 @@ def transfer_cmd(
             "inits": _csv(init), "levels": [int(x) if x.isdigit() else x for x in level_list] if level_list else None,
             "seeds": seeds, "seed": seed, "threads": threads, "train.epochs": epochs, "train.iterations": iterations,
             "train.lr": lr, "train.optimizer": optimizer, "train.batch_size": batch_size,
+            "allow_changed_model": allow_changed_model or None,
         },
     )
     with Progress(
@@ -74,9 +81,12 @@ def transfer_cmd(
                 r = ev.result
                 info = ev.job.job_id + (f": target test {r.target_test_accuracy:.3f}" if r else " done")
                 progress.update(task, completed=ev.done, info=info)
+                if not err.is_terminal:  # no live bar without a terminal: one plain line per finished job
+                    took = f" ({r.seconds:.1f}s)" if r else ""
+                    err.print(f"job {ev.done}/{ev.total} {info}{took}", highlight=False, markup=False)
 
         report = run_transfer(cfg, out_dir, resume=resume, force=force, jobs=jobs, executor=executor,
-                              ray_address=ray_address, on_event=on_event)
+                              ray_address=ray_address, ray_timeout_s=ray_timeout, on_event=on_event)
     if json_out:
         print_json(report)
         return

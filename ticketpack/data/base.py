@@ -83,11 +83,13 @@ def stratified_indices(y: np.ndarray, seed: int, split: SplitConfig) -> tuple[np
 
 def split_domain(
     dataset: str, domain: str, label_names: list[str], preprocessing: ImagePreprocessing | TextPreprocessing,
-    raw: np.ndarray, y: np.ndarray, seed: int, split: SplitConfig, info: dict,
+    raw: np.ndarray, y: np.ndarray, seed: int, split: SplitConfig, info: dict, x: np.ndarray | None = None,
 ) -> DomainData:
-    """Preprocess raw inputs once and cut them into stratified train/val/test splits (``seed`` picks the rows)."""
+    """Preprocess raw inputs once (unless ``x`` is given: already preprocessed) and cut them into stratified
+    train/val/test splits (``seed`` picks the rows)."""
     check_labels(y, f"{dataset}/{domain}")
-    x = preprocessing.transform(raw)
+    if x is None:
+        x = preprocessing.transform(raw)
     train, val, test = (Split(raw=raw[i], x=x[i], y=y[i]) for i in stratified_indices(y, seed, split))
     return DomainData(dataset=dataset, domain=domain, label_names=label_names, preprocessing=preprocessing,
                       train=train, val=val, test=test, info=info)

@@ -42,11 +42,13 @@ class ImagePreprocessing(BaseModel):
     def transform(self, raw: np.ndarray | list) -> np.ndarray:
         """Raw images (N, C, H, W), (N, H, W) or flat (N, C*H*W) → normalized float32 (N, C, H, W)."""
         try:
-            x = np.asarray(raw, dtype=np.float32)
-        except (TypeError, ValueError):
+            x64 = np.asarray(raw, dtype=np.float64)  # checked in float64: a cast of 1e308 to float32 would warn
+        except (TypeError, ValueError, OverflowError):
             raise TicketpackError("image inputs must be numbers (nested lists or an array)") from None
         want = self.input_shape
         n_pix = int(np.prod(want))
+        x = x64
+        del x64
         if x.ndim == len(want) and x.shape == want:
             x = x[None]
         if x.ndim == 2 and x.shape[1] == n_pix:
@@ -60,14 +62,21 @@ class ImagePreprocessing(BaseModel):
             )
         if not np.isfinite(x).all():
             raise TicketpackError("image inputs contain NaN or infinite values")
+        limit = float(np.finfo(np.float32).max)
+        if x.size and max(np.abs(x).max(), np.abs(x - self.mean).max(), np.abs((x - self.mean) / self.std).max()) > limit:
+            raise TicketpackError(f"image inputs hold values too large for float32 (largest {np.abs(x).max():.3g})")
+        x = x.astype(np.float32)
         return (x - self.mean) / self.std
 
 
 class TextPreprocessing(BaseModel):
     """Text → token ids by a regex tokenizer and feature hashing (no vocabulary: domain-independent).
 
-    Token ``t`` maps to ``1 + crc32(utf8(t)) % (num_buckets - 1)``; id 0 is padding. Documents are cut to
-    ``max_tokens`` ids and right-padded with 0, so the model sees int64 (N, max_tokens).
+    Words are regex matches; word n-grams up to ``ngrams`` (words joined by a space) follow the words. Token ``t``
+    maps to ``1 + crc32(utf8(t)) % (num_buckets - 1)``; id 0 is padding. A document keeps its first ``max_tokens``
+    ids and is right-padded with 0, so the model sees int64 (N, max_tokens). Nothing is cut silently: the
+    default ``max_tokens`` holds every review in the shared data, and loading a dataset counts and reports any
+    document cut (see :meth:`transform_counting` and ``ticketpack.data.text``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -76,11 +85,15 @@ class TextPreprocessing(BaseModel):
     tokenizer: Literal["regex"] = Field("regex", description="Tokenizer rule: tokens are regex matches.")
     token_pattern: str = Field(r"[a-z0-9]+(?:'[a-z]+)?", description="Python regex whose matches are tokens.")
     lowercase: bool = Field(True, description="Lower-case text before tokenizing.")
-    ngrams: int = Field(1, ge=1, le=3, description="Also hash word n-grams up to this n (joined by a space).")
-    max_tokens: int = Field(256, ge=1, le=100_000, description="Ids kept per document (truncate, then pad).")
+    ngrams: int = Field(2, ge=1, le=3, description="Also hash word n-grams up to this n (joined by a space).")
+    max_tokens: int = Field(
+        8192, ge=1, le=100_000,
+        description="Ids kept per document, n-grams included (truncate, then pad with 0); loading data reports how "
+        "many documents were cut.",
+    )
     features: Literal["hashing"] = Field("hashing", description="How tokens become ids.")
     hash: Literal["crc32"] = Field("crc32", description="Hash function for feature hashing.")
-    num_buckets: int = Field(16384, ge=2, le=2**24, description="Id space size, padding id 0 included.")
+    num_buckets: int = Field(2**20, ge=2, le=2**24, description="Id space size, padding id 0 included.")
     pad_id: Literal[0] = 0
 
     @property
@@ -96,6 +109,7 @@ class TextPreprocessing(BaseModel):
         return re.compile(self.token_pattern)
 
     def tokens(self, text: str) -> list[str]:
+        """Words, then their n-grams for n = 2..``ngrams`` (uncut)."""
         if self.lowercase:
             text = text.lower()
         words = self._regex.findall(text)
@@ -107,18 +121,27 @@ class TextPreprocessing(BaseModel):
     def token_id(self, token: str) -> int:
         return 1 + zlib.crc32(token.encode("utf-8")) % (self.num_buckets - 1)
 
-    def transform(self, raw: np.ndarray | list) -> np.ndarray:
-        """A batch of strings → int64 ids (N, max_tokens)."""
+    def transform_counting(self, raw: np.ndarray | list) -> tuple[np.ndarray, np.ndarray]:
+        """A batch of strings → (int64 ids (N, max_tokens), int64 number of ids of each document before the cut).
+
+        A document was cut where its count exceeds ``max_tokens``."""
         if isinstance(raw, str):
             raise TicketpackError("text inputs must be a list of strings, not one string")
         texts = list(raw)
         out = np.zeros((len(texts), self.max_tokens), dtype=np.int64)
+        lengths = np.zeros(len(texts), dtype=np.int64)
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TicketpackError(f"text input {i} is {type(text).__name__}, expected a string")
-            ids = [self.token_id(t) for t in self.tokens(text)[: self.max_tokens]]
+            tokens = self.tokens(text)
+            lengths[i] = len(tokens)
+            ids = [self.token_id(t) for t in tokens[: self.max_tokens]]
             out[i, : len(ids)] = ids
-        return out
+        return out, lengths
+
+    def transform(self, raw: np.ndarray | list) -> np.ndarray:
+        """A batch of strings → int64 ids (N, max_tokens)."""
+        return self.transform_counting(raw)[0]
 
 
 Preprocessing = Annotated[Union[ImagePreprocessing, TextPreprocessing], Field(discriminator="kind")]

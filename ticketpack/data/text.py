@@ -3,12 +3,16 @@
 
 Exact duplicate rows are dropped before splitting (the review data repeats some reviews, which would
 otherwise leak between train and test). Labels may be ints or strings; the label set is sorted and recorded.
+
+No document is cut silently: when a document has more ids (n-grams included) than ``max_tokens``, loading records
+the count in ``DomainData.info["truncated"]`` and warns with a :class:`TruncationWarning` that says how many.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +23,48 @@ from ticketpack.errors import TicketpackError
 from ticketpack.fileio import sha256_file
 
 SUFFIXES = (".jsonl", ".csv")
+
+
+class TruncationWarning(UserWarning):
+    """Some documents had more ids than ``max_tokens`` and lost their tail."""
+
+
+def truncation_report(where: str, lengths: np.ndarray, max_tokens: int) -> dict:
+    """Counts of cut documents for ``DomainData.info``; warns (naming ``where``) when any was cut."""
+    cut = int((lengths > max_tokens).sum())
+    if cut:
+        warnings.warn(
+            f"{where}: {cut} of {len(lengths)} documents have more than max_tokens={max_tokens} ids (n-grams included;"
+            f" the longest has {int(lengths.max())}) and were cut; raise text.max_tokens to keep them whole",
+            TruncationWarning, stacklevel=3,
+        )
+    return {"max_tokens": max_tokens, "truncated": cut, "longest_ids": int(lengths.max(initial=0))}
+
+
+def collision_stats(preprocessing: TextPreprocessing, texts: list[str] | np.ndarray) -> dict:
+    """How often distinct tokens (words and n-grams) of ``texts`` share a hashed id.
+
+    ``distinct_tokens``: distinct tokens; ``shared_id_tokens``: the share of them whose id some other distinct token
+    also has; ``shared_id_occurrences``: the same share over token occurrences; ``ids_lost``: the share of distinct
+    tokens that get no id of their own (1 - distinct ids / distinct tokens)."""
+    counts: dict[str, int] = {}
+    for text in texts:
+        for token in preprocessing.tokens(text):
+            counts[token] = counts.get(token, 0) + 1
+    if not counts:
+        return {"distinct_tokens": 0, "distinct_ids": 0, "shared_id_tokens": 0.0, "shared_id_occurrences": 0.0,
+                "ids_lost": 0.0}
+    ids = np.array([preprocessing.token_id(t) for t in counts], dtype=np.int64)
+    occurrences = np.array(list(counts.values()), dtype=np.int64)
+    _, inverse, per_id = np.unique(ids, return_inverse=True, return_counts=True)
+    shared = per_id[inverse] > 1
+    return {
+        "distinct_tokens": len(ids),
+        "distinct_ids": len(per_id),
+        "shared_id_tokens": float(shared.mean()),
+        "shared_id_occurrences": float(occurrences[shared].sum() / occurrences.sum()),
+        "ids_lost": float(1 - len(per_id) / len(ids)),
+    }
 
 
 def _check_row(text: object, label: object, where: str) -> tuple[str, int | str]:
@@ -121,5 +167,7 @@ class TextDirDataset:
             )
         y = np.array([index[str(label)] for _, label in unique], dtype=np.int64)
         raw = np.array([text for text, _ in unique], dtype=object)
-        info = {"rows": len(rows), "duplicates_dropped": len(rows) - len(unique), "file_sha256": sha256_file(path)}
-        return split_domain(self.name, domain, list(label_names), prep, raw, y, seed, split, info)
+        x, lengths = prep.transform_counting(raw)
+        info = {"rows": len(rows), "duplicates_dropped": len(rows) - len(unique), "file_sha256": sha256_file(path),
+                **truncation_report(f"{self.name}/{domain}", lengths, prep.max_tokens)}
+        return split_domain(self.name, domain, list(label_names), prep, raw, y, seed, split, info, x=x)

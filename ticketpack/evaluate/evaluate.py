@@ -8,6 +8,7 @@ tensors (preprocessing excluded) per batch size, interleaving model and baseline
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,23 @@ def _open(path: Path, provider: str, threads: int | None):
     if not path.is_file():
         raise TicketpackError(f"model file not found: {path}")
     return Predictor(path, provider, threads)
+
+
+def _verify_digest(pred, say: Callable[[str], None]) -> None:
+    """Refuse a model whose weights are not the ones its card records (as `validate` and `serve` do), and say so."""
+    import onnx
+
+    from ticketpack.export.digest import weights_digest
+
+    try:
+        got = weights_digest(onnx.load(str(pred.path)))
+    except Exception as exc:  # onnx's own decode errors
+        raise TicketpackError(f"{pred.path}: cannot read its weights to check them against the card ({exc})") from None
+    if got != pred.card.weights_digest:
+        raise TicketpackError(
+            f"{pred.path}: weights digest {got[:12]}… does not match its card's {pred.card.weights_digest[:12]}…: the "
+            "file was changed after export; refusing to evaluate it (`ticketpack validate` shows every check)")
+    say(f"weights digest of {pred.path.name} matches its card ({got[:12]}…)")
 
 
 def _load_data(card, dataset: str | None, domain: str | None, data_file: Path | None, seed: int | None) -> _Data:
@@ -129,7 +147,7 @@ def _result(pred, accuracy, latency: list[LatencyStats], peak_mb: float | None) 
         format=card.export.format, quantize=card.export.quantize,
         weights_remaining=card.sparsity.weights_remaining,
         accuracy=acc, per_class=per_class, confusion_matrix=cm, latency=latency,
-        peak_memory_mb=peak_mb,
+        peak_memory_mb=peak_mb, weights_digest_verified=True,
         card_test_accuracy=card.metrics.test_accuracy, card_dense_accuracy=card.metrics.dense_test_accuracy,
         card_evaluated_on=card.metrics.evaluated_on,
     )
@@ -175,12 +193,13 @@ def evaluate_model(
     batch_sizes = gates_mod.parse_batch_sizes(batch_sizes)
     if threads is not None and threads < 1:
         raise TicketpackError("--threads must be at least 1")
-    if latency_budget_s <= 0:
-        raise TicketpackError("the latency budget must be positive")
+    if not math.isfinite(latency_budget_s) or latency_budget_s <= 0:
+        raise TicketpackError(f"the latency budget must be a positive number of seconds; got {latency_budget_s}")
     gates_mod.check_usage(gates, batch_sizes, baseline is not None)
 
     say(f"opening {model}")
     main = _open(Path(model), provider, threads)
+    _verify_digest(main, say)
     card = main.card
     if gates.max_accuracy_drop is not None and baseline is None and card.metrics.dense_test_accuracy is None:
         raise TicketpackError("--max-accuracy-drop needs --baseline or a card that records a dense reference accuracy")
@@ -188,6 +207,7 @@ def evaluate_model(
     if baseline is not None:
         say(f"opening baseline {baseline}")
         base = _open(Path(baseline), provider, threads)
+        _verify_digest(base, say)
         if base.card.label_names != card.label_names:
             raise TicketpackError(f"the baseline's labels {base.card.label_names} differ from the model's {card.label_names}")
         if base.card.preprocessing.kind != card.preprocessing.kind:
@@ -222,10 +242,10 @@ def evaluate_model(
         m, b = results
         comparison = Comparison(
             speedup=[SpeedUp(batch_size=ml.batch_size, speedup=bl.p50_ms / ml.p50_ms) for ml, bl in zip(m.latency, b.latency)],
-            size_ratio=b.file_bytes / m.file_bytes,
-            compressed_size_ratio=b.compressed_bytes / m.compressed_bytes,
+            size_ratio=m.file_bytes / b.file_bytes,
+            compressed_size_ratio=m.compressed_bytes / b.compressed_bytes,
             accuracy_delta=m.accuracy - b.accuracy,
-            memory_ratio=(b.peak_memory_mb / m.peak_memory_mb) if b.peak_memory_mb and m.peak_memory_mb else None,
+            memory_ratio=(m.peak_memory_mb / b.peak_memory_mb) if b.peak_memory_mb and m.peak_memory_mb else None,
         )
     baseline_result = results[1] if len(results) == 2 else None
     notes = [n for r in results if (n := _split_note(r, data))]

@@ -8,6 +8,9 @@ from ticketpack.errors import TicketpackError
 from ticketpack.evaluate.report import Comparison, GateResult, Gates, ModelResult
 
 
+MAX_BATCH_SIZE = 65_536  # latency at larger batches says nothing new, and their inputs may not fit in memory
+
+
 def parse_batch_limits(items: Iterable[str], flag: str = "--max-p50-ms") -> dict[int, float]:
     """``["1=2.5", "32=10"]`` → ``{1: 2.5, 32: 10.0}``; a malformed item is a usage error."""
     out: dict[int, float] = {}
@@ -32,6 +35,9 @@ def parse_batch_sizes(text: str | Sequence[int]) -> tuple[int, ...]:
         raise TicketpackError(f"--batch-sizes takes comma-separated positive integers, e.g. 1,32,256; got {text!r}") from None
     if not sizes or sizes[0] < 1:
         raise TicketpackError(f"--batch-sizes takes comma-separated positive integers, e.g. 1,32,256; got {text!r}")
+    if sizes[-1] > MAX_BATCH_SIZE:
+        raise TicketpackError(f"--batch-sizes: {sizes[-1]} is over the largest batch size evaluate times, "
+                              f"{MAX_BATCH_SIZE:,}")
     return tuple(sizes)
 
 

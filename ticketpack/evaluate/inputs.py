@@ -135,7 +135,7 @@ def read_file(path: Path | str, kind: str, labelled: bool = False) -> tuple[list
         raise TicketpackError(f"{path} has no rows")
     if kind == "image":
         try:
-            arr = np.asarray(inputs, dtype=np.float32)
+            arr = np.asarray(inputs, dtype=np.float64)  # float32 happens in preprocessing, after range checks
         except (TypeError, ValueError):
             raise TicketpackError(f"{path}: image rows must all have the same shape and hold numbers") from None
         return arr, (labels if labelled else None)

@@ -58,6 +58,12 @@ def predict_rows(
         raw: Sequence | np.ndarray = list(texts)
     else:
         raw, _ = read_file(Path(input_file), kind)
+    if kind == "text":
+        from ticketpack.serve.predictor import empty_text_index
+
+        if (i := empty_text_index(raw)) is not None:  # training refuses such texts, so no prediction for them
+            where = f"{input_file}: row {i + 1}" if input_file is not None else f"text {i + 1}"
+            raise TicketpackError(f"{where} is empty or only whitespace: give some text to classify")
     probs = np.concatenate([pred.predict_proba(raw[i : i + _CHUNK]) for i in range(0, len(raw), _CHUNK)])
     labels = pred.labels
     rows = [

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ticketpack.errors import GateFailed
 
 REPORT_SCHEMA_VERSION = 1
+EVALUATION_SCHEMA_VERSION = 2  # 2: size and memory ratios read model / baseline; weights_digest_verified
 
 
 class _Doc(BaseModel):
@@ -18,6 +19,8 @@ class _Doc(BaseModel):
 
 class Gates(_Doc):
     """Pass/fail limits for `ticketpack evaluate`; a gate left at None is not checked."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     min_accuracy: float | None = Field(None, ge=0, le=1, description="Lowest acceptable test accuracy (0-1).")
     max_accuracy_drop: float | None = Field(
@@ -65,6 +68,10 @@ class ClassAccuracy(_Doc):
 class ModelResult(_Doc):
     """One model's figures from an evaluation run."""
 
+    weights_digest_verified: bool = Field(
+        False, description="The graph's weights digest was recomputed and matched its card's before measuring "
+        "(evaluate refuses a model whose weights do not match).")
+
     path: str
     file_bytes: int
     compressed_bytes: int = Field(description="Size after zlib (level 6): what the file costs to ship or store.")
@@ -95,10 +102,11 @@ class Comparison(_Doc):
     """The model against the baseline, measured side by side in one process."""
 
     speedup: list[SpeedUp]
-    size_ratio: float = Field(description="Baseline file bytes / model file bytes (above 1: the model is smaller).")
-    compressed_size_ratio: float
+    size_ratio: float = Field(description="Model file bytes / baseline file bytes (below 1: the model is smaller).")
+    compressed_size_ratio: float = Field(description="Model zlib bytes / baseline zlib bytes (below 1: smaller).")
     accuracy_delta: float = Field(description="Model accuracy - baseline accuracy.")
-    memory_ratio: float | None = Field(None, description="Baseline peak memory / model peak memory.")
+    memory_ratio: float | None = Field(
+        None, description="Model peak memory / baseline peak memory (below 1: the model uses less).")
 
 
 class GateResult(_Doc):
@@ -112,7 +120,7 @@ class GateResult(_Doc):
 class EvaluationReport(_Doc):
     """What `ticketpack evaluate` measured: accuracy, latency, size and memory, with gate outcomes."""
 
-    schema_version: int = REPORT_SCHEMA_VERSION
+    schema_version: int = EVALUATION_SCHEMA_VERSION
     ticketpack_version: str
     onnxruntime_version: str
     provider: str = Field(description="Execution provider actually used: cpu or cuda.")

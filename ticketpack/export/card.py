@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ticketpack.data.base import SplitConfig
 from ticketpack.data.preprocessing import Preprocessing
 from ticketpack.errors import TicketpackError
-from ticketpack.models.spec import ModelSpec
+from ticketpack.models.spec import ModelSource, ModelSpec
 
 CARD_KEY = "ticketpack"
 CARD_SCHEMA_VERSION = 1
@@ -112,6 +112,9 @@ class ModelCard(_Card):
     output_name: str = "logits"
     preprocessing: Preprocessing
     model: ModelSpec
+    model_source: ModelSource | None = Field(
+        None, description="The model reference and the sha256 of its factory's source file at search time (user models)."
+    )
     provenance: Provenance
     sparsity: Sparsity
     metrics: Metrics

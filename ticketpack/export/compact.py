@@ -1,109 +1,242 @@
-"""Exact structured compaction of a masked model (numpy; the unit structure comes from ``ticketpack.pruning.units``).
+"""Exact compaction of any masked torch model: what the mask made dead is removed for real.
 
-A unit whose incoming weights are all zero outputs a constant (``relu(bias)``, or 0 without a bias): its
-contribution is folded into each consumer's bias and the unit is dropped. A unit whose outgoing weights are all
-zero is dropped outright. Dropping units can empty further units, so this repeats until nothing changes. Input
-features whose weights are all zero (MLP pixels, embedding rows) are dropped when that saves enough: the graph
-then gathers the kept features, or remaps token ids to the kept rows.
+1. Units that output a constant (all producing weights zero) are folded into their consumers' biases when every
+   consumer is a linear layer. Units (hidden neurons, conv channels, embedding dimensions) that are exactly dead, found and removed with
+   Torch-Pruning's dependency graph (:func:`ticketpack.pruning.structure.prune_dead_units`): the layers shrink.
+   Dead attention heads of an ``nn.MultiheadAttention``: the module is replaced by a :class:`PrunedAttention`
+   with fewer heads.
+2. Inputs that no weight reads: an ``Embedding`` whose rows are mostly zero keeps only its live rows, behind an
+   id remap (dropped ids read a zero row); a ``Linear`` whose input columns are mostly zero keeps only its live
+   columns, behind a gather of its input. Both replace the module with an equivalent one, chosen by module type,
+   and only when at least ``min_input_saving`` of the rows or columns go (a gather or remap costs time too).
 
-Only float rounding separates the result from the masked dense model (bias folding adds in a different order).
+The compacted model computes the same logits as the masked one up to float rounding; export checks that on the
+test split before anything is written.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import torch
+import torch.nn.functional as F
+from torch import nn
 
-import numpy as np
+from ticketpack.pruning.structure import prune_dead_units, trace
 
-from ticketpack.pruning.units import UnitGraph
-
-# Drop input features only if at least this share of them is all-zero: a gather or remap node costs time too.
 MIN_INPUT_SAVING = 0.125
 
 
-@dataclass
-class Compaction:
-    weights: dict[str, np.ndarray]
-    kept_units: dict[str, np.ndarray] = field(default_factory=dict)  # producer weight name → original unit indices
-    kept_inputs: dict[str, np.ndarray] = field(default_factory=dict)  # input weight name → original feature indices
-    summary: dict[str, list[int]] = field(default_factory=dict)  # name → [kept, original]
+class RemappedEmbedding(nn.Module):
+    """An embedding table that keeps only some rows: id ``kept[i]`` reads row ``i + 1``, every other id row 0 (zeros)."""
+
+    def __init__(self, table: nn.Embedding, kept: torch.Tensor) -> None:
+        super().__init__()
+        w = table.weight.detach()
+        self.weight = nn.Parameter(torch.cat([torch.zeros(1, w.shape[1], dtype=w.dtype), w[kept]]), requires_grad=False)
+        remap = torch.zeros(table.num_embeddings, dtype=torch.int32)
+        remap[kept] = torch.arange(1, len(kept) + 1, dtype=torch.int32)
+        self.register_buffer("remap", remap)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(self.remap[ids], self.weight)
 
 
-def _units_view(w: np.ndarray, axis: int) -> np.ndarray:
-    return np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+class GatheredLinear(nn.Module):
+    """A linear layer that reads only the input features ``kept`` (the others have all-zero weight columns)."""
+
+    def __init__(self, linear: nn.Linear, kept: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(linear.weight.detach()[:, kept].clone(), requires_grad=False)
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
+        self.register_buffer("kept", kept.to(torch.int64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.index_select(-1, self.kept), self.weight, self.bias)
 
 
-def compact(state: dict[str, np.ndarray], graph: UnitGraph, min_input_saving: float = MIN_INPUT_SAVING) -> Compaction:
-    """Compact ``state`` (masked weights and biases, torch layout) along ``graph``'s unit groups and inputs."""
-    w = {k: np.array(v, dtype=np.float32, copy=True) for k, v in state.items()}
-    groups = graph.groups
-    kept = {g.producer: np.arange(g.size) for g in groups}
-    # owner[(name, axis)]: for every current column of a consumer, the (group, original unit) it belongs to
-    owner: dict[tuple[str, int], np.ndarray] = {}
-    for gi, g in enumerate(groups):
-        for c in g.consumers:
-            key = (c.name, c.axis)
-            if key not in owner:
-                owner[key] = np.full((w[c.name].shape[c.axis], 2), -1, dtype=np.int64)
-            for u in range(g.size):
-                start = c.offset + u * c.block
-                owner[key][start : start + c.block] = (gi, u)
+class PrunedAttention(nn.Module):
+    """``nn.MultiheadAttention`` (eval mode) with only the heads ``kept``: the same computation, fewer heads.
 
-    changed = True
-    while changed:
-        changed = False
-        for gi, g in enumerate(groups):
-            units = kept[g.producer]
-            if len(units) <= 1:
+    Parameters keep their names (``in_proj_weight``: the kept q, k, v rows; ``out_proj.weight``: the kept columns),
+    and forward takes the same arguments. A removed head was dead (its q, k, v rows and biases zero, so it added
+    zero; or its output columns zero), so the output is the same up to float rounding.
+    """
+
+    def __init__(self, mha: nn.MultiheadAttention, kept: torch.Tensor) -> None:
+        super().__init__()
+        e, hd = mha.embed_dim, mha.head_dim
+        rows = (kept[:, None] * hd + torch.arange(hd)[None, :]).flatten()
+        qkv = torch.cat([rows, rows + e, rows + 2 * e])
+        self.in_proj_weight = nn.Parameter(mha.in_proj_weight.detach()[qkv].clone(), requires_grad=False)
+        self.in_proj_bias = None
+        if mha.in_proj_bias is not None:
+            self.in_proj_bias = nn.Parameter(mha.in_proj_bias.detach()[qkv].clone(), requires_grad=False)
+        self.out_proj = nn.Linear(len(rows), e, bias=mha.out_proj.bias is not None)
+        self.out_proj.weight = nn.Parameter(mha.out_proj.weight.detach()[:, rows].clone(), requires_grad=False)
+        if mha.out_proj.bias is not None:
+            self.out_proj.bias = nn.Parameter(mha.out_proj.bias.detach().clone(), requires_grad=False)
+        self.register_buffer("kept", kept.to(torch.int64))
+        self.heads, self.head_dim, self.original_heads = len(kept), hd, mha.num_heads
+        self.batch_first = mha.batch_first
+
+    def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
+                average_attn_weights=True, is_causal=False):
+        same = query is key and key is value
+        if not self.batch_first:
+            query, key, value = (t.transpose(0, 1) for t in (query, key, value))
+        d = self.heads * self.head_dim
+        w, b = self.in_proj_weight, self.in_proj_bias
+        if same:
+            q, k, v = F.linear(query, w, b).chunk(3, dim=-1)
+        else:
+            bq, bk, bv = b.chunk(3) if b is not None else (None, None, None)
+            q, k, v = F.linear(query, w[:d], bq), F.linear(key, w[d : 2 * d], bk), F.linear(value, w[2 * d :], bv)
+        n, length, src = q.shape[0], q.shape[1], k.shape[1]
+        q = q.reshape(n, length, self.heads, self.head_dim).transpose(1, 2)
+        k = k.reshape(n, src, self.heads, self.head_dim).transpose(1, 2)
+        v = v.reshape(n, src, self.heads, self.head_dim).transpose(1, 2)
+        scores = (q * self.head_dim ** -0.5) @ k.transpose(-2, -1)
+        if is_causal and attn_mask is None:
+            attn_mask = torch.ones(length, src, dtype=torch.bool, device=q.device).triu(1)
+        for extra in (attn_mask, None if key_padding_mask is None else key_padding_mask[:, None, None, :]):
+            if extra is None:
                 continue
-            dead_in = ~_units_view(w[g.producer], g.axis).any(axis=1)
-            if g.bias is None:
-                const = np.zeros(len(units), dtype=np.float64)
-            else:
-                b = w[g.bias].astype(np.float64)
-                const = np.maximum(b, 0.0) if g.activation == "relu" else b
-            cols = {}
-            dead_out = np.ones(len(units), dtype=bool)
-            for c in g.consumers:
-                own = owner[(c.name, c.axis)]
-                for k, u in enumerate(units):
-                    idx = np.nonzero((own[:, 0] == gi) & (own[:, 1] == u))[0]
-                    cols[(c.name, k)] = idx
-                    if np.take(w[c.name], idx, axis=c.axis).any():
-                        dead_out[k] = False
-            foldable = all(c.foldable for c in g.consumers)
-            removable = dead_out | (dead_in & ((const == 0) | foldable))
-            if removable.all():
-                removable[0] = False  # keep one unit so that no tensor has a zero-size axis
-            if not removable.any():
-                continue
-            for k in np.nonzero(removable & ~dead_out & (const != 0))[0]:
-                for c in g.consumers:
-                    block = np.take(w[c.name], cols[(c.name, k)], axis=c.axis).astype(np.float64)
-                    w[c.bias] = (w[c.bias] + const[k] * block.sum(axis=tuple(range(1, block.ndim)))).astype(np.float32)
-            drop = np.nonzero(removable)[0]
-            w[g.producer] = np.delete(w[g.producer], drop, axis=g.axis)
-            if g.bias is not None:
-                w[g.bias] = np.delete(w[g.bias], drop)
-            for c in g.consumers:
-                gone = np.concatenate([cols[(c.name, k)] for k in drop])
-                w[c.name] = np.delete(w[c.name], gone, axis=c.axis)
-                owner[(c.name, c.axis)] = np.delete(owner[(c.name, c.axis)], gone, axis=0)
-            kept[g.producer] = np.delete(units, drop)
-            changed = True
+            if extra.dim() == 3:  # (batch × original heads, L, S): keep the rows of the kept heads
+                extra = extra.reshape(n, self.original_heads, length, src)[:, self.kept]
+            scores = scores.masked_fill(extra, float("-inf")) if extra.dtype == torch.bool else scores + extra
+        attn = scores.softmax(dim=-1)
+        out = F.linear((attn @ v).transpose(1, 2).reshape(n, length, d), self.out_proj.weight, self.out_proj.bias)
+        if not self.batch_first:
+            out = out.transpose(0, 1)
+        weights = (attn.mean(dim=1) if average_attn_weights else attn) if need_weights else None
+        return out, weights
 
-    result = Compaction(weights=w, kept_units=kept)
-    for g in groups:
-        result.summary[g.producer] = [len(kept[g.producer]), g.size]
-    for inp in graph.inputs:
-        view = _units_view(w[inp.name], inp.axis)
-        alive = view.any(axis=1)
-        n, n_dead = len(alive), int((~alive).sum())
-        width = view.shape[1]
-        worth = n_dead >= min_input_saving * n and (inp.kind == "features" or n_dead * width > n)
-        if worth and n_dead < n:
-            keep = np.nonzero(alive)[0]
-            w[inp.name] = np.take(w[inp.name], keep, axis=inp.axis)
-            result.kept_inputs[inp.name] = keep
-        result.summary[f"{inp.kind}:{inp.name}"] = [n - n_dead if inp.name in result.kept_inputs else n, n]
-    return result
+
+def compact_heads(model: nn.Module, structure) -> dict[str, list[int]]:
+    """Replace every attention module with dead heads by a :class:`PrunedAttention` without them."""
+    from ticketpack.pruning.structure import per_unit
+
+    values = {k: v.detach() for k, v in model.named_parameters()}
+    summary: dict[str, list[int]] = {}
+    for g in structure.groups:
+        if g.kind != "heads":
+            continue
+        alive = per_unit(values, g, "out", "any") & per_unit(values, g, "in", "any")
+        if not alive.any():
+            alive[0] = True
+        summary[g.name] = [int(alive.sum()), g.size]
+        if alive.all():
+            continue
+        _replace(model, g.root, PrunedAttention(model.get_submodule(g.root), torch.nonzero(alive, as_tuple=True)[0]))
+    return summary
+
+
+def fold_constant_units(model: nn.Module, example: torch.Tensor, structure) -> int:
+    """Fold units that output a constant into their consumers' biases; return how many units were folded.
+
+    A unit whose producing weights are all zero outputs a constant (its bias through whatever follows, e.g.
+    relu(b)), whatever the input. When every consumer of its group is a linear layer, that constant is added to
+    the consumers' biases (``b' = b + W[:, cols] @ c``, with ``c`` read at the consumers' inputs) and their columns
+    are zeroed: the unit is then unused, and :func:`prune_dead_units` removes it exactly.
+    """
+    from ticketpack.pruning.structure import _is_layer_weight, per_unit
+
+    modules = dict(model.named_modules())
+    values = {k: v.detach() for k, v in model.named_parameters()}
+    todo = []
+    for g in structure.groups:
+        ins = [s for s in g.slices if s.side == "in"]
+        owners = [modules.get(s.param.rpartition(".")[0]) for s in ins]
+        if g.kind != "units" or not ins or any(not isinstance(m, nn.Linear) or s.axis != 1 for m, s in zip(owners, ins)):
+            continue
+        if any(m.bias is None for m in owners):
+            continue
+        weights = {s.param: values[s.param] for s in g.slices if s.side == "out" and _is_layer_weight(modules, s.param)}
+        constant = ~per_unit(weights, g, "out", "any") & per_unit(values, g, "in", "any")
+        if weights and constant.any():
+            todo.append((g, constant, ins))
+    if not todo:
+        return 0
+    seen: dict[str, torch.Tensor] = {}
+    wanted = {s.param.rpartition(".")[0] for _, _, ins in todo for s in ins}
+    hooks = [modules[n].register_forward_pre_hook(lambda _m, inp, n=n: seen.__setitem__(n, inp[0].detach()))
+             for n in wanted]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    folded = 0
+    with torch.no_grad():
+        for g, constant, ins in todo:
+            for s in ins:
+                name = s.param.rpartition(".")[0]
+                if name not in seen:
+                    continue
+                layer, x = modules[name], seen[name]
+                pick = constant[torch.from_numpy(s.unit)].numpy()
+                cols = torch.from_numpy(s.index[pick])
+                c = x.reshape(-1, x.shape[-1])[:, cols]
+                if not bool((c == c[:1]).all()):
+                    continue  # not constant after all (an op between the units and this layer): leave it
+                layer.bias += (layer.weight[:, cols].double() @ c[0].double()).to(layer.bias.dtype)
+                layer.weight[:, cols] = 0.0
+                folded += int(pick.sum())
+    return folded
+
+
+def _called_modules(model: nn.Module, example: torch.Tensor) -> set[str]:
+    """Names of the modules whose forward runs (a MultiheadAttention's out_proj is read, never called)."""
+    called: set[str] = set()
+    hooks = [m.register_forward_hook(lambda *_a, n=n: called.add(n)) for n, m in model.named_modules()]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    return called
+
+
+def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, attr = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, attr, module)
+
+
+def compact_inputs(model: nn.Module, example: torch.Tensor, prunable: list[str],
+                   min_input_saving: float = MIN_INPUT_SAVING) -> dict[str, list[int]]:
+    """Drop dead embedding rows and dead linear input columns (see the module docstring); ``{kind:name: [kept, was]}``."""
+    called = _called_modules(model, example)
+    summary: dict[str, list[int]] = {}
+    for name, m in list(model.named_modules()):
+        if name not in called or f"{name}.weight" not in prunable:
+            continue
+        w = m.weight.detach() if isinstance(m, (nn.Embedding, nn.Linear)) else None
+        if w is None:
+            continue
+        axis = 1 if isinstance(m, nn.Embedding) else 0  # reduce over: embedding rows / linear columns
+        alive = (w != 0).any(dim=axis)
+        n, dead = alive.numel(), int((~alive).sum())
+        if dead < min_input_saving * n or dead == n:
+            continue
+        kept = torch.nonzero(alive, as_tuple=True)[0]
+        if isinstance(m, nn.Embedding):
+            if dead * w.shape[1] <= n:  # the remap table (one int32 per id) would cost more than the rows saved
+                continue
+            _replace(model, name, RemappedEmbedding(m, kept))
+            summary[f"vocabulary:{name}.weight"] = [len(kept), n]
+        else:
+            _replace(model, name, GatheredLinear(m, kept))
+            summary[f"features:{name}.weight"] = [len(kept), n]
+    return summary
+
+
+def compact(model: nn.Module, example: torch.Tensor, output_layer: str, prunable: list[str],
+            min_input_saving: float = MIN_INPUT_SAVING) -> dict[str, list[int]]:
+    """Compact ``model`` in place (eval mode); return ``{group root or kind:weight: [kept, original]}``."""
+    model.eval()
+    fold_constant_units(model, example, trace(model, example, output_layer, prunable))
+    summary = prune_dead_units(model, example, output_layer, prunable)
+    summary.update(compact_heads(model, trace(model, example, output_layer, prunable)))  # last: no tracing after
+    summary.update(compact_inputs(model, example, prunable, min_input_saving))
+    return summary

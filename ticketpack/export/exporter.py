@@ -48,7 +48,7 @@ from ticketpack.version import __version__
 
 if TYPE_CHECKING:  # torch-side types, imported only when a function needs them
     from ticketpack.export.sources import Selection
-    from ticketpack.models.base import TicketModel
+    from torch import nn
 
 MIN_OPSET = 13
 MAX_OPSET = onnx.defs.onnx_opset_version()
@@ -74,6 +74,9 @@ class ExportConfig(BaseModel):
         0.95, ge=0, le=1, description="Smallest argmax agreement accepted for int8 (one disagreement always passes)."
     )
     threads: int | None = Field(None, ge=1, description="CPU threads for PyTorch and ONNX Runtime during the checks.")
+    allow_changed_model: bool = Field(
+        False, description="Build the model even if its factory's source file changed since the ticket search."
+    )
 
 
 class ExportResult(BaseModel):
@@ -100,7 +103,7 @@ class Prepared:
     """A selection plus everything the checks need, computed once for any number of formats."""
 
     selection: Selection
-    model: TicketModel  # the selected weights loaded and masked, eval mode
+    model: nn.Module  # the selected weights loaded and masked, eval mode
     state: dict[str, np.ndarray]  # masked weights and biases, torch layout
     x_test: np.ndarray
     y_test: np.ndarray
@@ -125,28 +128,33 @@ def check_out_path(out: Path) -> Path:
 
 
 def prepare(source: Path, level=None, init=None, seed=None, max_accuracy_drop: float = 1.0,
-            threads: int | None = None) -> Prepared:
+            threads: int | None = None, allow_changed_model: bool = False) -> Prepared:
     """Select the weights and compute the PyTorch reference logits on the held-out test split."""
     import torch
 
     from ticketpack.export.sources import select
     from ticketpack.pruning.mask import apply_mask
 
-    if threads:
-        torch.set_num_threads(threads)
     sel = select(Path(source), level, init, seed, max_accuracy_drop)
-    model = sel.ticket.build_model()
+    model = sel.ticket.build_model(allow_changed_model)
     try:
         model.load_state_dict(sel.state)
     except RuntimeError as exc:
         raise TicketpackError(f"{sel.root}: the weights do not fit the ticket's model ({str(exc).splitlines()[0]})") from None
     if sel.mask is not None:
-        apply_mask(model, sel.mask)
+        apply_mask(model, sel.ticket.training_mask(model, sel.mask))
     model.eval()
     state = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
     x, y = sel.data.test.x, sel.data.test.y
-    with torch.no_grad():
-        logits = model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            logits = np.concatenate([model(torch.from_numpy(np.ascontiguousarray(x[i : i + 1024]))).numpy()
+                                     for i in range(0, len(x), 1024)])
+    finally:
+        torch.set_num_threads(before)
     return Prepared(sel, model, state, x, y, logits, threads)
 
 
@@ -177,51 +185,73 @@ def _check(model: onnx.ModelProto, what: str) -> None:
         raise GateFailed(f"onnx.checker rejects the {what} graph: {str(exc).splitlines()[0][:300]}") from None
 
 
-def _sparsity(prepared: Prepared, exported: dict[str, np.ndarray], kept_inputs: dict[str, np.ndarray]) -> Sparsity:
-    original = {n: p.shape for n, p in prepared.model.prunable_parameters().items()}
+def _sparsity(prepared: Prepared, exported: dict[str, np.ndarray]) -> Sparsity:
+    """Per prunable weight: its stored shape (after compaction) and its nonzero count against the original size."""
+    original = prepared.selection.ticket.manifest.prunable
     layers, nonzero, total = [], 0, 0
     for name, shape in original.items():
         w = exported[name]
         nz, tot = int(np.count_nonzero(w)), int(np.prod(shape))
-        stored = list(w.shape)
-        if name == "embed.weight" and name in kept_inputs:
-            stored[0] += 1  # the remapped table starts with a zero row for dropped ids
-        layers.append(LayerSparsity(name=name, shape=stored, nonzero=nz, total=tot, weights_remaining=nz / tot))
+        layers.append(LayerSparsity(name=name, shape=list(w.shape), nonzero=nz, total=tot, weights_remaining=nz / tot))
         nonzero, total = nonzero + nz, total + tot
     return Sparsity(weights_remaining=nonzero / total, nonzero=nonzero, total=total, layers=layers)
 
 
-def _mac_fraction(lowering, prepared: Prepared, prep) -> float:
-    dense = lowering.macs({n: v.shape for n, v in prepared.state.items()}, prep)
+def _mac_fraction(prepared: Prepared) -> float:
+    """Multiply-accumulates per example that touch a nonzero weight / those of the unpruned model (prunable layers)."""
+    from ticketpack.export.macs import layer_macs
+
+    dense = layer_macs(prepared.model, prepared.selection.ticket.example(), list(prepared.selection.ticket.manifest.prunable))
     left = sum(m * np.count_nonzero(prepared.state[n]) / prepared.state[n].size for n, m in dense.items())
-    return float(left / sum(dense.values()))
+    return float(left / max(sum(dense.values()), 1))
+
+
+QUANTIZED_OPS = ("MatMul", "Conv", "Gather")
+
+
+def _graph(model, example, opset: int, prunable: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """The ONNX graph of a torch model, with every prunable weight stored under its own name (or ``name.T``)."""
+    from ticketpack.export.to_onnx import gemm_to_matmul, name_weights, to_onnx
+
+    graph = to_onnx(model, example, opset)
+    gemm_to_matmul(graph)
+    missing = name_weights(graph, prunable)
+    if missing:
+        raise GateFailed(f"the exported graph holds no recognizable copy of {', '.join(missing[:3])}; nothing written")
+    return graph
+
+
+def _integer_gathers(graph: onnx.ModelProto) -> list[str]:
+    """Gather nodes over integer tables (id remaps): never quantized."""
+    ints = {t.name for t in graph.graph.initializer if t.data_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)}
+    return [n.name for n in graph.graph.node if n.op_type == "Gather" and n.input[0] in ints]
 
 
 def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
                     on_stage: Callable[[str], None] | None = None) -> ExportResult:
     """Build, check and write one format of a prepared selection."""
+    import copy
+
     from ticketpack.export.compact import compact
     from ticketpack.export.encode import bitmask_encode, quantize_int8
-    from ticketpack.export.lower import build_graph, lowering
-    from ticketpack.pruning.units import unit_graph
 
     start = time.perf_counter()
     stage = on_stage or (lambda _s: None)
     out = check_out_path(out)
     sel = prepared.selection
-    manifest = sel.ticket.manifest
+    ticket = sel.ticket
+    manifest = ticket.manifest
     spec, prep = manifest.config.model, manifest.dataset.preprocessing
-    classes = len(manifest.dataset.label_names)
-    low = lowering(spec.name)
-    weights = low.prepare(prepared.state)
-    kept_inputs: dict[str, np.ndarray] = {}
+    prunable = list(manifest.prunable)
+    example = ticket.example()
     compacted = None
 
     stage("building")
+    model = copy.deepcopy(prepared.model)
     if config.format in ("compact", "sparse"):
-        comp = compact(weights, unit_graph(prepared.model))
-        weights, kept_inputs, compacted = comp.weights, comp.kept_inputs, comp.summary
-    graph = build_graph(spec.name, weights, kept_inputs, prep, classes, config.opset)
+        compacted = compact(model, example, ticket.output_layer, prunable)
+    weights = {k: v.detach().cpu().numpy() for k, v in model.named_parameters()}
+    graph = _graph(model, example, config.opset, {n: weights[n] for n in prunable})
 
     stage("checking")
     float_diff = None
@@ -230,8 +260,7 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
         float_diff = float(np.abs(_ort_logits(graph, prepared.x_test, prepared.threads) - prepared.torch_logits).max())
         if float_diff > config.atol:
             raise GateFailed(f"parity: the float graph differs from PyTorch by {float_diff:.2e} > atol {config.atol:g}; nothing written")
-        exclude = [n.name for n in graph.graph.node if "embed.remap" in n.input]
-        graph = quantize_int8(graph, low.quantize_ops, exclude)
+        graph = quantize_int8(graph, QUANTIZED_OPS, _integer_gathers(graph))
     encoding = None
     if config.format == "sparse":
         bitmask_encode(graph)
@@ -259,6 +288,7 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
         input=InputSignature(dtype=prep.input_dtype, shape=["batch", *prep.input_shape]),
         preprocessing=prep,
         model=spec,
+        model_source=manifest.model_source,
         provenance=Provenance(
             ticketpack_version=__version__, dataset=sel.dataset, source_domain=sel.source_domain,
             target_domain=sel.target_domain, init_strategy=sel.init_strategy, level=sel.level, seed=sel.seed,
@@ -267,7 +297,7 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
             granularity=sel.extra.get("granularity"), split_seed=sel.ticket.manifest.config.seed,
             split=sel.ticket.manifest.config.split,
         ),
-        sparsity=_sparsity(prepared, weights, kept_inputs),
+        sparsity=_sparsity(prepared, weights),
         metrics=Metrics(
             test_accuracy=accuracy, dense_test_accuracy=sel.dense_test_accuracy,
             evaluated_on=f"{data.dataset}/{data.domain}/test", reference_test_accuracy=reference,
@@ -288,7 +318,7 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
     if config.format == "dense" and config.quantize == "none":
         dense_bytes = len(data_bytes)
     else:
-        dense = build_graph(spec.name, low.prepare(prepared.state), {}, prep, classes, config.opset)
+        dense = _graph(prepared.model, example, config.opset, {n: prepared.state[n] for n in prunable})
         _finish(dense, card, spec.name)
         dense_bytes = len(dense.SerializeToString())
 
@@ -301,7 +331,7 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
     return ExportResult(
         path=str(out), file_bytes=len(data_bytes), dense_bytes=dense_bytes, size_ratio=len(data_bytes) / dense_bytes,
         source=str(sel.root), source_kind=sel.kind, level=sel.level, weights_remaining=sel.weights_remaining,
-        level_reason=sel.reason, mac_fraction=_mac_fraction(low, prepared, prep), card=card,
+        level_reason=sel.reason, mac_fraction=_mac_fraction(prepared), card=card,
         seconds=round(time.perf_counter() - start, 3),
     )
 
@@ -332,8 +362,13 @@ def export_model(
     min_int8_agreement: float = 0.95,
     threads: int | None = None,
     on_stage: Callable[[str], None] | None = None,
+    allow_changed_model: bool = False,
+    model=None,
 ) -> ExportResult:
-    """Export a ticket directory or a transfer run to ``out`` (see the module docstring)."""
+    """Export a ticket directory or a transfer run to ``out`` (see the module docstring).
+
+    ``model``: the factory or ``nn.Module`` the ticket was searched with, when it was given as a Python object.
+    """
     from pydantic import ValidationError
 
     from ticketpack.config_files import validation_message
@@ -341,10 +376,15 @@ def export_model(
     try:
         config = ExportConfig(level=level, init=init, seed=seed, format=format, quantize=quantize, opset=opset,
                               max_accuracy_drop=max_accuracy_drop, atol=atol, min_int8_agreement=min_int8_agreement,
-                              threads=threads)
+                              threads=threads, allow_changed_model=allow_changed_model)
     except ValidationError as exc:
         raise TicketpackError(validation_message(exc, "invalid export options")) from None
     check_out_path(Path(out))
+    if model is not None:
+        from ticketpack.export.sources import register_source_model
+
+        register_source_model(Path(source), model)
     (on_stage or (lambda _s: None))("loading")
-    prepared = prepare(Path(source), config.level, config.init, config.seed, config.max_accuracy_drop, config.threads)
+    prepared = prepare(Path(source), config.level, config.init, config.seed, config.max_accuracy_drop, config.threads,
+                       config.allow_changed_model)
     return export_prepared(prepared, Path(out), config, on_stage)

@@ -174,3 +174,22 @@ def _from_run(root: Path, level, init, seed, max_drop_pts: float) -> Selection:
         dense_test_accuracy=dense.target_test_accuracy if dense else None,
         extra={"strategy": m.config.prune.strategy, "granularity": m.config.prune.granularity},
     )
+
+
+def register_source_model(source: Path, model) -> None:
+    """Build the model of a ticket (or of a transfer run's ticket) from ``model``, a factory or module."""
+    from ticketpack.fileio import read_model
+    from ticketpack.models.factory import register_object
+    from ticketpack.search import load_manifest
+
+    if paths.manifest(source).exists():
+        reference = load_manifest(source).config.model.name
+    elif _is_transfer_run(source):
+        from ticketpack.transfer import layout
+        from ticketpack.transfer.records import TransferPlan
+
+        reference = read_model(layout.plan(source), TransferPlan, "transfer plan").model.name
+    else:
+        return  # select() says what is wrong with the source
+    register_object(model, reference)
+

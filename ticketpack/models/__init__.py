@@ -1,4 +1,4 @@
-"""Model architectures, chosen by name from a registry (``build``, ``names``).
+"""Model architectures: built-ins chosen by name from a registry, or a user's own factory (``file.py:factory``).
 
 ``ModelSpec`` is torch-free; everything else here imports torch on first use.
 """
@@ -8,10 +8,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ticketpack.models.spec import ModelSpec
+from ticketpack.models.spec import ModelSource, ModelSpec
 
-_LAZY = {"TicketModel": "ticketpack.models.base", "build": "ticketpack.models.registry", "names": "ticketpack.models.registry"}
-__all__ = ["ModelSpec", *_LAZY]
+_LAZY = {"build": "ticketpack.models.registry", "names": "ticketpack.models.registry",
+         "MODELS": "ticketpack.models.registry", "example_input": "ticketpack.models.registry"}
+__all__ = ["ModelSource", "ModelSpec", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

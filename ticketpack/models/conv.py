@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from ticketpack.models.base import TicketModel
 
 
-class ConvNet(TicketModel):
-    output_layer = "out"
-
+class ConvNet(nn.Module):
     def __init__(
         self, input_shape: tuple[int, ...], num_classes: int, channels: list[int] | None = None, hidden: int = 64
     ) -> None:

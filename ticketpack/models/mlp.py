@@ -6,12 +6,9 @@ import math
 
 from torch import nn
 
-from ticketpack.models.base import TicketModel
 
 
-class MLP(TicketModel):
-    output_layer = "out"
-
+class MLP(nn.Module):
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden: list[int] | None = None) -> None:
         super().__init__()
         hidden = list(hidden or [300, 100])

@@ -1,45 +1,132 @@
-"""Models by name: ``build(ModelSpec(name="lenet-300-100"), preprocessing, num_classes)``."""
+"""Models by name, and ``build``: one code path for built-ins and user factories alike.
+
+A built-in is a registered factory with the same signature a user's factory has::
+
+    factory(input_shape=..., num_classes=..., [vocab_size=...,] **options) -> torch.nn.Module
+
+``build`` calls it, checks that it returned an ``nn.Module`` and that its forward maps an example batch to
+``(batch, num_classes)`` logits, and turns every failure into a one-line :class:`TicketpackError`.
+"""
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
 
 from ticketpack.data.preprocessing import ImagePreprocessing, TextPreprocessing
 from ticketpack.errors import TicketpackError
-from ticketpack.models.base import ModelSpec, TicketModel
 from ticketpack.models.conv import ConvNet
+from ticketpack.models.fasttext import FastText
+from ticketpack.models.factory import resolve
 from ticketpack.models.mlp import MLP
+from ticketpack.models.spec import ModelSpec
 from ticketpack.models.text import BagOfWords, TextCNN
 from ticketpack.registry import Registry
 
-# Each entry: (input kind it accepts, constructor taking (input_shape, num_classes, **options)).
-MODELS: Registry[tuple[str, Callable[..., TicketModel]]] = Registry("model")
-MODELS.register("lenet-300-100", ("image", MLP))
-MODELS.register("convnet", ("image", ConvNet))
-MODELS.register("bow", ("text", BagOfWords))
-MODELS.register("textcnn", ("text", TextCNN))
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered model: its factory, the input kind it takes, and the pruning strategy it defaults to."""
+
+    factory: Callable[..., nn.Module]
+    kind: Literal["image", "text"]
+    default_strategy: str = "global"
+    doc: str = ""
+    recipe: dict = field(default_factory=dict)  # training defaults (TrainConfig keys) under the user's own
+
+
+MODELS: Registry[ModelEntry] = Registry("model")
+MODELS.register("lenet-300-100", ModelEntry(MLP, "image", doc="LeNet-300-100, the MLP of Frankle & Carbin (2019)."))
+MODELS.register("convnet", ModelEntry(ConvNet, "image", doc="Two 3x3 conv layers, a max-pool, two linear layers."))
+# global magnitude would rank N(0, 1) embeddings above the small dense layers of text models and empty them
+MODELS.register("bow", ModelEntry(BagOfWords, "text", "layerwise", "Mean of token embeddings, one hidden layer."))
+MODELS.register("textcnn", ModelEntry(TextCNN, "text", "layerwise", "Kim (2014): 1-D convolutions, max over time."))
+MODELS.register("fasttext", ModelEntry(
+    FastText, "text", "layerwise", "fastText: mean of hashed n-gram embeddings, optional hidden layer, logits.",
+    recipe={"optimizer": "adamw", "lr": 0.01, "weight_decay": 0.0, "batch_size": 32, "epochs": 20, "patience": 10},
+))
+
+# The model a search uses when none is named, by the dataset's kind.
+DEFAULT_MODELS = {"image": "lenet-300-100", "text": "fasttext"}
 
 
 def names() -> list[str]:
     return MODELS.names()
 
 
+def recipe(name: str) -> dict:
+    """Training defaults of a registered model (empty for user factories)."""
+    return dict(MODELS.get(name).recipe) if name in MODELS else {}
+
+
 def default_strategy(name: str) -> str:
-    """The pruning strategy a model uses when none is named (unknown names fall back to ``global``)."""
-    return MODELS.get(name)[1].default_strategy if name in MODELS else "global"
+    """The pruning strategy a model uses when none is named: the registry's, ``layerwise`` for user factories
+    (safe whatever the model holds: a global ranking can empty a layer whose weights are small by scale)."""
+    return MODELS.get(name).default_strategy if name in MODELS else "layerwise"
 
 
-def build(spec: ModelSpec, preprocessing: ImagePreprocessing | TextPreprocessing, num_classes: int) -> TicketModel:
-    kind, cls = MODELS.get(spec.name)
-    if preprocessing.kind != kind:
-        fits = [n for n in MODELS.names() if MODELS.get(n)[0] == preprocessing.kind]
-        raise TicketpackError(
-            f"model {spec.name!r} takes {kind} inputs but the dataset is {preprocessing.kind}; try: {', '.join(fits)}"
-        )
-    extra = {"vocab_size": preprocessing.num_buckets} if isinstance(preprocessing, TextPreprocessing) else {}
+def example_input(preprocessing: ImagePreprocessing | TextPreprocessing, batch: int = 2) -> torch.Tensor:
+    """A small valid input batch for ``preprocessing`` (zeros images; token ids 1.. for text)."""
+    if isinstance(preprocessing, TextPreprocessing):
+        ids = np.arange(1, batch * preprocessing.max_tokens + 1).reshape(batch, -1) % (preprocessing.num_buckets - 1) + 1
+        return torch.from_numpy(ids.astype(np.int64))
+    return torch.zeros((batch, *preprocessing.input_shape), dtype=torch.float32)
+
+
+def _where(exc: BaseException) -> str:
+    """``file:line`` of the innermost frame of a user's traceback (not torch's own)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/torch/" not in f.filename]
+    return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+
+
+def build(spec: ModelSpec, preprocessing: ImagePreprocessing | TextPreprocessing, num_classes: int,
+          example: torch.Tensor | None = None) -> nn.Module:
+    """Build ``spec`` for this input and number of classes, and check it on an example batch."""
+    factory, _path = resolve(spec.name)
+    if not spec.is_reference:
+        entry = MODELS.get(spec.name)
+        if preprocessing.kind != entry.kind:
+            fits = [n for n in MODELS.names() if MODELS.get(n).kind == preprocessing.kind]
+            raise TicketpackError(
+                f"model {spec.name!r} takes {entry.kind} inputs but the dataset is {preprocessing.kind}; try: {', '.join(fits)}"
+            )
+    kwargs = {"input_shape": tuple(preprocessing.input_shape), "num_classes": num_classes}
+    if isinstance(preprocessing, TextPreprocessing):
+        kwargs["vocab_size"] = preprocessing.num_buckets
     try:
-        return cls(preprocessing.input_shape, num_classes, **extra, **spec.options)
+        model = factory(**kwargs, **spec.options)
     except TypeError as exc:
-        raise TicketpackError(f"bad options for model {spec.name!r}: {exc}") from None
-    except ValueError as exc:
-        raise TicketpackError(f"model {spec.name!r}: {exc}") from None
+        raise TicketpackError(f"model {spec.name!r}: bad options {spec.options}: {exc}") from None
+    except Exception as exc:
+        raise TicketpackError(f"model {spec.name!r}: the factory raised {type(exc).__name__}: {exc}{_where(exc)}") from None
+    if not isinstance(model, nn.Module):
+        raise TicketpackError(f"model {spec.name!r}: the factory returned {type(model).__name__}, not a torch.nn.Module")
+    check_forward(model, spec.name, example if example is not None else example_input(preprocessing), num_classes)
+    return model
+
+
+def check_forward(model: nn.Module, name: str, example: torch.Tensor, num_classes: int) -> None:
+    """The model must map an example batch to ``(batch, num_classes)`` float logits."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(example)
+    except Exception as exc:
+        raise TicketpackError(
+            f"model {name!r}: forward failed on an example batch of shape {tuple(example.shape)} "
+            f"({example.dtype}): {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}{_where(exc)}"
+        ) from None
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor):
+        raise TicketpackError(f"model {name!r}: forward returned {type(out).__name__}; it must return a logits tensor")
+    want = (example.shape[0], num_classes)
+    if tuple(out.shape) != want:
+        raise TicketpackError(f"model {name!r}: forward returned shape {tuple(out.shape)}; expected (batch, classes) = {want}")

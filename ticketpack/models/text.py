@@ -9,13 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ticketpack.models.base import TicketModel
 
-
-class BagOfWords(TicketModel):
-    output_layer = "out"
-    default_strategy = "layerwise"  # global magnitude would rank N(0,1) embeddings above the small dense layers
-
+class BagOfWords(nn.Module):
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, vocab_size: int, embed_dim: int = 64,
                  hidden: int = 64) -> None:
         super().__init__()
@@ -24,16 +19,14 @@ class BagOfWords(TicketModel):
         self.out = nn.Linear(hidden, num_classes)
 
     def forward(self, ids):
-        present = (ids != 0).unsqueeze(-1).to(torch.float32)
-        summed = (self.embed(ids) * present).sum(1)
-        mean = summed / present.sum(1).clamp(min=1.0)
+        # the padding row (id 0) is zero and stays zero (padding_idx: no gradient, and masks keep zeros), so a plain
+        # sum over the tokens is the sum over the real ones: no (batch, tokens, dim) multiply in the graph
+        count = (ids != 0).sum(1, keepdim=True).clamp(min=1).to(torch.float32)
+        mean = self.embed(ids).sum(1) / count
         return self.out(self.fc(mean).relu())
 
 
-class TextCNN(TicketModel):
-    output_layer = "out"
-    default_strategy = "layerwise"
-
+class TextCNN(nn.Module):
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, vocab_size: int, embed_dim: int = 64,
                  filters: int = 32, widths: list[int] | None = None, dropout: float = 0.5) -> None:
         super().__init__()

@@ -8,7 +8,7 @@ Every strategy removes ``rate`` of the weights that are still kept; the output l
 - ``random``: random kept weights of each layer, the same fraction per layer (a baseline, not a ticket).
 
 With ``granularity="neuron"`` the same three names remove whole units instead of single weights (hidden neurons,
-conv channels, embedding dimensions; see ``ticketpack.pruning.units``): ``rate`` of the remaining units, each
+conv channels, embedding dimensions; see ``ticketpack.pruning.structure``): ``rate`` of the remaining units, each
 unit's incoming and outgoing weights together, so that export can compact the ticket into smaller dense layers.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 
 from ticketpack.pruning.mask import Mask
-from ticketpack.pruning.units import UnitGraph, UnitGroup
+from ticketpack.pruning.structure import Group, Structure, per_unit, set_units
 from ticketpack.registry import Registry
 
 Strategy = Callable[[dict[str, torch.Tensor], Mask, float, torch.Generator], Mask]
@@ -84,17 +84,17 @@ def prune(
     output_rate: float,
     generator: torch.Generator,
     granularity: str = "weight",
-    units: UnitGraph | None = None,
+    structure: Structure | None = None,
 ) -> Mask:
     """Apply ``strategy`` to the hidden layers at ``rate`` and to the output layer(s) at ``output_rate``.
 
-    ``granularity="neuron"`` prunes whole units of ``units`` instead (``output_rate`` does not apply: the output
-    layer loses only the columns of pruned units).
+    ``granularity="neuron"`` prunes whole units of ``structure``'s groups instead (``output_rate`` does not apply:
+    the output layer loses only the columns of pruned units).
     """
     if granularity == "neuron":
-        if units is None:
-            raise ValueError("neuron granularity needs the model's unit graph (ticketpack.pruning.units.unit_graph)")
-        return prune_units(strategy, weights, mask, rate, units, generator)
+        if structure is None:
+            raise ValueError("neuron granularity needs the model's structure (ticketpack.pruning.structure.trace)")
+        return prune_units(strategy, weights, mask, rate, structure, generator)
     fn = STRATEGIES.get(strategy)
     hidden = {n: m for n, m in mask.items() if n not in output_names}
     output = {n: m for n, m in mask.items() if n in output_names}
@@ -107,78 +107,64 @@ def prune(
 # ---------------------------------------------------------------- neuron granularity
 
 
-def _unit_view(t: torch.Tensor, axis: int) -> torch.Tensor:
-    """(units, everything else) view of a weight or mask, units along ``axis``."""
-    return t.movedim(axis, 0).reshape(t.shape[axis], -1)
-
-
-def _columns(group: UnitGroup, consumer, units: torch.Tensor) -> torch.Tensor:
-    starts = consumer.offset + units * consumer.block
-    return (starts[:, None] + torch.arange(consumer.block)[None, :]).flatten()
-
-
-def _unit_scores(weights: dict[str, torch.Tensor], mask: Mask, group: UnitGroup) -> tuple[torch.Tensor, torch.Tensor]:
-    """(alive, score) per unit: alive if any incoming weight is kept; score = ||incoming|| × ||outgoing|| (L2, kept weights)."""
-    w_in = weights[group.producer].detach().float() * mask[group.producer]
-    alive = _unit_view(mask[group.producer], group.axis).any(1)
-    score_in = _unit_view(w_in, group.axis).norm(dim=1)
-    out_sq = torch.zeros(group.size)
-    for c in group.consumers:
-        w_out = (weights[c.name].detach().float() * mask[c.name]).movedim(c.axis, 0)
-        cols = w_out[c.offset : c.offset + group.size * c.block].reshape(group.size, -1)
-        out_sq += cols.pow(2).sum(1)
-    return alive, score_in * out_sq.sqrt()
+def _unit_scores(weights: dict[str, torch.Tensor], mask: Mask, group: Group) -> tuple[torch.Tensor, torch.Tensor]:
+    """(alive, score) per unit: alive if any weight it produces with is kept; score = ||incoming|| × ||outgoing||
+    (L2 over the kept weights of every slice of the group; a group with no consumer weights scores on incoming)."""
+    kept = {n: weights[n].detach().float() * mask[n] for n in mask}
+    alive = per_unit(mask, group, "out", "any")
+    score = per_unit(kept, group, "out", "sumsq").sqrt()
+    if group.params("in"):
+        score = score * per_unit(kept, group, "in", "sumsq").sqrt()
+    return alive, score.float()
 
 
 def prune_units(
-    strategy: str, weights: dict[str, torch.Tensor], mask: Mask, rate: float, units: UnitGraph, gen: torch.Generator
+    strategy: str, weights: dict[str, torch.Tensor], mask: Mask, rate: float, structure: Structure, gen: torch.Generator
 ) -> Mask:
     """Remove ``rate`` of the remaining units (at least one unit of every group survives).
 
     ``layerwise``: the lowest-scoring units of each group, the same fraction per group; ``global``: the lowest
     scores across groups, each score divided by its group's mean so that layers of different scale compete fairly;
-    ``random``: random units of each group. A pruned unit loses its incoming slice and its outgoing columns.
+    ``random``: random units of each group. A pruned unit loses every weight slice of its group.
     """
     if strategy not in STRATEGIES:
         STRATEGIES.get(strategy)  # the registry's error lists the known names
+    groups = structure.groups
     alive, scores = {}, {}
-    for g in units.groups:
-        alive[g.producer], scores[g.producer] = _unit_scores(weights, mask, g)
+    for i, g in enumerate(groups):
+        alive[i], scores[i] = _unit_scores(weights, mask, g)
         if strategy == "random":
-            scores[g.producer] = torch.rand(g.size, generator=gen)
-    drop: dict[str, torch.Tensor] = {}
+            scores[i] = torch.rand(g.size, generator=gen)
+    drop: dict[int, torch.Tensor] = {}
     if strategy == "global":
-        names = [g.producer for g in units.groups]
         flat, owner, index = [], [], []
-        for n in names:
-            a = alive[n]
-            s = scores[n] / scores[n][a].mean().clamp(min=1e-12) if a.any() else scores[n]
+        for i in range(len(groups)):
+            a = alive[i]
+            s = scores[i] / scores[i][a].mean().clamp(min=1e-12) if a.any() else scores[i]
             idx = torch.nonzero(a, as_tuple=True)[0]
-            flat.append(s[idx]); owner += [n] * len(idx); index.append(idx)
-        flat_t, index_t = torch.cat(flat), torch.cat(index)
+            flat.append(s[idx]); owner += [i] * len(idx); index.append(idx)
+        flat_t = torch.cat(flat) if flat else torch.zeros(0)
+        index_t = torch.cat(index) if index else torch.zeros(0, dtype=torch.long)
         k = _n_prune(len(flat_t), rate)
-        left = {n: int(alive[n].sum()) for n in names}
-        drop = {n: torch.zeros(units.groups[i].size, dtype=torch.bool) for i, n in enumerate(names)}
+        left = {i: int(alive[i].sum()) for i in range(len(groups))}
+        drop = {i: torch.zeros(g.size, dtype=torch.bool) for i, g in enumerate(groups)}
         for pos in torch.sort(flat_t, stable=True).indices.tolist():
             if k == 0:
                 break
-            n = owner[pos]
-            if left[n] > 1:
-                drop[n][index_t[pos]] = True
-                left[n] -= 1
+            i = owner[pos]
+            if left[i] > 1:
+                drop[i][index_t[pos]] = True
+                left[i] -= 1
                 k -= 1
     else:
-        for g in units.groups:
-            a = alive[g.producer]
+        for i in range(len(groups)):
+            a = alive[i]
             k = min(_n_prune(int(a.sum()), rate), max(int(a.sum()) - 1, 0))
-            keep = _prune_smallest(scores[g.producer], a, k)
-            drop[g.producer] = a & ~keep
+            keep = _prune_smallest(scores[i], a, k)
+            drop[i] = a & ~keep
     new = {n: m.clone() for n, m in mask.items()}
-    for g in units.groups:
-        gone = torch.nonzero(drop[g.producer], as_tuple=True)[0]
-        if len(gone) == 0:
-            continue
-        new[g.producer].movedim(g.axis, 0)[gone] = False
-        for c in g.consumers:
-            new[c.name].movedim(c.axis, 0)[_columns(g, c, gone)] = False
+    for i, g in enumerate(groups):
+        gone = torch.nonzero(drop[i], as_tuple=True)[0]
+        if len(gone):
+            set_units(new, g, gone, False)
     return new

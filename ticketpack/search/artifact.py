@@ -11,8 +11,12 @@ from ticketpack import paths
 from ticketpack.data.base import DomainData
 from ticketpack.errors import TicketpackError
 from ticketpack.fileio import load_tensors, read_versioned, sha256_file
-from ticketpack.models import TicketModel, build
+from torch import nn
+
+from ticketpack.models import build, example_input
+from ticketpack.models.factory import check_source
 from ticketpack.pruning.mask import Mask, from_file
+from ticketpack.pruning.structure import Structure, expand, trace
 from ticketpack.search.manifest import SCHEMA_VERSION, RoundRecord, TensorFile, TicketManifest
 
 
@@ -75,10 +79,39 @@ class Ticket:
     def trained_state(self, r: int) -> dict[str, torch.Tensor]:
         return self._tensors(self.record(r).weights_file)
 
-    def build_model(self) -> TicketModel:
-        """A fresh model of the ticket's architecture (weights still to be loaded)."""
+    def build_model(self, allow_changed_model: bool = False) -> nn.Module:
+        """A fresh model of the ticket's architecture (weights still to be loaded).
+
+        This runs the model's factory: for a user's ``file.py:factory`` that is the user's own code, refused when
+        the file changed since the search unless ``allow_changed_model``.
+        """
         m = self.manifest
-        return build(m.config.model, m.dataset.preprocessing, len(m.dataset.label_names))
+        check_source(m.model_source, m.config.model, allow_changed_model)
+        return build(m.config.model, m.dataset.preprocessing, len(m.dataset.label_names), self.example())
+
+    def example(self):
+        """A small input batch of the ticket's input signature (tracing and checks)."""
+        return example_input(self.manifest.dataset.preprocessing)
+
+    @property
+    def granularity(self) -> str:
+        return self.manifest.config.prune.granularity
+
+    @property
+    def output_layer(self) -> str:
+        m = self.manifest
+        return m.output_layer or m.output_names[0].rpartition(".")[0]
+
+    def structure(self, model: nn.Module) -> Structure:
+        """The unit groups of ``model`` (built by :meth:`build_model`) over the ticket's prunable weights."""
+        return trace(model, self.example(), self.output_layer, list(self.manifest.prunable))
+
+    def training_mask(self, model: nn.Module, mask: Mask | None) -> Mask | None:
+        """The mask to train (or export) with: under neuron granularity, pruned units lose their biases and norm
+        parameters too, so that they output exactly zero."""
+        if mask is None or self.granularity != "neuron":
+            return mask
+        return expand(mask, self.structure(model), dict(model.named_parameters()))
 
     def resolve_level(self, level: str | int) -> int:
         """A round number (``3``) or a weights-remaining percentage (``20%``, nearest round) → round number."""
@@ -90,6 +123,8 @@ class Ticket:
             return r
         if m := re.fullmatch(r"(\d+(?:\.\d+)?)%", text):
             want = float(m.group(1)) / 100
+            if not 0 < want <= 1:
+                raise TicketpackError(f"level {text!r}: a weights-remaining percentage must be above 0% and at most 100%")
             return min(self.manifest.rounds, key=lambda rec: abs(rec.weights_remaining - want)).round
         raise TicketpackError(f"level {text!r} is neither a round number ({', '.join(map(str, rounds))}) nor a percentage like 20%")
 

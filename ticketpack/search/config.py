@@ -9,12 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ticketpack.data.base import SplitConfig
 from ticketpack.data.preprocessing import TextPreprocessing
-from ticketpack.models.base import ModelSpec
+from ticketpack.models.spec import ModelSpec
 from ticketpack.training.config import TrainConfig
 
 
 class PruneConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     strategy: str | None = Field(
         None, description="Pruning strategy: global, layerwise or random (default: the model's, see SearchConfig)."
@@ -30,10 +30,20 @@ class PruneConfig(BaseModel):
     rewind_iter: int = Field(
         0, ge=0, description="Rewind survivors to the weights after this many steps (0: original init)."
     )
+    include: list[str] = Field(
+        default_factory=list, description="Glob patterns over parameter names: prune only matching weights (default: "
+        "every Linear, Conv1d/2d, Embedding and MultiheadAttention input-projection weight)."
+    )
+    exclude: list[str] = Field(default_factory=list, description="Glob patterns over parameter names: never prune these.")
+    output_layer: str | None = Field(
+        None, description="Module name of the output layer (pruned at output_rate); default: the prunable layer that "
+        "produces the model's output, found by running an example batch."
+    )
     granularity: Literal["weight", "neuron"] = Field(
         "weight",
         description="What a pruning step removes: single weights, or whole units (hidden neurons, conv channels, "
-        "embedding dimensions; `rate` is then the fraction of remaining units) that export compacts into smaller layers.",
+        "embedding dimensions, found by Torch-Pruning's dependency graph; `rate` is then the fraction of remaining "
+        "units) that export compacts into smaller layers.",
     )
 
     @property
@@ -54,7 +64,10 @@ class SearchConfig(BaseModel):
 
     dataset: str = Field("digits", description="Dataset name (digits) or a directory of <domain>.jsonl/.csv files.")
     source: str = Field("clean", description="Source domain the ticket is found in.")
-    model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="lenet-300-100"))
+    model: ModelSpec = Field(
+        default_factory=lambda: ModelSpec(name="lenet-300-100"),
+        description="Default: lenet-300-100 for image datasets, fasttext for text datasets.",
+    )
     text: TextPreprocessing | None = Field(None, description="Text preprocessing (text datasets only).")
     split: SplitConfig = Field(default_factory=SplitConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -64,20 +77,29 @@ class SearchConfig(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _default_strategy(cls, data):
-        """Fill ``prune.strategy`` with the model's default (``global``; ``layerwise`` for text models, whose
-        N(0, 1) embeddings would outweigh their small dense layers in a global ranking and empty them)."""
+    def _defaults(cls, data):
+        """Fill what depends on other fields: the model (by the dataset's kind: ``lenet-300-100`` for images,
+        ``fasttext`` for text), the model's training recipe under the given ``train`` keys, and ``prune.strategy``
+        (the model's: ``global``; ``layerwise`` for text models, whose embeddings would outweigh their small dense
+        layers in a global ranking and empty them)."""
         if not isinstance(data, dict):
             return data
-        prune = data.get("prune") or {}
-        if isinstance(prune, BaseModel):
-            prune = prune.model_dump()
-        if prune.get("strategy") is None:
-            from ticketpack.models.registry import default_strategy
+        from ticketpack.models.registry import DEFAULT_MODELS, default_strategy, recipe
 
-            model = data.get("model") or {"name": "lenet-300-100"}
-            name = model.name if isinstance(model, BaseModel) else model.get("name", "lenet-300-100")
-            data = {**data, "prune": {**prune, "strategy": default_strategy(name)}}
+        def plain(value):
+            return value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else dict(value or {})
+
+        data = dict(data)
+        model = plain(data.get("model"))
+        if "name" not in model:
+            kind = "image" if str(data.get("dataset", "digits")) == "digits" else "text"
+            model["name"] = DEFAULT_MODELS[kind]
+            data["model"] = model
+        if recipe(model["name"]):
+            data["train"] = {**recipe(model["name"]), **plain(data.get("train"))}
+        prune = plain(data.get("prune"))
+        if prune.get("strategy") is None:
+            data["prune"] = {**prune, "strategy": default_strategy(model["name"])}
         return data
 
     @model_validator(mode="after")

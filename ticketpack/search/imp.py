@@ -23,10 +23,12 @@ from ticketpack.data import get as get_dataset
 from ticketpack.data.base import DomainData
 from ticketpack.errors import TicketpackError
 from ticketpack.fileio import check_output_dir, save_tensors, write_model
-from ticketpack.models import build
+from ticketpack.models import build, example_input
+from ticketpack.models.factory import check_source, source_of
 from ticketpack.pruning import mask as masks
 from ticketpack.pruning.strategies import prune
-from ticketpack.pruning.units import unit_graph
+from ticketpack.pruning.structure import expand, trace
+from ticketpack.pruning.targets import output_layer, output_weights, parameters, prunable_names
 from ticketpack.search.artifact import load_manifest
 from ticketpack.search.config import SearchConfig
 from ticketpack.search.manifest import DatasetInfo, Environment, RoundRecord, TensorFile, TicketManifest
@@ -82,10 +84,22 @@ def search(
     resume: bool = False,
     force: bool = False,
     on_event: Callable[[SearchEvent], None] | None = None,
+    model: Callable | torch.nn.Module | None = None,
 ) -> TicketManifest:
-    """Find a ticket for ``config`` and write it to ``out``; return its manifest."""
+    """Find a ticket for ``config`` and write it to ``out``; return its manifest.
+
+    ``model``: a factory or an ``nn.Module`` to use instead of ``config.model.name`` (a notebook needs no file);
+    the manifest records its ``module:qualname`` (or ``python:<name>`` when it cannot be imported elsewhere).
+    """
+    if model is not None:
+        from ticketpack.models.factory import register_object
+        from ticketpack.models.spec import ModelSpec
+
+        config = config.model_copy(update={"model": ModelSpec(name=register_object(model), options=config.model.options)})
     out = Path(out)
     previous = prepare_out(out, resume, force)
+    if previous is not None:
+        check_source(previous.model_source, config.model)
     if previous is not None and previous.config != config:
         raise TicketpackError(
             f"--resume: {out} was made with a different configuration; use the same options, or --force to start over"
@@ -98,10 +112,19 @@ def search(
     if prune_cfg.rewind_iter and prune_cfg.rewind_iter >= total_steps(config.train, len(data.train)):
         raise TicketpackError(f"--rewind-iter {prune_cfg.rewind_iter} is not below the steps of one training run")
 
+    source = source_of(config.model)
+    example = example_input(data.preprocessing)
     torch.manual_seed(derive_seed(config.seed, "init"))
-    model = build(config.model, data.preprocessing, data.num_classes)
-    output_names = model.output_names()
-    units = unit_graph(model) if prune_cfg.granularity == "neuron" else None
+    model = build(config.model, data.preprocessing, data.num_classes, example)
+    prunable = prunable_names(model, prune_cfg.include, prune_cfg.exclude)
+    out_layer = prune_cfg.output_layer or output_layer(model, example)
+    output_names = output_weights(model, out_layer, prunable)
+    structure = None
+    if prune_cfg.granularity == "neuron":
+        structure = trace(model, example, out_layer, prunable)
+        if not structure.groups:
+            why = "; ".join(f"{k}: {v}" for k, v in structure.skipped.items()) or "the model has no hidden units"
+            raise TicketpackError(f"neuron granularity: no unit group of this model can be removed exactly ({why})")
 
     if previous is None:
         out.mkdir(parents=True, exist_ok=True)
@@ -121,8 +144,10 @@ def search(
                 file_sha256=data.info.get("file_sha256"),
                 split_sizes={"train": len(data.train), "val": len(data.val), "test": len(data.test)},
             ),
-            prunable={n: list(p.shape) for n, p in model.prunable_parameters().items()},
+            prunable={n: list(p.shape) for n, p in parameters(model, prunable).items()},
             output_names=output_names,
+            output_layer=out_layer,
+            model_source=source,
             init_file=_file(out, paths.init_weights(out), init_sha),
             environment=Environment(
                 python=sys.version.split()[0], torch=torch.__version__, platform=platform.platform()
@@ -147,13 +172,13 @@ def search(
         if on_event:
             on_event(SearchEvent("round_start", r, n_rounds))
         if r == 0:
-            mask = masks.ones_like(model)
+            mask = masks.ones_like(parameters(model, prunable))
         else:
             gen = torch.Generator().manual_seed(derive_seed(config.seed, "prune", r))
             mask = prune(
                 prune_cfg.strategy, ticket.trained_state(r - 1), ticket.mask(r - 1), prune_cfg.rate,
                 output_names, prune_cfg.effective_output_rate, gen,
-                granularity=prune_cfg.granularity, units=units,
+                granularity=prune_cfg.granularity, structure=structure,
             )
         model.load_state_dict(init_state if r == 0 else ticket.rewind_state())
 
@@ -162,7 +187,8 @@ def search(
                 on_event(SearchEvent("step", r, n_rounds, step, steps, val))
 
         capture = prune_cfg.rewind_iter if (r == 0 and prune_cfg.rewind_iter > 0) else None
-        result = train(model, data, config.train, derive_seed(config.seed, "train", r), mask, capture, step_cb)
+        train_mask = expand(mask, structure, dict(model.named_parameters())) if structure else mask
+        result = train(model, data, config.train, derive_seed(config.seed, "train", r), train_mask, capture, step_cb)
         if r == 0:
             rewind = result.captured if capture else init_state
             manifest.rewind_file = _file(out, paths.rewind_weights(out), save_tensors(paths.rewind_weights(out), rewind))

@@ -8,9 +8,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ticketpack.data.preprocessing import Preprocessing
+from ticketpack.models.spec import ModelSource
 from ticketpack.search.config import SearchConfig, Status
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the manifest carries a digest over its own content
 
 
 class TensorFile(BaseModel):
@@ -71,7 +72,15 @@ class TicketManifest(BaseModel):
     dataset: DatasetInfo
     prunable: dict[str, list[int]] = Field(description="Shape of each prunable weight.")
     output_names: list[str] = Field(description="Weights of the output layer (pruned at output_rate).")
+    output_layer: str | None = Field(None, description="Module name of the output layer.")
+    model_source: ModelSource | None = Field(
+        None, description="The model reference and the sha256 of its factory's source file when the search ran."
+    )
     init_file: TensorFile = Field(description="θ0: the weights before any training.")
     rewind_file: TensorFile | None = Field(None, description="θk: the rewind point (θ0 when rewind_iter is 0).")
     rounds: list[RoundRecord] = Field(default_factory=list)
     environment: Environment
+    digest: str | None = Field(
+        None, description="sha256 of this file's canonical JSON without this field (sorted keys, no spaces), written by "
+        "ticketpack; it covers every field, the tensor files' sha256 included. A file that does not match is refused."
+    )

@@ -46,6 +46,8 @@ from ticketpack.version import __version__
 log = logging.getLogger("ticketpack.serve")
 
 CONFIG_ENV = "TICKETPACK_SERVE_CONFIG"  # how worker processes receive the config (workers > 1)
+PARENT_ENV = "TICKETPACK_SERVE_PARENT"  # the pid of `serve`, which the workers die with
+METRICS_PREFIX = "ticketpack-metrics-"
 _PREDICT_PATH = re.compile(r"^/v1/models/([^/]+)/predict/?$")
 _ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "content_too_large",
                 415: "unsupported_media_type", 422: "invalid_request", 500: "internal_error", 503: "unavailable"}
@@ -155,7 +157,7 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
         version=__version__,
         description="Predictions from exported ticketpack classifiers (ONNX Runtime). Every error answer has an "
         "`ErrorBody`: 404 unknown model, 413 batch/text/body over the limit, 422 malformed JSON, wrong types "
-        "or an empty batch.",
+        "an empty batch or an empty text.",
         lifespan=lifespan,
     )
 
@@ -200,7 +202,7 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
     errors = {
         404: {"model": ErrorBody, "description": "No model of that name."},
         413: {"model": ErrorBody, "description": "Batch, text or body over the server's limit."},
-        422: {"model": ErrorBody, "description": "Malformed JSON, wrong types, or an empty batch."},
+        422: {"model": ErrorBody, "description": "Malformed JSON, wrong types, an empty batch or an empty text."},
     }
 
     async def served(name: Annotated[str, Path(description="Model name, as listed by /v1/models.")]) -> ServedModel:
@@ -240,6 +242,11 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
         if model.kind == "image" and is_text:
             raise ApiError(422, "wrong_input_kind", f"model {model.name!r} takes images: inputs must be nested lists of numbers", "inputs")
         if is_text:
+            from ticketpack.serve.predictor import empty_text_index
+
+            if (i := empty_text_index(inputs)) is not None:
+                raise ApiError(422, "empty_text", f"input {i} is empty or only whitespace: give some text to classify",
+                               f"inputs.{i}")
             for i, text in enumerate(inputs):
                 if len(text) > config.max_text_chars:
                     raise ApiError(413, "text_too_long", f"input {i} has {len(text):,} characters; the limit is {config.max_text_chars:,}", f"inputs.{i}")
@@ -268,6 +275,10 @@ def _predict_now(model: ServedModel, inputs) -> np.ndarray:
 
 def app_from_env() -> FastAPI:
     """App factory for worker processes (``workers > 1``): the parent validated the models and passes the config."""
+    from ticketpack.lifeline import die_with_parent
+
+    parent = os.environ.get(PARENT_ENV)
+    die_with_parent(int(parent) if parent and parent.isdigit() else None)  # a killed `serve` leaves no worker behind
     config = ServeConfig.model_validate_json(os.environ[CONFIG_ENV])
     return create_app(config, load_models(config, validate=False))
 
@@ -323,6 +334,24 @@ class NoDelayHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
         super().connection_made(transport)
 
 
+def clean_stale_metrics_dirs(tmp: str | None = None) -> list[str]:
+    """Remove the metrics directories (``ticketpack-metrics-PID-*``) of `serve` processes that no longer run."""
+    from ticketpack.fileio import _pid_alive
+
+    tmp = tmp or tempfile.gettempdir()
+    removed = []
+    try:
+        names = os.listdir(tmp)
+    except OSError:
+        return removed
+    for name in names:
+        m = re.fullmatch(re.escape(METRICS_PREFIX) + r"(\d+)-\w+", name)
+        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(os.path.join(tmp, name), ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
 def serve(config: ServeConfig, on_ready: Callable[[str, dict[str, ServedModel]], None] | None = None) -> None:
     """Validate and load every model, then serve until SIGINT/SIGTERM. Raises TicketpackError if a model fails.
 
@@ -352,8 +381,13 @@ def serve(config: ServeConfig, on_ready: Callable[[str, dict[str, ServedModel]],
     if on_ready:
         on_ready(url, models)
     del models  # each worker opens its own sessions
-    metrics_dir = tempfile.mkdtemp(prefix="ticketpack-metrics-")
+    clean_stale_metrics_dirs()
+    metrics_dir = tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-")
     os.environ[CONFIG_ENV] = config.model_dump_json()
+    os.environ[PARENT_ENV] = str(os.getpid())
+    from ticketpack.lifeline import ENV as LIFELINE_ENV
+
+    os.environ[LIFELINE_ENV] = str(os.getpid())  # workers arm on `import ticketpack`, before app_from_env runs
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         uvicorn.run("ticketpack.serve.app:app_from_env", factory=True, workers=config.workers,

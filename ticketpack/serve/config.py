@@ -18,7 +18,7 @@ _EXTRA_MODULES = {"fastapi", "starlette", "uvicorn", "prometheus_client", "anyio
 class ModelSource(BaseModel):
     """One served model: the name in its URL and the exported ONNX file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(description="Name in /v1/models/{name}/predict: letters, digits, '.', '_', '-'.")
     path: Path = Field(description="Exported ticketpack ONNX file.")
@@ -44,7 +44,7 @@ class ModelSource(BaseModel):
 class ServeConfig(BaseModel):
     """Options of the HTTP inference server (`ticketpack serve`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     models: list[ModelSource] = Field(min_length=1, description="Models to serve; names must be distinct.")
     host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 for all).")

@@ -22,6 +22,20 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def empty_text_index(texts) -> int | None:
+    """Index of the first text that is empty or only whitespace (training refuses those texts too), or None."""
+    for i, text in enumerate(texts):
+        if isinstance(text, str) and not text.strip():
+            return i
+    return None
+
+
+def check_texts(texts) -> None:
+    i = empty_text_index(texts)
+    if i is not None:
+        raise TicketpackError(f"text input {i} is empty or only whitespace: give some text to classify")
+
+
 class Predictor:
     """One ONNX Runtime session plus the card that says how to feed it. Safe to share across threads."""
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     optimizer: Literal["sgd", "adam", "adamw"] = Field("adam", description="Optimizer (SGD uses `momentum`).")
     lr: float = Field(1.2e-3, gt=0, description="Learning rate (1.2e-3 with Adam is the LTH setting for LeNet).")
@@ -17,3 +17,7 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(64, ge=1, description="Examples per optimizer step.")
     epochs: int = Field(20, ge=1, description="Passes over the training split (ignored when `iterations` is set).")
     iterations: int | None = Field(None, ge=1, description="Train for exactly this many steps instead of epochs.")
+    patience: int | None = Field(
+        None, ge=1, description="Early stopping: stop after this many evaluations (one per epoch) without a better "
+        "validation accuracy; the best weights are kept either way (default: train all steps).",
+    )

@@ -35,13 +35,49 @@ class TrainResult:
     captured: dict[str, torch.Tensor] | None = None  # weights after `capture_at` steps (late rewinding)
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = model.parameters()
+def _dense_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+class _WithSparse:
+    """The configured optimizer for dense parameters, and a lazy one for the tables of ``nn.Embedding(sparse=True)``
+    (a large hashed n-gram embedding): a step then costs the rows a batch touches, not the whole table.
+
+    Sparse tables get SparseAdam (plain SGD when the optimizer is ``sgd``), with weight decay applied decoupled
+    (AdamW-style) to the touched rows only."""
+
+    def __init__(self, dense: list[nn.Parameter], sparse: list[nn.Parameter], cfg: TrainConfig) -> None:
+        self.sparse, self.lr, self.decay = sparse, cfg.lr, cfg.weight_decay
+        self.optimizers = [torch.optim.SGD(sparse, lr=cfg.lr) if cfg.optimizer == "sgd"
+                           else torch.optim.SparseAdam(sparse, lr=cfg.lr)]
+        if dense:
+            self.optimizers.append(_dense_optimizer(dense, cfg))
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=set_to_none)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        if self.decay:
+            for p in self.sparse:
+                if p.grad is not None:
+                    rows = p.grad.coalesce().indices()[0]
+                    p[rows] *= 1.0 - self.lr * self.decay
+        for opt in self.optimizers:
+            opt.step()
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer | _WithSparse:
+    sparse_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse}
+    params = list(model.parameters())
+    if not sparse_ids:
+        return _dense_optimizer(params, cfg)
+    return _WithSparse([p for p in params if id(p) not in sparse_ids], [p for p in params if id(p) in sparse_ids], cfg)
 
 
 def total_steps(cfg: TrainConfig, n_train: int) -> int:
@@ -103,6 +139,7 @@ def train(
     captured = {k: v.detach().clone() for k, v in model.state_dict().items()} if capture_at == 0 else None
     best = (-1.0, 0, copy.deepcopy(model.state_dict()))
     step = 0
+    stale = 0  # evaluations since the best validation accuracy
     model.train()
     while step < steps:
         order = torch.randperm(n, generator=gen)
@@ -120,8 +157,13 @@ def train(
                 val = accuracy(model, data.val)
                 if val > best[0]:
                     best = (val, step, copy.deepcopy(model.state_dict()))
+                    stale = 0
+                else:
+                    stale += 1
                 if on_progress:
                     on_progress(step, steps, val)
+                if cfg.patience is not None and stale >= cfg.patience and step > (capture_at or 0):
+                    steps = step  # early stop: nothing better for `patience` evaluations
             if step >= steps:
                 break
     model.load_state_dict(best[2])

@@ -17,7 +17,7 @@ _LEVEL = re.compile(r"^\s*(\d+|\d+(\.\d+)?%)\s*$")
 class TrainOverrides(BaseModel):
     """Training options that replace the ticket's own; unset ones keep the ticket's values."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     optimizer: Literal["sgd", "adam", "adamw"] | None = Field(None, description="Optimizer (SGD uses `momentum`).")
     lr: float | None = Field(None, gt=0, description="Learning rate.")
@@ -37,7 +37,7 @@ class TrainOverrides(BaseModel):
 class TransferConfig(BaseModel):
     """A transfer grid: a ticket, a target domain, initialization strategies × levels × seeds."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     ticket: str = Field(description="Ticket directory written by `ticketpack search`.")
     target: str = Field(description="Target domain to re-train in (may equal the ticket's source domain).")
@@ -55,6 +55,9 @@ class TransferConfig(BaseModel):
     train: TrainOverrides = Field(default_factory=TrainOverrides, description="Training options (default: the ticket's).")
     seed: int = Field(0, ge=0, description="Base seed every job's seeds are derived from.")
     threads: int = Field(1, ge=1, description="Torch CPU threads per job (1: run jobs side by side instead).")
+    allow_changed_model: bool = Field(
+        False, description="Build the model even if its factory's source file changed since the ticket search."
+    )
 
     @field_validator("inits")
     @classmethod
@@ -77,4 +80,20 @@ class TransferConfig(BaseModel):
         for level in value:
             if isinstance(level, int) and level < 0 or isinstance(level, str) and not _LEVEL.match(level):
                 raise ValueError(f"level {level!r} is neither a round number nor a percentage like 20%")
+            if (why := level_error(level)) is not None:
+                raise ValueError(why)
         return value
+
+
+def level_error(level: int | str) -> str | None:
+    """Why ``level`` (a round number or a weights-remaining percentage) is out of range, or None: a percentage must
+    lie in (0, 100], since no ticket keeps more than all of its weights or none of them."""
+    text = str(level).strip()
+    if text.endswith("%"):
+        try:
+            pct = float(text[:-1])
+        except ValueError:
+            return f"level {text!r} is neither a round number nor a percentage like 20%"
+        if not 0 < pct <= 100:
+            return f"level {text!r}: a weights-remaining percentage must be above 0% and at most 100%"
+    return None

@@ -63,6 +63,17 @@ class JobContext:
             source = self.target if same else self.ticket.load_data(plan.source, plan.source_dataset)
         self.source = source
         self._target_ticket: Ticket | None = None
+        self._structure = None
+
+    def build_model(self):
+        """A fresh model of the ticket's architecture (runs its factory)."""
+        return self.ticket.build_model(self.plan.config.allow_changed_model)
+
+    def structure(self):
+        """The unit groups of the ticket's model (traced once per context)."""
+        if self._structure is None:
+            self._structure = self.ticket.structure(self.build_model())
+        return self._structure
 
     def seed_for(self, *parts: object) -> int:
         """A seed derived from the run's base seed and labels, e.g. ``("train", seed_index)``."""
@@ -71,7 +82,7 @@ class JobContext:
     def fresh_state(self, seed: int) -> dict[str, torch.Tensor]:
         """A fresh random initialization of the ticket's architecture for seed index ``seed``."""
         torch.manual_seed(self.seed_for("init", seed))
-        return self.ticket.build_model().state_dict()
+        return self.build_model().state_dict()
 
     def target_ticket(self) -> Ticket:
         if self._target_ticket is None:
@@ -142,10 +153,15 @@ def execute(root: str | Path, job: Job | dict[str, Any]) -> dict[str, Any] | Non
 
 def run_train_job(ctx: JobContext, job: Job) -> JobResult:
     start = INITS.get(job.init).start(ctx, job.level, job.seed)
-    model = ctx.ticket.build_model()
+    model = ctx.build_model()
     model.load_state_dict(start.state)
     train_seed = ctx.seed_for("train", job.seed)
-    result = train(model, ctx.target, ctx.plan.train, train_seed, start.mask)
+    train_mask = start.mask
+    if start.mask is not None and ctx.ticket.granularity == "neuron":
+        from ticketpack.pruning.structure import expand
+
+        train_mask = expand(start.mask, ctx.structure(), dict(model.named_parameters()))
+    result = train(model, ctx.target, ctx.plan.train, train_seed, train_mask)
     source_acc = accuracy(model, ctx.source.test)  # train() leaves the best-validation weights loaded
 
     root, jid = ctx.root, job.job_id

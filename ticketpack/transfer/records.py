@@ -16,8 +16,10 @@ from ticketpack.search.config import SearchConfig
 from ticketpack.training.config import TrainConfig
 from ticketpack.transfer.config import TransferConfig
 
-PLAN_SCHEMA_VERSION = 1
+PLAN_SCHEMA_VERSION = 2  # 2: plan.json and each result.json carry a digest over their content
 REPORT_SCHEMA_VERSION = 1
+_DIGEST = ("sha256 of this file's canonical JSON without this field (sorted keys, no spaces), written by ticketpack; "
+           "a file that does not match is refused.")
 
 
 class Job(BaseModel):
@@ -58,10 +60,11 @@ class TransferPlan(BaseModel):
     train: TrainConfig = Field(description="Training used for every job (and for the target-ticket search).")
     target_search: SearchConfig | None = Field(None, description="IMP on the target, for `target-ticket`.")
     jobs: list[Job]
+    digest: str | None = Field(None, description=_DIGEST)
 
     def identity(self) -> dict:
         """What a resumed run must share with the original (not the timestamps or how paths were spelled)."""
-        return self.model_dump(exclude={"created_at", "ticketpack_version", "config"})
+        return self.model_dump(exclude={"created_at", "ticketpack_version", "config", "digest"})
 
 
 class JobResult(BaseModel):
@@ -85,6 +88,7 @@ class JobResult(BaseModel):
     weights_file_sha256: str = Field("", description="sha256 of weights.safetensors.")
     mask_file_sha256: str | None = Field(None, description="sha256 of mask.safetensors (None for dense).")
     target_round: int | None = Field(None, description="target-ticket: the round of the target search used.")
+    digest: str | None = Field(None, description=_DIGEST)
 
 
 class Cell(BaseModel):

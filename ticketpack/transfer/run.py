@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -127,6 +128,7 @@ def plan_run(config: TransferConfig) -> tuple[TransferPlan, JobContext]:
     ticket = Ticket.load(Path(config.ticket))
     m = ticket.manifest
     levels = _levels(ticket, config.levels)
+    ticket.build_model(config.allow_changed_model)  # a changed model source or a failing factory stops here
     try:
         source_dataset = _dataset_ref(m.config.dataset)
     except TicketpackError:
@@ -186,6 +188,20 @@ def _check_out(out: Path, plan: TransferPlan, resume: bool, force: bool) -> Tran
     return previous
 
 
+def _register_ticket_model(ticket: Path, model, jobs: int, executor: str) -> None:
+    """Build the ticket's model from ``model`` (a factory or module) in this process."""
+    from ticketpack.models.factory import OBJECT_PREFIX, register_object
+    from ticketpack.search import load_manifest
+
+    reference = load_manifest(ticket).config.model.name
+    register_object(model, reference)
+    if reference.startswith(OBJECT_PREFIX) and (jobs > 1 or executor != "local"):
+        raise TicketpackError(
+            f"the model {reference!r} lives in this Python process only: run with jobs=1 and the local executor, "
+            "or give it as path/to/file.py:factory"
+        )
+
+
 def run_transfer(
     config: TransferConfig,
     out: Path,
@@ -194,18 +210,23 @@ def run_transfer(
     jobs: int = 1,
     executor: str = "local",
     ray_address: str | None = None,
+    ray_timeout_s: float = 30.0,
     on_event: Callable[[TransferEvent], None] | None = None,
+    model: Callable | Any | None = None,
 ) -> TransferReport:
     """Re-train ``config.ticket`` on ``config.target`` under each strategy, level and seed; write the run to
     ``out`` (see :mod:`ticketpack.transfer.layout`) and return its report.
 
     ``jobs`` jobs run at once, on ``executor`` ("local" processes, or "ray" tasks on ``ray_address`` or a local
-    Ray instance). ``resume`` skips the jobs ``out`` already holds; ``force`` replaces a previous run.
+    Ray instance; an unreachable ``ray_address`` fails after ``ray_timeout_s`` seconds). ``resume`` skips the jobs ``out`` already holds; ``force`` replaces a previous run.
     """
     out = Path(out)
     if jobs < 1:
         raise TicketpackError("--jobs must be at least 1")
-    runner = EXECUTORS.get(executor)(out.resolve(), jobs, config.threads, ray_address)  # a missing Ray extra fails here
+    if model is not None:
+        _register_ticket_model(Path(config.ticket), model, jobs, executor)
+    runner = EXECUTORS.get(executor)(out.resolve(), jobs, config.threads, ray_address,  # a missing Ray extra fails here
+                                     connect_timeout_s=ray_timeout_s)
     plan, ctx = plan_run(config)
     previous = _check_out(out, plan, resume, force)
     with runner:  # connects to Ray (if asked) before anything is written

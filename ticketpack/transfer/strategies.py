@@ -87,29 +87,11 @@ def random_mask(ctx: JobContext, level: int, seed: int) -> Start:
 
     gen = torch.Generator().manual_seed(ctx.seed_for("random-mask", level, seed))
     mask = ctx.ticket.mask(level)
-    if ctx.ticket.manifest.config.prune.granularity == "neuron":
-        from ticketpack.pruning.units import unit_graph
+    if ctx.ticket.granularity == "neuron":
+        from ticketpack.pruning.structure import shuffle_units
 
-        return Start(ctx.ticket.rewind_state(), shuffle_units(mask, unit_graph(ctx.ticket.build_model()), gen))
+        return Start(ctx.ticket.rewind_state(), shuffle_units(mask, ctx.structure(), gen))
     return Start(ctx.ticket.rewind_state(), random_like(mask, gen))
-
-
-def shuffle_units(mask: Mask, units, gen: torch.Generator) -> Mask:
-    """Relabel the units of every group by a random permutation: each unit's incoming slice and outgoing columns
-    move together, so a structured mask stays structured and keeps its per-layer and per-group counts."""
-    import torch
-
-    out = {name: m.clone() for name, m in mask.items()}
-    for g in units.groups:
-        perm = torch.randperm(g.size, generator=gen)
-        out[g.producer] = out[g.producer].index_select(g.axis, perm)
-        for c in g.consumers:
-            t = out[c.name].movedim(c.axis, 0)
-            span = slice(c.offset, c.offset + g.size * c.block)
-            cols = torch.arange(t.shape[0])
-            cols[span] = (c.offset + perm[:, None] * c.block + torch.arange(c.block)[None, :]).flatten()
-            out[c.name] = t.index_select(0, cols).movedim(0, c.axis).contiguous()
-    return out
 
 
 @strategy("dense", masked=False)

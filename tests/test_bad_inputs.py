@@ -1,0 +1,204 @@
+"""The checked-in corpus of bad inputs (tests/bad_inputs.txt): every case ends cleanly, with the exit code it names,
+one error line, no traceback, no Python warning, and none of the paths it names written."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ticketpack.cli.app import app
+
+CORPUS = Path(__file__).parent / "bad_inputs.txt"
+runner = CliRunner()
+
+
+@dataclass
+class Case:
+    line: int
+    exit_code: int
+    command: str
+    absent: list[str]
+
+    @property
+    def id(self) -> str:
+        return f"L{self.line}:{self.command[:60]}"
+
+
+def read_corpus(path: Path = CORPUS) -> list[Case]:
+    cases = []
+    for i, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        code, command, absent = (part.strip() for part in line.split(" | "))
+        cases.append(Case(i, int(code), command, [] if absent == "-" else [p.strip() for p in absent.split(",")]))
+    return cases
+
+
+CASES = read_corpus()
+
+
+def test_corpus_holds_every_defect_class_of_issue_14():
+    commands = [c.command for c in CASES]
+    must = ["--lr inf", "--levels 500%", "--level 500%", "--latency-budget nan", "--seed -3", "--batch-sizes 100000000",
+            'predict {text_onnx} ""', "--ray-address 127.0.0.1:1", "forged-val-accuracy", "forged-weights-remaining",
+            "changed-weight.onnx", "forged-plan", "forged-result", "--target banana --out", "--out {onnx}",
+            "huge-pixel", "--json {file}/report.json", "search --out {file}/ticket", "demo --out {file}/demo"]
+    for needle in must:
+        assert any(needle in c for c in commands), needle
+    assert len(CASES) >= 60
+
+
+def _edit_json(path: Path, edit) -> None:
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc, indent=2))
+
+
+@pytest.fixture(scope="module")
+def small_run(digits_ticket, tmp_path_factory) -> Path:
+    """A finished transfer run: the dense job only, 5 steps."""
+    from ticketpack.transfer import TransferConfig, run_transfer
+
+    out = tmp_path_factory.mktemp("runs") / "run"
+    cfg = TransferConfig(ticket=str(digits_ticket), target="rot30", inits=["dense"], seeds=1, levels=[1],
+                         train={"iterations": 5}, threads=1)
+    run_transfer(cfg, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bad(digits_ticket, exported_digits, small_run, tmp_path_factory) -> Path:
+    """Damaged or hostile inputs, each a copy of a good artifact with one thing changed."""
+    import onnx
+    from onnx import numpy_helper
+
+    bad = tmp_path_factory.mktemp("bad")
+
+    def ticket_copy(name: str, edit) -> None:
+        shutil.copytree(digits_ticket, bad / name)
+        if edit is not None:
+            _edit_json(bad / name / "manifest.json", edit)
+
+    def rounds(field, value):
+        def edit(doc):
+            doc["rounds"][1][field] = value
+        return edit
+
+    ticket_copy("forged-val-accuracy", rounds("val_accuracy", 0.999))
+    ticket_copy("forged-weights-remaining", rounds("weights_remaining", 0.5))
+    ticket_copy("manifest-no-digest", lambda doc: doc.pop("digest"))
+    ticket_copy("manifest-changed-byte", None)
+    ticket_copy("ticket-to-keep", None)
+    manifest = bad / "manifest-changed-byte" / "manifest.json"
+    text = manifest.read_text()
+    at = text.index('"test_accuracy": 0.') + len('"test_accuracy": 0.')
+    manifest.write_text(text[:at] + ("1" if text[at] != "1" else "2") + text[at + 1 :])
+
+    shutil.copytree(small_run, bad / "forged-plan")
+    _edit_json(bad / "forged-plan" / "plan.json", lambda doc: doc.update(target="rot45"))
+    shutil.copytree(small_run, bad / "forged-result")
+    result = next((bad / "forged-result" / "jobs").glob("*/result.json"))
+    _edit_json(result, lambda doc: doc.update(target_test_accuracy=0.999))
+
+    model = onnx.load(str(exported_digits))
+    for init in model.graph.initializer:
+        array = numpy_helper.to_array(init)
+        if array.dtype == np.float32 and array.size > 1:
+            changed = array.copy()
+            changed.flat[0] += 0.5
+            init.CopyFrom(numpy_helper.from_array(changed, init.name))
+            break
+    onnx.save(model, str(bad / "changed-weight.onnx"))
+
+    (bad / "lr-inf.toml").write_text("[train]\nlr = inf\n")
+    (bad / "blank-text.jsonl").write_text('{"text": "good"}\n{"text": "   "}\n')
+    huge = [0.0] * 64
+    huge[5] = 1e308
+    (bad / "huge-pixel.jsonl").write_text(json.dumps(huge) + "\n")
+    (bad / "nan-pixel.jsonl").write_text("[" + ", ".join(["NaN"] + ["0"] * 63) + "]\n")
+    (bad / "wrong-shape.jsonl").write_text("[1, 2, 3]\n")
+    (bad / "not-onnx.onnx").write_text("hello")
+    return bad
+
+
+@pytest.fixture(scope="module")
+def places(digits_ticket, exported_digits, exported_text, small_run, bad) -> dict[str, str]:
+    return {"ticket": str(digits_ticket), "onnx": str(exported_digits), "text_onnx": str(exported_text),
+            "run": str(small_run), "bad": str(bad)}
+
+
+def run_case(case: Case, places: dict[str, str], tmp: Path):
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "a-file").write_text("not a directory\n")
+    values = {**places, "tmp": str(tmp), "file": str(tmp / "a-file")}
+    args = [word.format(**values) for word in shlex.split(case.command)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = runner.invoke(app, args)
+    runtime_warnings = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    absent = [p.format(**values) for p in case.absent]
+    return result, runtime_warnings, absent
+
+
+def clean_failures(case: Case, result, runtime_warnings, absent) -> list[str]:
+    """What is wrong with how ``case`` ended (empty: it ended cleanly)."""
+    problems = []
+    if result.exit_code != case.exit_code:
+        problems.append(f"exit {result.exit_code}, expected {case.exit_code}")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        problems.append(f"raised {type(result.exception).__name__}: {result.exception}")
+    if "Traceback" in result.output:
+        problems.append("printed a traceback")
+    if runtime_warnings:
+        problems.append(f"warned: {runtime_warnings[0]}")
+    errors = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    if case.exit_code != 0:
+        error_lines = [ln for ln in errors if ln.startswith("error:")]
+        if len(error_lines) != 1 or errors[-1] != error_lines[0]:
+            problems.append(f"stderr does not end in exactly one 'error:' line: {errors[-3:]}")
+    problems += [f"wrote {p}" for p in absent if Path(p).exists()]
+    return problems
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_ends_cleanly(case, places, tmp_path):
+    result, runtime_warnings, absent = run_case(case, places, tmp_path / "case")
+    problems = clean_failures(case, result, runtime_warnings, absent)
+    assert not problems, f"{case.command}: {'; '.join(problems)}\n{result.output}"
+
+
+def test_forged_manifest_is_refused_with_a_clear_message(places, tmp_path):
+    case = Case(0, 2, "export {bad}/forged-val-accuracy --out {tmp}/m.onnx", [])
+    result, _, _ = run_case(case, places, tmp_path)
+    assert "changed after ticketpack wrote it" in result.stderr and "manifest.json" in result.stderr
+
+
+def test_evaluate_says_it_checked_the_weights_digest(places, tmp_path):
+    result, _, _ = run_case(Case(0, 2, "evaluate {bad}/changed-weight.onnx", []), places, tmp_path)
+    assert "does not match its card" in result.stderr
+
+
+def test_without_a_terminal_transfer_logs_one_plain_line_per_finished_job(digits_ticket, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["transfer", str(digits_ticket), "--target", "rot30", "--init", "dense", "--seeds", "2",
+                                 "--iterations", "3", "--threads", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("job ")]
+    assert [ln.split()[1] for ln in lines] == ["1/2", "2/2"]
+    assert all("target test" in ln and "\x1b" not in ln for ln in lines)  # plain text, no terminal codes
+
+
+def test_a_refused_search_with_force_deletes_nothing(places, bad, tmp_path):
+    before = sorted(p.name for p in (bad / "ticket-to-keep").iterdir())
+    result, _, _ = run_case(Case(0, 2, "search --out {bad}/ticket-to-keep --force --source banana", []), places, tmp_path)
+    assert result.exit_code == 2 and "unknown digits domain 'banana'" in result.stderr
+    assert sorted(p.name for p in (bad / "ticket-to-keep").iterdir()) == before

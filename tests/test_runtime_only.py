@@ -1,0 +1,126 @@
+"""The deployment side needs no torch: validate, evaluate, predict, serve and ticketpack.load on exported files.
+
+In the full install these run on the session's exported models. CI also runs this file alone in a second fresh
+venv with the runtime only (`pip install -e ".[serve]"`, no torch; see .ci/run), on models the full install
+exported into TICKETPACK_RUNTIME_MODELS (digits.onnx, text.onnx); there the training commands must say which
+extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ticketpack.cli.app import app
+
+MODELS_ENV = "TICKETPACK_RUNTIME_MODELS"
+REVIEWS = Path(__file__).parent / "fixtures" / "reviews"
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def models(request) -> dict[str, Path]:
+    where = os.environ.get(MODELS_ENV)
+    if where:
+        return {"digits": Path(where) / "digits.onnx", "text": Path(where) / "text.onnx"}
+    if not HAS_TORCH:
+        pytest.skip(f"no torch and no {MODELS_ENV}: nothing to test on")
+    return {"digits": request.getfixturevalue("exported_digits"), "text": request.getfixturevalue("exported_text")}
+
+
+def test_the_runtime_install_has_no_torch_when_ci_says_so():
+    if os.environ.get(MODELS_ENV):
+        assert not HAS_TORCH, "the runtime-only venv must not have torch"
+        for module in ("sklearn", "scipy", "safetensors", "matplotlib"):
+            assert importlib.util.find_spec(module) is None, module
+
+
+def test_validate_predict_and_evaluate_import_no_torch(models, tmp_path):
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from ticketpack.cli.app import app\n"
+        f"r = CliRunner().invoke(app, ['validate', {str(models['text'])!r}])\n"
+        "assert r.exit_code == 0, r.output\n"
+        f"r = CliRunner().invoke(app, ['predict', {str(models['text'])!r}, 'a fine book', '--json'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "import ticketpack\n"
+        f"ticketpack.load({str(models['digits'])!r}).predict(__import__('numpy').zeros((1, 64)))\n"
+        "print(sorted(m for m in ('torch', 'sklearn', 'scipy', 'safetensors') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_validate_passes_on_both_models(models):
+    for path in models.values():
+        result = runner.invoke(app, ["validate", str(path)])
+        assert result.exit_code == 0, result.output
+
+
+def test_predict_texts_and_images(models, tmp_path):
+    result = runner.invoke(app, ["predict", str(models["text"]), "a wonderful book", "dull and slow", "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["rows"]) == 2
+    images = tmp_path / "images.npy"
+    np.save(images, np.full((3, 8, 8), 4.0, dtype=np.float32))
+    result = runner.invoke(app, ["predict", str(models["digits"]), "--input", str(images), "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["rows"]) == 3
+
+
+def test_evaluate_a_text_model_on_a_labelled_file_checks_its_digest(models, tmp_path):
+    report = tmp_path / "report.json"
+    result = runner.invoke(app, ["evaluate", str(models["text"]), "--data-file", str(REVIEWS / "electronics.jsonl"),
+                                 "--batch-sizes", "1,4", "--latency-budget", "0.2", "--threads", "1",
+                                 "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "weights digest of text" in result.stderr
+    body = json.loads(report.read_text())
+    assert body["model"]["weights_digest_verified"] and body["examples"] > 0
+
+
+def test_the_python_api_loads_and_predicts(models):
+    import ticketpack
+
+    clf = ticketpack.load(models["text"])
+    labels = clf.predict(["great", "awful"])
+    assert len(labels) == 2 and set(labels) <= set(clf.labels)
+
+
+def test_serve_app_answers_predictions(models):
+    pytest.importorskip("fastapi")
+    import warnings
+
+    from ticketpack.serve.app import create_app
+    from ticketpack.serve.config import ModelSource, ServeConfig
+    from ticketpack.serve.models import load_models
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+    config = ServeConfig(models=[ModelSource(name="reviews", path=models["text"])], threads=1, provider="cpu")
+    with TestClient(create_app(config, load_models(config))) as client:
+        r = client.post("/v1/models/reviews/predict", json={"inputs": ["good value"]})
+        assert r.status_code == 200 and r.json()["predictions"][0]["label"]
+        assert client.post("/v1/models/reviews/predict", json={"inputs": ["  "]}).status_code == 422
+
+
+@pytest.mark.skipif(HAS_TORCH, reason="the full install has torch")
+@pytest.mark.parametrize("args", [["search", "--out", "{tmp}/t"], ["export", "{tmp}", "--out", "{tmp}/m.onnx"],
+                                  ["transfer", "{tmp}", "--target", "rot30", "--out", "{tmp}/run"],
+                                  ["demo", "--out", "{tmp}/demo"]])
+def test_training_commands_say_which_extra_to_install(args, tmp_path):
+    result = runner.invoke(app, [a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code == 2, result.output
+    assert "pip install 'ticketpack[train]'" in result.stderr and "Traceback" not in result.output

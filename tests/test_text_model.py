@@ -1,0 +1,133 @@
+"""Text featurization (hashed word n-grams, no silent truncation) and the fastText-style default text model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from ticketpack.data import SplitConfig, TextPreprocessing, get
+from ticketpack.data.text import TruncationWarning, collision_stats
+
+from conftest import FIXTURES
+
+REVIEWS = FIXTURES / "reviews"
+TEXTS = ["Great battery, great sound!", "Not good at all. Would not buy again.", "bad"]
+
+
+def test_defaults_hash_word_bigrams_into_a_large_space():
+    prep = TextPreprocessing()
+    assert prep.ngrams == 2 and 2**18 <= prep.num_buckets <= 2**20
+    tokens = prep.tokens("not good at all")
+    assert "not good" in tokens and "good at" in tokens and "at all" in tokens
+    ids = prep.transform(["not good at all"])
+    assert (ids[0] > 0).sum() == 7  # 4 words + 3 bigrams
+    assert prep.token_id("not good") in ids[0] and prep.token_id("good") in ids[0]
+
+
+def test_transform_is_deterministic_and_needs_no_torch():
+    prep = TextPreprocessing(num_buckets=2**18, max_tokens=64)
+    a = prep.transform(TEXTS)
+    assert a.dtype == np.int64 and a.shape == (3, 64)
+    assert np.array_equal(a, TextPreprocessing.model_validate_json(prep.model_dump_json()).transform(TEXTS))
+    assert (a[2, 1:] == 0).all() and a[2, 0] > 0  # right-padded with id 0
+    # a fresh interpreter, with torch made unimportable, gives the same ids (crc32 is not salted like hash())
+    code = (
+        "import sys, json; sys.modules['torch'] = None\n"
+        "from ticketpack.data.preprocessing import TextPreprocessing\n"
+        f"p = TextPreprocessing.model_validate_json({prep.model_dump_json()!r})\n"
+        f"print(json.dumps(p.transform({TEXTS!r}).tolist()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert np.array_equal(np.array(eval(out)), a)
+
+
+def test_transform_counting_reports_every_cut_document():
+    prep = TextPreprocessing(max_tokens=5)
+    x, lengths = prep.transform_counting(TEXTS)
+    assert lengths.tolist() == [len(prep.tokens(t)) for t in TEXTS] and lengths[1] > 5
+    assert (x[1] > 0).sum() == 5 and (x[0] > 0).sum() == 5  # cut to max_tokens
+    assert np.array_equal(x, prep.transform(TEXTS))
+
+
+def test_loading_warns_and_records_how_many_documents_were_cut():
+    ds = get(REVIEWS)
+    with pytest.warns(TruncationWarning, match=r"books: \d+ of 60 documents have more than max_tokens=8"):
+        d = ds.load("books", 0, SplitConfig(), TextPreprocessing(max_tokens=8, num_buckets=512))
+    assert d.info["truncated"] > 0 and d.info["max_tokens"] == 8 and d.info["longest_ids"] > 8
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncationWarning)  # nothing cut: no warning
+        d = ds.load("books", 0, SplitConfig(), TextPreprocessing(num_buckets=512))
+    assert d.info["truncated"] == 0 and d.info["longest_ids"] <= d.preprocessing.max_tokens
+
+
+def test_collision_stats_count_tokens_that_share_an_id():
+    texts = [row["text"] for row in map(__import__("json").loads, (REVIEWS / "books.jsonl").read_text().splitlines())]
+    big = collision_stats(TextPreprocessing(), texts)
+    tiny = collision_stats(TextPreprocessing(num_buckets=16), texts)
+    assert big["distinct_tokens"] == tiny["distinct_tokens"] > 100
+    assert big["shared_id_tokens"] < 0.05 and tiny["shared_id_tokens"] == 1.0 and tiny["distinct_ids"] <= 15
+
+
+# --- the model ---------------------------------------------------------------------------------------------------
+
+torch = pytest.importorskip("torch")
+
+
+def _data(**prep):
+    prep = TextPreprocessing(**{"num_buckets": 4096, "max_tokens": 64, **prep})
+    return get(REVIEWS).load("books", 0, SplitConfig(), prep)
+
+
+def test_fasttext_trains_and_keeps_the_padding_row_zero():
+    from ticketpack.models.fasttext import FastText
+    from ticketpack.training.config import TrainConfig
+    from ticketpack.training.train import train
+
+    torch.set_num_threads(1)
+    data = _data()
+    model = FastText(data.preprocessing.input_shape, data.num_classes, data.preprocessing.num_buckets,
+                     embed_dim=8, hidden=8, dropout=0.1, token_dropout=0.2)
+    cfg = TrainConfig(optimizer="adamw", lr=0.05, weight_decay=0.01, batch_size=8, epochs=15, patience=5)
+    result = train(model, data, cfg, seed=0)
+    assert result.val_accuracy >= 0.8 and result.test_accuracy >= 0.7  # the fixture is easy
+    assert result.iterations <= 15 * 6  # stops early once validation stops improving (6 steps an epoch)
+    assert torch.count_nonzero(model.embed.weight[0]) == 0
+
+
+def test_fasttext_mean_ignores_padding():
+    from ticketpack.models.fasttext import FastText
+
+    torch.manual_seed(0)
+    model = FastText((6,), 2, 50, embed_dim=4, init="normal").eval()
+    short = torch.tensor([[3, 7, 0, 0, 0, 0]])
+    same = torch.tensor([[7, 3, 0, 0, 0, 0]])
+    assert torch.allclose(model(short), model(same))
+    mean = model.embed.weight[[3, 7]].mean(0)
+    assert torch.allclose(model(short), model.out(mean)[None], atol=1e-6)
+    assert torch.isfinite(model(torch.zeros((1, 6), dtype=torch.int64))).all()  # an empty document
+
+
+@pytest.mark.parametrize("options", [{}, {"hidden": 8, "dropout": 0.3, "token_dropout": 0.5}])
+def test_fasttext_exports_to_onnx_with_the_same_logits(tmp_path, options):
+    ort = pytest.importorskip("onnxruntime")
+    from ticketpack.models.fasttext import FastText
+
+    torch.manual_seed(0)
+    prep = TextPreprocessing(num_buckets=2**12, max_tokens=32)
+    model = FastText(prep.input_shape, 3, prep.num_buckets, embed_dim=8, init="normal", **options).eval()
+    x = torch.from_numpy(prep.transform(TEXTS))
+    path = tmp_path / "fasttext.onnx"
+    torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ops = {node.op_type for node in __import__("onnx").load(str(path)).graph.node}
+    assert "Gather" in ops and "RandomUniformLike" not in ops and "Mul" not in ops  # no token dropout, no mask multiply
+    for batch in (x, x[:1]):
+        got = session.run(["logits"], {"input": batch.numpy()})[0]
+        with torch.no_grad():
+            want = model(batch).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

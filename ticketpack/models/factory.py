@@ -1,0 +1,146 @@
+"""Turning a model reference into its factory: registry names, ``file.py:factory`` and ``module:factory``.
+
+Importing a user's file runs the user's own code: that happens only here, when a command needs the torch model
+(search, transfer, export), never when a ticket or an ONNX file is read.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ticketpack.errors import TicketpackError
+from ticketpack.models.spec import ModelSource, ModelSpec
+
+
+def _load_file(path: Path):
+    module_name = f"ticketpack_user_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise TicketpackError(f"--model {path}: cannot import this file as Python")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise TicketpackError(f"--model {path}: importing it failed: {type(exc).__name__}: {exc}") from None
+    return module
+
+
+# Models handed over as Python objects (a notebook's factory or module instance), by reference, this process only.
+_OBJECTS: dict[str, Callable] = {}
+OBJECT_PREFIX = "python:"
+
+
+def as_factory(obj: Callable | Any) -> Callable:
+    """A factory for ``obj``: a callable as is; an ``nn.Module`` instance as a factory of copies of it."""
+    from torch import nn
+
+    if isinstance(obj, nn.Module):
+        def copies(**_ignored):
+            return copy.deepcopy(obj)
+
+        copies.__wrapped__ = type(obj)
+        return copies
+    if not callable(obj):
+        raise TicketpackError(f"model must be a registry name, a reference, a factory or an nn.Module, not {type(obj).__name__}")
+    return obj
+
+
+def register_object(obj: Callable | Any, reference: str | None = None) -> str:
+    """Make a factory or module instance buildable by reference in this process; return the reference.
+
+    A factory importable from its module keeps ``module:qualname`` (other processes can import it too);
+    anything else (``__main__``, a local function, an instance) gets ``python:<name>``, which only this process
+    can build: pass the same object again to ``run_transfer``/``export_model`` in a new session.
+    """
+    factory = as_factory(obj)
+    if reference is None:
+        target = getattr(factory, "__wrapped__", factory)
+        module, qualname = getattr(target, "__module__", None), getattr(target, "__qualname__", type(target).__name__)
+        importable = module not in (None, "__main__") and "<" not in qualname and factory is obj
+        reference = f"{module}:{qualname}" if importable else f"{OBJECT_PREFIX}{qualname}"
+    _OBJECTS[reference] = factory
+    return reference
+
+
+def resolve(reference: str) -> tuple[Callable, Path | None]:
+    """The factory a reference names, and its source file (None for built-ins)."""
+    if reference in _OBJECTS:
+        target = getattr(_OBJECTS[reference], "__wrapped__", _OBJECTS[reference])
+        try:
+            path = Path(inspect.getsourcefile(target) or "")
+        except TypeError:
+            path = None
+        return _OBJECTS[reference], path if path and path.is_file() else None
+    if reference.startswith(OBJECT_PREFIX):
+        raise TicketpackError(
+            f"the model {reference!r} was given as a Python object in another session: pass the same factory or "
+            "module again (model=...), or use a path/to/file.py:factory reference"
+        )
+    if ":" not in reference:
+        from ticketpack.models.registry import MODELS
+
+        entry = MODELS.get(reference)
+        return entry.factory, None
+    where, _, attr = reference.rpartition(":")
+    if not where or not attr:
+        raise TicketpackError(f"--model {reference!r}: expected path/to/file.py:factory or package.module:factory")
+    if where.endswith(".py") or "/" in where or "\\" in where:
+        path = Path(where).expanduser().resolve()
+        if not path.is_file():
+            raise TicketpackError(f"--model {reference!r}: file {where} not found")
+        module = _load_file(path)
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ModuleNotFoundError as exc:
+            raise TicketpackError(f"--model {reference!r}: no module named {exc.name!r}") from None
+        except Exception as exc:
+            raise TicketpackError(f"--model {reference!r}: importing {where} failed: {type(exc).__name__}: {exc}") from None
+        path = Path(module.__file__).resolve() if getattr(module, "__file__", None) else None
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        known = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
+                       and getattr(v, "__module__", None) == module.__name__)
+        raise TicketpackError(f"--model {reference!r}: no callable {attr!r} in {where}"
+                              + (f"; callables there: {', '.join(known)}" if known else ""))
+    return factory, path
+
+
+def source_of(spec: ModelSpec) -> ModelSource:
+    """The reference plus the sha256 of the factory's source file (built-ins: ticketpack's version is enough)."""
+    if not spec.is_reference:
+        return ModelSource(reference=spec.name)
+    factory, path = resolve(spec.name)
+    if path is None:
+        try:
+            path = Path(inspect.getsourcefile(getattr(factory, "__wrapped__", factory)) or "")
+        except TypeError:
+            path = None
+    if not path or not path.is_file():
+        return ModelSource(reference=spec.name)
+    return ModelSource(reference=spec.name, file=str(path), sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+def check_source(recorded: ModelSource | None, spec: ModelSpec, allow_changed: bool = False) -> None:
+    """Refuse to rebuild a model whose factory source changed since ``recorded`` (unless ``allow_changed``)."""
+    if recorded is None or recorded.sha256 is None or allow_changed:
+        return
+    now = source_of(spec)
+    if now.sha256 != recorded.sha256:
+        raise TicketpackError(
+            f"the model source {now.file or recorded.file} changed since the ticket was made (sha256 "
+            f"{recorded.sha256[:12]}… then, {(now.sha256 or 'missing')[:12]}… now); restore it, or pass "
+            "--allow-changed-model to use it anyway"
+        )

@@ -1,0 +1,70 @@
+"""fastText-style text classifier (Joulin et al., 2017) over hashed word n-gram ids; id 0 is padding.
+
+The document vector is the mean of the embeddings of its non-padding ids: ``nn.Embedding(padding_idx=0)`` keeps
+row 0 at zero, so the model just sums all rows and divides by the number of nonzero ids (no mask multiply; in ONNX
+that is Gather → ReduceSum, and NotEqual → Cast → ReduceSum → Max → Div). An optional hidden layer (ReLU) and
+dropout follow, then a linear output layer.
+
+Embeddings start at zero (``init="zero"``, the default): an id never seen in training then stays exactly zero, as
+an unseen feature has zero weight in a linear model, instead of adding random noise to a test document. With a
+hidden layer the gradient still reaches them through its random weights; without one, through the output layer's.
+
+``token_dropout`` drops whole ids (they become padding) while training, a strong regularizer for a bag of n-grams
+on a few thousand reviews; in eval mode (and so in an exported graph) it does nothing. ``sparse=True`` gives the
+embedding sparse gradients, which ticketpack's trainer updates row by row (SparseAdam): a dense Adam step over a
+2^20-row table costs ~30x more per step on CPU. ``pool="sqrt"`` divides the sum by sqrt(count) instead.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+
+class FastText(nn.Module):
+    """``FastText(input_shape, num_classes, vocab_size, **options)``; input int64 ids (batch, max_tokens)."""
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        vocab_size: int,
+        embed_dim: int = 16,
+        hidden: int = 0,
+        dropout: float = 0.0,
+        init: Literal["zero", "uniform", "normal"] = "zero",
+        sparse: bool = True,
+        pool: Literal["mean", "sqrt"] = "mean",
+        token_dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if embed_dim < 1 or hidden < 0 or not 0.0 <= dropout < 1.0 or not 0.0 <= token_dropout < 1.0:
+            raise ValueError("fasttext needs embed_dim >= 1, hidden >= 0, 0 <= dropout < 1 and 0 <= token_dropout < 1")
+        if init not in ("zero", "uniform", "normal"):
+            raise ValueError(f"fasttext init must be zero, uniform or normal, not {init!r}")
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0, sparse=sparse)
+        with torch.no_grad():
+            if init == "zero":
+                self.embed.weight.zero_()
+            elif init == "uniform":
+                self.embed.weight.uniform_(-1.0 / embed_dim, 1.0 / embed_dim)
+            self.embed.weight[0].zero_()
+        if pool not in ("mean", "sqrt"):
+            raise ValueError(f"fasttext pool must be mean or sqrt, not {pool!r}")
+        self.pool = pool
+        self.token_dropout = token_dropout
+        self.hidden = nn.Linear(embed_dim, hidden) if hidden else None
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden or embed_dim, num_classes)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.training and self.token_dropout > 0:  # drop whole ids (they become padding); not in eval or export
+            ids = ids * (torch.rand(ids.shape, device=ids.device) >= self.token_dropout)
+        summed = self.embed(ids).sum(1)
+        count = (ids != 0).sum(1, keepdim=True).to(summed.dtype).clamp(min=1.0)
+        h = summed / (count if self.pool == "mean" else count.sqrt())
+        if self.hidden is not None:
+            h = self.hidden(self.dropout(h)).relu()
+        return self.out(self.dropout(h))

@@ -1,0 +1,96 @@
+"""Which weights a mask covers, found by module type on any ``nn.Module``, and which layer is the output layer.
+
+Prunable: the weight of every ``Linear``, ``Conv1d``, ``Conv2d`` and ``Embedding``, and the input projection of
+every ``MultiheadAttention`` (its output projection is a ``Linear``). Biases and norms are never pruned at weight
+granularity. ``include`` / ``exclude`` are glob patterns over parameter names (``fnmatch``), applied in that order.
+
+The output layer (which may have its own prune rate) is the prunable layer that produces the model's output:
+found by running an example batch with forward hooks, or named explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
+
+import torch
+from torch import nn
+
+from ticketpack.errors import TicketpackError
+
+LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding)
+
+
+def _weights_of(name: str, module: nn.Module) -> list[str]:
+    prefix = f"{name}." if name else ""
+    if isinstance(module, LAYER_TYPES):
+        return [f"{prefix}weight"]
+    if isinstance(module, nn.MultiheadAttention):
+        own = ["in_proj_weight"] if module.in_proj_weight is not None else ["q_proj_weight", "k_proj_weight", "v_proj_weight"]
+        return [prefix + p for p in own]
+    return []
+
+
+def candidate_names(model: nn.Module) -> list[str]:
+    """Every weight of a prunable layer type, in module order."""
+    params = dict(model.named_parameters())
+    return [n for name, m in model.named_modules() for n in _weights_of(name, m) if n in params]
+
+
+def prunable_names(model: nn.Module, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> list[str]:
+    """The weights a mask covers: candidates matching any ``include`` pattern (all when none) and no ``exclude``."""
+    names = candidate_names(model)
+    for pattern in [*include, *exclude]:
+        if not any(fnmatchcase(n, pattern) for n in names):
+            raise TicketpackError(f"prune pattern {pattern!r} matches no prunable weight; prunable: {', '.join(names)}")
+    if include:
+        names = [n for n in names if any(fnmatchcase(n, p) for p in include)]
+    names = [n for n in names if not any(fnmatchcase(n, p) for p in exclude)]
+    if not names:
+        raise TicketpackError("no prunable weight left after --prune-include/--prune-exclude")
+    return names
+
+
+def output_layer(model: nn.Module, example: torch.Tensor) -> str:
+    """The module name of the last prunable layer whose output feeds the model's output.
+
+    The layer whose output tensor *is* the model's output wins; otherwise (a reshape or an op after it) the last
+    prunable layer called whose last output dimension equals the number of classes.
+    """
+    calls: list[tuple[str, torch.Tensor]] = []
+    hooks = []
+    for name, m in model.named_modules():
+        if isinstance(m, (*LAYER_TYPES, nn.MultiheadAttention)):
+            def hook(_m, _inp, out, name=name):
+                calls.append((name, out[0] if isinstance(out, tuple) else out))
+            hooks.append(m.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits = model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    for name, out in reversed(calls):
+        if out is logits:
+            return name
+    classes = logits.shape[-1]
+    for name, out in reversed(calls):
+        if isinstance(out, torch.Tensor) and out.shape[-1] == classes:
+            return name
+    raise TicketpackError("cannot tell which layer produces the model's output; name it with --output-layer")
+
+
+def output_weights(model: nn.Module, layer: str, prunable: Sequence[str]) -> list[str]:
+    """The prunable weights of module ``layer``."""
+    modules = dict(model.named_modules())
+    if layer not in modules:
+        raise TicketpackError(f"--output-layer {layer!r} is not a module of the model")
+    return [n for n in _weights_of(layer, modules[layer]) if n in prunable]
+
+
+def parameters(model: nn.Module, names: Sequence[str]) -> dict[str, torch.Tensor]:
+    params = dict(model.named_parameters())
+    return {n: params[n] for n in names}
