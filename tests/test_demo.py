@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ticketpack.demo import DemoConfig, DemoSummary, run_demo
-from ticketpack.evaluate import validate_model
+from ticketpack.runtime.validate import validate_model
 
 
 def test_demo_runs_every_stage_and_writes_a_summary(tmp_path):

@@ -80,7 +80,7 @@ def test_accuracy_comes_with_per_class_accuracy_and_a_confusion_matrix(report):
 
 
 def test_split_comes_from_the_card_unless_seed_overrides(report, exported_digits):
-    from ticketpack.serve.predictor import load
+    from ticketpack.runtime.predictor import load
 
     card = load(exported_digits).card
     assert (report.dataset, report.seed, report.split) == ("digits", card.provenance.seed, "test")

@@ -15,10 +15,7 @@ from typer.testing import CliRunner
 
 from ticketpack.cli.app import app
 from ticketpack.errors import GateFailed
-from ticketpack.export.card import CARD_KEY, ModelCard, parse_card
-from ticketpack.export.cardio import read_card
 from ticketpack.export.compact import compact
-from ticketpack.export.digest import weights_digest
 from ticketpack.export.exporter import (
     ExportConfig,
     ExportResult,
@@ -26,6 +23,10 @@ from ticketpack.export.exporter import (
     export_prepared,
     prepare,
 )
+from ticketpack.runtime.card import CARD_KEY, ModelCard, parse_card
+from ticketpack.runtime.cardio import read_card
+from ticketpack.runtime.digest import weights_digest
+from ticketpack.runtime.validate import validate_model
 from ticketpack.search import Ticket, search
 
 from conftest import copy_with_schema_version, text_config, tiny_config
@@ -112,6 +113,15 @@ def test_neuron_ticket_compacts_into_smaller_layers_with_the_same_logits(neuron_
     assert np.abs(_ort(tmp_path / "c.onnx", prepared.x_test) - _ort(tmp_path / "d.onnx", prepared.x_test)).max() <= 1e-5
 
 
+def test_export_leaves_torch_threads_and_rng_as_it_found_them(digits_ticket, tmp_path):
+    before = torch.get_num_threads()
+    torch.manual_seed(1234)
+    rng = torch.random.get_rng_state()
+    export_model(digits_ticket, tmp_path / "m.onnx", level=1, format="dense", threads=before + 1)
+    assert torch.get_num_threads() == before  # it ran the reference with before + 1 threads and built a model
+    assert torch.equal(torch.random.get_rng_state(), rng)
+
+
 def test_sparse_file_is_smaller_than_dense_and_shrinks_with_sparsity(exports):
     dense = exports[("lenet", "dense", "none")][1]
     sparse = exports[("lenet", "sparse", "none")][1]
@@ -166,7 +176,7 @@ def test_weights_digest_is_in_the_card_and_detects_a_changed_weight(exports):
 
 
 def test_raw_text_gives_the_pytorch_logits_through_the_onnx_file_alone(exports, text_ticket):
-    from ticketpack.serve.predictor import load
+    from ticketpack.runtime.predictor import load
 
     path, _ = exports[("bow", "sparse", "none")]
     texts = ["A wonderful, moving book; I loved every page.", "Dull plot and wooden characters. Returned it.",
@@ -372,13 +382,11 @@ def test_transfer_run_with_an_unknown_strategy_exits_2_listing_the_available_one
 @pytest.mark.parametrize("name", ["lenet", "bow"])
 @pytest.mark.parametrize("fmt,quantize", VARIANTS)
 def test_every_export_passes_ticketpack_validate_strict(exports, name, fmt, quantize):
-    evaluate = pytest.importorskip("ticketpack.evaluate")
-    report = evaluate.validate_model(exports[(name, fmt, quantize)][0], strict=True)
+    report = validate_model(exports[(name, fmt, quantize)][0], strict=True)
     assert report.passed, [c for c in report.checks if not c.passed]
 
 
 def test_exported_remapped_embedding_passes_ticketpack_validate(text_ticket, tmp_path):
-    evaluate = pytest.importorskip("ticketpack.evaluate")
     prepared = prepare(text_ticket, level=2, threads=1)
     with torch.no_grad():
         prepared.model.embed.weight[torch.from_numpy(np.random.default_rng(1).random(512) < 0.7)] = 0.0
@@ -386,7 +394,7 @@ def test_exported_remapped_embedding_passes_ticketpack_validate(text_ticket, tmp
     prepared.state = {k: v.detach().numpy().copy() for k, v in prepared.model.state_dict().items()}
     for fmt in ("compact", "sparse"):
         export_prepared(prepared, tmp_path / f"{fmt}.onnx", ExportConfig(format=fmt, threads=1))
-        report = evaluate.validate_model(tmp_path / f"{fmt}.onnx", strict=True)
+        report = validate_model(tmp_path / f"{fmt}.onnx", strict=True)
         assert report.passed, [c for c in report.checks if not c.passed]
 
 

@@ -18,7 +18,7 @@ import ticketpack
 from ticketpack.cli.app import app
 from ticketpack.errors import TicketpackError
 from ticketpack.evaluate.predict import Predictions
-from ticketpack.export.card import CARD_KEY
+from ticketpack.runtime.card import CARD_KEY
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]

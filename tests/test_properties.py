@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -154,7 +153,7 @@ def test_image_inputs_become_finite_float32_or_a_user_error_without_warnings(x):
 @given(st.lists(st.one_of(st.just("   "), st.just(""), st.text(alphabet=" \t\n\r", max_size=5)), min_size=1, max_size=3),
        st.integers(0, 3))
 def test_empty_or_blank_texts_are_found(blanks, at):
-    from ticketpack.serve.predictor import check_texts, empty_text_index
+    from ticketpack.runtime.predictor import check_texts, empty_text_index
 
     texts = ["some words"] * at + blanks
     assert empty_text_index(texts) == at
@@ -174,8 +173,8 @@ accuracy_st = st.one_of(st.none(), st.floats(0, 1))
 def test_card_survives_embedding_in_onnx_and_reading_back(exported_digits, labels, acc, dense, domain):
     import onnx
 
-    from ticketpack.export.card import parse_card
-    from ticketpack.export.cardio import card_json, embed_card
+    from ticketpack.runtime.card import parse_card
+    from ticketpack.runtime.cardio import card_json, embed_card
 
     model = onnx.load(str(exported_digits), load_external_data=False)
     card = parse_card(card_json(model))
@@ -194,7 +193,7 @@ def test_card_survives_embedding_in_onnx_and_reading_back(exported_digits, label
 @FAST
 @given(st.text(max_size=200))
 def test_card_parser_refuses_garbage_with_a_user_error(text):
-    from ticketpack.export.card import parse_card
+    from ticketpack.runtime.card import parse_card
 
     try:
         parse_card(text, "fuzz")
@@ -222,8 +221,7 @@ def test_bitmask_encoding_decodes_to_the_same_weights(w, density, seed):
     import onnxruntime as ort
     from onnx import checker, numpy_helper
 
-    from ticketpack.evaluate.validate import _stored_weight
-    from ticketpack.export.encode import bitmask_encode
+    from ticketpack.runtime.storage import bitmask_encode, nonzero_count, stored_weight
 
     rng = np.random.default_rng(seed)
     w = np.where(rng.random(w.shape) < density, w, np.float32(0)).astype(np.float32)
@@ -234,8 +232,10 @@ def test_bitmask_encoding_decodes_to_the_same_weights(w, density, seed):
     if encoded:  # only stored sparse when it saves bytes
         assert "w.bits" in arrays_ and "w.values" in arrays_
         assert arrays_["w.values"].size == max(1, int(np.count_nonzero(w)))
-    key, nonzero, quantized = _stored_weight(arrays_, SimpleNamespace(name="w", shape=list(w.shape)))
+    key, nonzero, quantized = nonzero_count(arrays_, "w", list(w.shape))
     assert nonzero == int(np.count_nonzero(w)) and not quantized
+    key, stored, quantized = stored_weight(arrays_, "w", list(w.shape))
+    assert key == "w" and np.array_equal(stored.reshape(w.shape), w)  # decoded by the same code that names the parts
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     decoded = sess.run(["y"], {})[0]
     assert decoded.dtype == np.float32 and np.array_equal(decoded, w)  # bit for bit, zeros included

@@ -8,8 +8,8 @@ import torch
 
 from ticketpack.data import SplitConfig, get
 from ticketpack.export.exporter import export_model
+from ticketpack.runtime.predictor import load
 from ticketpack.search import SearchConfig, Ticket, search
-from ticketpack.serve.predictor import load
 from ticketpack.transfer import TransferConfig, TransferRun, run_transfer
 
 from conftest import shared_data_or_skip

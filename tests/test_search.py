@@ -51,6 +51,15 @@ def test_late_rewinding_saves_the_weights_after_k_steps(tmp_path):
     assert not torch.equal(init["hidden.0.weight"], rewind["hidden.0.weight"])
 
 
+def test_search_leaves_torch_threads_and_rng_as_it_found_them(tmp_path):
+    before = torch.get_num_threads()
+    torch.manual_seed(1234)
+    rng = torch.random.get_rng_state()
+    search(tiny_config(train={"epochs": 1}, prune={"rounds": 1}, threads=before + 1), tmp_path / "t")
+    assert torch.get_num_threads() == before  # the search ran with before + 1 threads and seeded torch itself
+    assert torch.equal(torch.random.get_rng_state(), rng)
+
+
 def test_same_seed_gives_the_same_mask_hash_and_another_seed_does_not(tmp_path):
     a = search(tiny_config(), tmp_path / "a")
     b = search(tiny_config(), tmp_path / "b")

@@ -12,8 +12,8 @@ from onnx import numpy_helper
 from typer.testing import CliRunner
 
 from ticketpack.cli.app import app
-from ticketpack.evaluate import ValidationReport, validate_model
-from ticketpack.export.card import CARD_KEY, ModelCard
+from ticketpack.runtime.card import CARD_KEY, ModelCard
+from ticketpack.runtime.validate import ValidationReport, validate_model
 
 runner = CliRunner()
 

@@ -19,8 +19,8 @@ from ticketpack.version import __version__
 arm_from_env()  # a worker process that `transfer` or `serve` started dies with it, armed as early as possible
 
 _LAZY = {
-    "load": "ticketpack.serve.predictor",  # torch-free
-    "Predictor": "ticketpack.serve.predictor",  # torch-free
+    "load": "ticketpack.runtime.predictor",  # torch-free
+    "Predictor": "ticketpack.runtime.predictor",  # torch-free
     "search_ticket": "ticketpack.search",
     "SearchConfig": "ticketpack.search",
     "Ticket": "ticketpack.search",
@@ -28,7 +28,7 @@ _LAZY = {
     "TransferConfig": "ticketpack.transfer",
     "export_model": "ticketpack.export.exporter",
     "evaluate_model": "ticketpack.evaluate",  # torch-free
-    "validate_model": "ticketpack.evaluate",  # torch-free
+    "validate_model": "ticketpack.runtime.validate",  # torch-free
 }
 
 __all__ = ["GateFailed", "TicketpackError", "__version__", *_LAZY]

@@ -15,14 +15,14 @@ FILE_MODELS: dict[str, str] = {
     "demo-summary": "ticketpack.demo:DemoSummary",
     "ticket-manifest": "ticketpack.search.manifest:TicketManifest",
     "search-config": "ticketpack.search.config:SearchConfig",
-    "model-card": "ticketpack.export.card:ModelCard",
+    "model-card": "ticketpack.runtime.card:ModelCard",
     "export-result": "ticketpack.export.exporter:ExportResult",
     "transfer-config": "ticketpack.transfer.config:TransferConfig",
     "transfer-plan": "ticketpack.transfer.records:TransferPlan",
     "transfer-job-result": "ticketpack.transfer.records:JobResult",
     "transfer-report": "ticketpack.transfer.records:TransferReport",
     "evaluation-report": "ticketpack.evaluate.report:EvaluationReport",
-    "validation-report": "ticketpack.evaluate.report:ValidationReport",
+    "validation-report": "ticketpack.runtime.validate:ValidationReport",
     "serve-config": "ticketpack.serve.config:ServeConfig",
 }
 

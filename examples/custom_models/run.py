@@ -28,9 +28,9 @@ RUNS = [
     {"name": "branches", "dataset": "digits", "source": "clean", "options": {"wide": 256, "narrow": 64},
      "train": {"epochs": 30}, "prune": {"rounds": 8, "rate": 0.25}},
     {"name": "transformer", "dataset": str(REVIEWS), "source": "books",
-     "options": {"dim": 64, "heads": 4, "layers": 2, "ff": 256, "dropout": 0.1},
-     "text": {"ngrams": 1, "num_buckets": 16384, "max_tokens": 256},  # words in order: a sequence model
-     "train": {"epochs": 8, "optimizer": "adamw", "lr": 0.001, "batch_size": 32}, "prune": {"rounds": 6, "rate": 0.3}},
+     "options": {"dim": 32, "heads": 4, "layers": 2, "ff": 128, "dropout": 0.1},
+     "text": {"ngrams": 1, "num_buckets": 4096, "max_tokens": 128},  # words in order: a sequence model
+     "train": {"epochs": 4, "optimizer": "adamw", "lr": 0.002, "batch_size": 32}, "prune": {"rounds": 4, "rate": 0.4}},
 ]
 
 

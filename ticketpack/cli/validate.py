@@ -1,4 +1,4 @@
-"""`ticketpack validate`: ticketpack.evaluate.validate_model → a short table; exit 1 when a check fails."""
+"""`ticketpack validate`: ticketpack.runtime.validate.validate_model → a short table; exit 1 when a check fails."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def validate_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Check an exported model: ONNX checker, card, signature, weight digest, sparsity, ORT load, smoke inference."""
-    from ticketpack.evaluate import validate_model
+    from ticketpack.runtime.validate import validate_model
 
     report = validate_model(model, strict=strict)
     if json_out:

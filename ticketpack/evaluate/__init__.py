@@ -1,19 +1,13 @@
-"""Checking and measuring exported models on ONNX Runtime (torch-free): validate, evaluate, gates, reports."""
+"""Measuring exported models on ONNX Runtime (torch-free): evaluate, predict, gates, reports.
+
+Validation of one file (``validate_model``) lives in :mod:`ticketpack.runtime.validate`, below both this package
+and ``serve``."""
 
 from ticketpack.evaluate.evaluate import evaluate_model
-from ticketpack.evaluate.report import (
-    Check,
-    EvaluationReport,
-    Gates,
-    GateResult,
-    LatencyStats,
-    ModelResult,
-    ValidationReport,
-)
 from ticketpack.evaluate.predict import PredictionRow, Predictions, predict_rows
-from ticketpack.evaluate.validate import validate_model
+from ticketpack.evaluate.report import EvaluationReport, Gates, GateResult, LatencyStats, ModelResult
 
 __all__ = [
-    "Check", "EvaluationReport", "GateResult", "Gates", "LatencyStats", "ModelResult", "ValidationReport",
-    "PredictionRow", "Predictions", "evaluate_model", "predict_rows", "validate_model",
+    "EvaluationReport", "GateResult", "Gates", "LatencyStats", "ModelResult",
+    "PredictionRow", "Predictions", "evaluate_model", "predict_rows",
 ]

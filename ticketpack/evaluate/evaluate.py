@@ -50,7 +50,7 @@ class _Data:
 
 
 def _open(path: Path, provider: str, threads: int | None):
-    from ticketpack.serve.predictor import Predictor
+    from ticketpack.runtime.predictor import Predictor
 
     path = Path(path)
     if not path.is_file():
@@ -62,7 +62,7 @@ def _verify_digest(pred, say: Callable[[str], None]) -> None:
     """Refuse a model whose weights are not the ones its card records (as `validate` and `serve` do), and say so."""
     import onnx
 
-    from ticketpack.export.digest import weights_digest
+    from ticketpack.runtime.digest import weights_digest
 
     try:
         got = weights_digest(onnx.load(str(pred.path)))

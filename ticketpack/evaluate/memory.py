@@ -69,8 +69,8 @@ def session_peak_mb(path: str, provider: str, threads: int | None, batch: int) -
     """Peak RSS added by opening ``path`` and running one batch of ``batch`` twice, in *this* process."""
     import numpy as np
 
-    from ticketpack.evaluate.validate import smoke_batch
-    from ticketpack.serve.predictor import Predictor
+    from ticketpack.runtime.predictor import Predictor
+    from ticketpack.runtime.validate import smoke_batch
 
     _prime_onnxruntime()
     with peak_memory() as mem:

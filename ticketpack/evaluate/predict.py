@@ -42,7 +42,7 @@ def predict_rows(
     threads: int | None = None,
 ) -> Predictions:
     from ticketpack.evaluate.inputs import read_file
-    from ticketpack.serve.predictor import load
+    from ticketpack.runtime.predictor import load
 
     if texts and input_file is not None:
         raise TicketpackError("give texts or --input FILE, not both")
@@ -59,7 +59,7 @@ def predict_rows(
     else:
         raw, _ = read_file(Path(input_file), kind)
     if kind == "text":
-        from ticketpack.serve.predictor import empty_text_index
+        from ticketpack.runtime.predictor import empty_text_index
 
         if (i := empty_text_index(raw)) is not None:  # training refuses such texts, so no prediction for them
             where = f"{input_file}: row {i + 1}" if input_file is not None else f"text {i + 1}"

@@ -1,6 +1,7 @@
-"""The result documents of `ticketpack evaluate` and `ticketpack validate`, and the gates a CI run sets.
+"""The result document of `ticketpack evaluate`, and the gates a CI run sets (`ticketpack validate`'s report is
+:class:`ticketpack.runtime.validate.ValidationReport`).
 
-All three are pydantic models: the CLI renders them, ``--json`` writes them, ``schemas/`` holds their JSON Schemas.
+Both are pydantic models: the CLI renders them, ``--json`` writes them, ``schemas/`` holds their JSON Schemas.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ticketpack.errors import GateFailed
 
-REPORT_SCHEMA_VERSION = 1
 EVALUATION_SCHEMA_VERSION = 2  # 2: size and memory ratios read model / baseline; weights_digest_verified
 
 
@@ -149,31 +149,3 @@ class EvaluationReport(_Doc):
         failed = self.failed_gates()
         if failed:
             raise GateFailed("gate failed: " + "; ".join(g.detail for g in failed))
-
-
-# ---------------------------------------------------------------- validate
-
-
-class Check(_Doc):
-    name: str
-    passed: bool
-    detail: str
-
-
-class ValidationReport(_Doc):
-    """What `ticketpack validate` checked in an exported model, one line per check."""
-
-    schema_version: int = REPORT_SCHEMA_VERSION
-    ticketpack_version: str
-    path: str
-    strict: bool
-    passed: bool
-    checks: list[Check]
-
-    def failed(self) -> list[Check]:
-        return [c for c in self.checks if not c.passed]
-
-    def raise_if_failed(self) -> None:
-        bad = self.failed()
-        if bad:
-            raise GateFailed(f"{self.path} failed validation: " + "; ".join(f"{c.name}: {c.detail}" for c in bad))

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ticketpack.models.probe import run_hooked
 from ticketpack.pruning.structure import prune_dead_units, trace
 
 MIN_INPUT_SAVING = 0.125
@@ -158,14 +159,8 @@ def fold_constant_units(model: nn.Module, example: torch.Tensor, structure) -> i
         return 0
     seen: dict[str, torch.Tensor] = {}
     wanted = {s.param.rpartition(".")[0] for _, _, ins in todo for s in ins}
-    hooks = [modules[n].register_forward_pre_hook(lambda _m, inp, n=n: seen.__setitem__(n, inp[0].detach()))
-             for n in wanted]
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for h in hooks:
-            h.remove()
+    run_hooked(model, example, [modules[n].register_forward_pre_hook(
+        lambda _m, inp, n=n: seen.__setitem__(n, inp[0].detach())) for n in wanted])
     folded = 0
     with torch.no_grad():
         for g, constant, ins in todo:
@@ -188,13 +183,7 @@ def fold_constant_units(model: nn.Module, example: torch.Tensor, structure) -> i
 def _called_modules(model: nn.Module, example: torch.Tensor) -> set[str]:
     """Names of the modules whose forward runs (a MultiheadAttention's out_proj is read, never called)."""
     called: set[str] = set()
-    hooks = [m.register_forward_hook(lambda *_a, n=n: called.add(n)) for n, m in model.named_modules()]
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for h in hooks:
-            h.remove()
+    run_hooked(model, example, [m.register_forward_hook(lambda *_a, n=n: called.add(n)) for n, m in model.named_modules()])
     return called
 
 

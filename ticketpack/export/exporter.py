@@ -7,7 +7,7 @@
 Formats: ``dense`` (masked weights as ordinary initializers), ``compact`` (exact structured compaction: dead
 units, channels, embedding dimensions and input features removed, see :mod:`ticketpack.export.compact`) and
 ``sparse`` (compact, then every weight stored as nonzero values plus a bit mask, see
-:mod:`ticketpack.export.encode`); ``quantize="int8"`` applies ONNX Runtime's dynamic quantization on top.
+:mod:`ticketpack.runtime.storage`); ``quantize="int8"`` applies ONNX Runtime's dynamic quantization on top.
 
 Before anything is written: ``onnx.checker`` (full check), an ONNX Runtime session, and ORT logits against
 PyTorch logits on the held-out test split (max abs diff within ``atol``; for int8, the float graph within
@@ -31,7 +31,8 @@ import onnx
 from pydantic import BaseModel, ConfigDict, Field
 
 from ticketpack.errors import GateFailed, TicketpackError
-from ticketpack.export.card import (
+from ticketpack.fileio import atomic_path
+from ticketpack.runtime.card import (
     ExportOptions,
     InputSignature,
     LayerSparsity,
@@ -41,9 +42,10 @@ from ticketpack.export.card import (
     Provenance,
     Sparsity,
 )
-from ticketpack.export.cardio import embed_card
-from ticketpack.export.digest import weights_digest
-from ticketpack.fileio import atomic_path
+from ticketpack.runtime.cardio import embed_card
+from ticketpack.runtime.digest import weights_digest
+from ticketpack.runtime.session import make_session
+from ticketpack.runtime.storage import bitmask_encode, quantize_int8
 from ticketpack.version import __version__
 
 if TYPE_CHECKING:  # torch-side types, imported only when a function needs them
@@ -133,6 +135,7 @@ def prepare(source: Path, level=None, init=None, seed=None, max_accuracy_drop: f
     import torch
 
     from ticketpack.export.sources import select
+    from ticketpack.models.scope import torch_scope
     from ticketpack.pruning.mask import apply_mask
 
     sel = select(Path(source), level, init, seed, max_accuracy_drop)
@@ -146,31 +149,17 @@ def prepare(source: Path, level=None, init=None, seed=None, max_accuracy_drop: f
     model.eval()
     state = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
     x, y = sel.data.test.x, sel.data.test.y
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        with torch.no_grad():
-            logits = np.concatenate([model(torch.from_numpy(np.ascontiguousarray(x[i : i + 1024]))).numpy()
-                                     for i in range(0, len(x), 1024)])
-    finally:
-        torch.set_num_threads(before)
+    with torch_scope(threads), torch.no_grad():
+        logits = np.concatenate([model(torch.from_numpy(np.ascontiguousarray(x[i : i + 1024]))).numpy()
+                                 for i in range(0, len(x), 1024)])
     return Prepared(sel, model, state, x, y, logits, threads)
 
 
 def _session(model_bytes: bytes, threads: int | None):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
     try:
-        return ort.InferenceSession(model_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise GateFailed(f"ONNX Runtime cannot load the exported graph: {first[:300]}") from None
+        return make_session(model_bytes, "cpu", threads)[0]
+    except TicketpackError as exc:
+        raise GateFailed(f"ONNX Runtime cannot load the exported graph: {exc}") from None
 
 
 def _ort_logits(model: onnx.ModelProto, x: np.ndarray, threads: int | None) -> np.ndarray:
@@ -233,7 +222,6 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
     import copy
 
     from ticketpack.export.compact import compact
-    from ticketpack.export.encode import bitmask_encode, quantize_int8
 
     start = time.perf_counter()
     stage = on_stage or (lambda _s: None)
@@ -372,6 +360,7 @@ def export_model(
     from pydantic import ValidationError
 
     from ticketpack.config_files import validation_message
+    from ticketpack.models.scope import torch_scope
 
     try:
         config = ExportConfig(level=level, init=init, seed=seed, format=format, quantize=quantize, opset=opset,
@@ -385,6 +374,7 @@ def export_model(
 
         register_source_model(Path(source), model)
     (on_stage or (lambda _s: None))("loading")
-    prepared = prepare(Path(source), config.level, config.init, config.seed, config.max_accuracy_drop, config.threads,
-                       config.allow_changed_model)
-    return export_prepared(prepared, Path(out), config, on_stage)
+    with torch_scope():  # building the model draws from torch's global RNG: the caller's state is restored
+        prepared = prepare(Path(source), config.level, config.init, config.seed, config.max_accuracy_drop,
+                           config.threads, config.allow_changed_model)
+        return export_prepared(prepared, Path(out), config, on_stage)

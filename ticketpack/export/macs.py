@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ticketpack.models.probe import run_hooked
 from ticketpack.pruning.targets import LAYER_TYPES
 
 
@@ -40,14 +41,5 @@ def layer_macs(model: nn.Module, example: torch.Tensor, prunable: list[str]) -> 
             seen[f"{name}.weight"] = positions * module.weight.numel()
         return fn
 
-    hooks = [m.register_forward_hook(hook(n, m)) for n, m in modules.items()]
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was)
+    run_hooked(model, example, [m.register_forward_hook(hook(n, m)) for n, m in modules.items()])
     return {n: seen[n] for n in prunable if n in seen}

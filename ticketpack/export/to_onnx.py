@@ -28,6 +28,7 @@ from onnx import helper, numpy_helper
 from torch import nn
 
 from ticketpack.errors import TicketpackError
+from ticketpack.runtime.storage import transposed
 
 
 @contextlib.contextmanager
@@ -111,7 +112,7 @@ def name_weights(model: onnx.ModelProto, params: dict[str, np.ndarray]) -> list[
     inits = {t.name: t for t in model.graph.initializer}
     missing = []
     for name, value in params.items():
-        if name in inits or f"{name}.T" in inits:
+        if name in inits or transposed(name) in inits:
             continue
         found = None
         for init_name, t in inits.items():
@@ -121,7 +122,7 @@ def name_weights(model: onnx.ModelProto, params: dict[str, np.ndarray]) -> list[
             if array.shape == value.shape and np.array_equal(array, value):
                 found = (init_name, name)
             elif value.ndim == 2 and array.shape == value.T.shape and np.array_equal(array, value.T):
-                found = (init_name, f"{name}.T")
+                found = (init_name, transposed(name))
             if found:
                 break
         if found is None:
@@ -146,7 +147,7 @@ def gemm_to_matmul(model: onnx.ModelProto) -> None:
             continue
         weight = numpy_helper.to_array(inits[w])
         if attrs.get("transB", 0):
-            name = f"{w}.T" if not w.endswith(".T") else w[:-2]
+            name = transposed(w)
             if name not in inits:
                 t = numpy_helper.from_array(np.ascontiguousarray(weight.T), name)
                 graph.initializer.append(t)

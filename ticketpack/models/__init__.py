@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ticketpack.models.spec import ModelSource, ModelSpec
+from ticketpack.runtime.spec import ModelSource, ModelSpec
 
 _LAZY = {"build": "ticketpack.models.registry", "names": "ticketpack.models.registry",
          "MODELS": "ticketpack.models.registry", "example_input": "ticketpack.models.registry"}

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ticketpack.errors import TicketpackError
-from ticketpack.models.spec import ModelSource, ModelSpec
+from ticketpack.runtime.spec import ModelSource, ModelSpec
 
 
 def _load_file(path: Path):
@@ -75,7 +75,8 @@ def register_object(obj: Callable | Any, reference: str | None = None) -> str:
 
 
 def resolve(reference: str) -> tuple[Callable, Path | None]:
-    """The factory a reference names, and its source file (None for built-ins)."""
+    """The factory a reference (``file.py:factory``, ``module:factory``, a registered object) names, and its source
+    file; registry names are looked up by :func:`ticketpack.models.registry.build`."""
     if reference in _OBJECTS:
         target = getattr(_OBJECTS[reference], "__wrapped__", _OBJECTS[reference])
         try:
@@ -88,11 +89,6 @@ def resolve(reference: str) -> tuple[Callable, Path | None]:
             f"the model {reference!r} was given as a Python object in another session: pass the same factory or "
             "module again (model=...), or use a path/to/file.py:factory reference"
         )
-    if ":" not in reference:
-        from ticketpack.models.registry import MODELS
-
-        entry = MODELS.get(reference)
-        return entry.factory, None
     where, _, attr = reference.rpartition(":")
     if not where or not attr:
         raise TicketpackError(f"--model {reference!r}: expected path/to/file.py:factory or package.module:factory")

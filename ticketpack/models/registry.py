@@ -25,9 +25,9 @@ from ticketpack.models.conv import ConvNet
 from ticketpack.models.fasttext import FastText
 from ticketpack.models.factory import resolve
 from ticketpack.models.mlp import MLP
-from ticketpack.models.spec import ModelSpec
 from ticketpack.models.text import BagOfWords, TextCNN
 from ticketpack.registry import Registry
+from ticketpack.runtime.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -88,14 +88,16 @@ def _where(exc: BaseException) -> str:
 def build(spec: ModelSpec, preprocessing: ImagePreprocessing | TextPreprocessing, num_classes: int,
           example: torch.Tensor | None = None) -> nn.Module:
     """Build ``spec`` for this input and number of classes, and check it on an example batch."""
-    factory, _path = resolve(spec.name)
-    if not spec.is_reference:
+    if spec.is_reference:
+        factory, _path = resolve(spec.name)
+    else:
         entry = MODELS.get(spec.name)
         if preprocessing.kind != entry.kind:
             fits = [n for n in MODELS.names() if MODELS.get(n).kind == preprocessing.kind]
             raise TicketpackError(
                 f"model {spec.name!r} takes {entry.kind} inputs but the dataset is {preprocessing.kind}; try: {', '.join(fits)}"
             )
+        factory = entry.factory
     kwargs = {"input_shape": tuple(preprocessing.input_shape), "num_classes": num_classes}
     if isinstance(preprocessing, TextPreprocessing):
         kwargs["vocab_size"] = preprocessing.num_buckets

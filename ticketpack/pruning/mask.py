@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ticketpack.errors import TicketpackError
-from ticketpack.fileio import tensors_digest
+from ticketpack.models.tensors import tensors_digest
 
 Mask = dict[str, torch.Tensor]
 

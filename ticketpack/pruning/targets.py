@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ticketpack.errors import TicketpackError
+from ticketpack.models.probe import run_hooked
 
 LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding)
 
@@ -58,21 +59,12 @@ def output_layer(model: nn.Module, example: torch.Tensor) -> str:
     prunable layer called whose last output dimension equals the number of classes.
     """
     calls: list[tuple[str, torch.Tensor]] = []
-    hooks = []
-    for name, m in model.named_modules():
-        if isinstance(m, (*LAYER_TYPES, nn.MultiheadAttention)):
-            def hook(_m, _inp, out, name=name):
-                calls.append((name, out[0] if isinstance(out, tuple) else out))
-            hooks.append(m.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            logits = model(example)
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+
+    def hook(name: str):
+        return lambda _m, _inp, out: calls.append((name, out[0] if isinstance(out, tuple) else out))
+
+    logits = run_hooked(model, example, [m.register_forward_hook(hook(n)) for n, m in model.named_modules()
+                                         if isinstance(m, (*LAYER_TYPES, nn.MultiheadAttention))])
     for name, out in reversed(calls):
         if out is logits:
             return name

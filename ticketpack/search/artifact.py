@@ -6,15 +6,15 @@ import re
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from ticketpack import paths
 from ticketpack.data.base import DomainData
 from ticketpack.errors import TicketpackError
-from ticketpack.fileio import load_tensors, read_versioned, sha256_file
-from torch import nn
-
+from ticketpack.fileio import read_versioned, sha256_file
 from ticketpack.models import build, example_input
 from ticketpack.models.factory import check_source
+from ticketpack.models.tensors import load_tensors
 from ticketpack.pruning.mask import Mask, from_file
 from ticketpack.pruning.structure import Structure, expand, trace
 from ticketpack.search.manifest import SCHEMA_VERSION, RoundRecord, TensorFile, TicketManifest

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ticketpack.data.base import SplitConfig
 from ticketpack.data.preprocessing import TextPreprocessing
-from ticketpack.models.spec import ModelSpec
+from ticketpack.runtime.spec import ModelSpec
 from ticketpack.training.config import TrainConfig
 
 

@@ -22,9 +22,11 @@ from ticketpack import paths
 from ticketpack.data import get as get_dataset
 from ticketpack.data.base import DomainData
 from ticketpack.errors import TicketpackError
-from ticketpack.fileio import check_output_dir, save_tensors, write_model
+from ticketpack.fileio import check_output_dir, write_model
 from ticketpack.models import build, example_input
 from ticketpack.models.factory import check_source, source_of
+from ticketpack.models.scope import torch_scope
+from ticketpack.models.tensors import save_tensors
 from ticketpack.pruning import mask as masks
 from ticketpack.pruning.strategies import prune
 from ticketpack.pruning.structure import expand, trace
@@ -90,10 +92,17 @@ def search(
 
     ``model``: a factory or an ``nn.Module`` to use instead of ``config.model.name`` (a notebook needs no file);
     the manifest records its ``module:qualname`` (or ``python:<name>`` when it cannot be imported elsewhere).
+    Torch's thread count and global RNG state are the caller's again when it returns.
     """
+    with torch_scope(config.threads):
+        return _search(config, out, resume, force, on_event, model)
+
+
+def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
+            on_event: Callable[[SearchEvent], None] | None, model: Callable | torch.nn.Module | None) -> TicketManifest:
     if model is not None:
         from ticketpack.models.factory import register_object
-        from ticketpack.models.spec import ModelSpec
+        from ticketpack.runtime.spec import ModelSpec
 
         config = config.model_copy(update={"model": ModelSpec(name=register_object(model), options=config.model.options)})
     out = Path(out)
@@ -104,8 +113,6 @@ def search(
         raise TicketpackError(
             f"--resume: {out} was made with a different configuration; use the same options, or --force to start over"
         )
-    if config.threads:
-        torch.set_num_threads(config.threads)
     data = load_source(config)
     prune_cfg = config.prune
     n_rounds = prune_cfg.planned_rounds

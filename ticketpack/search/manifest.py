@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ticketpack.data.preprocessing import Preprocessing
-from ticketpack.models.spec import ModelSource
+from ticketpack.runtime.spec import ModelSource
 from ticketpack.search.config import SearchConfig, Status
 
 SCHEMA_VERSION = 2  # 2: the manifest carries a digest over its own content

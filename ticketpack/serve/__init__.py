@@ -1,5 +1,2 @@
-"""Serving exported classifiers: the torch-free predictor, and (with the `serve` extra) the HTTP server."""
-
-from ticketpack.serve.predictor import Predictor, load
-
-__all__ = ["Predictor", "load"]
+"""Serving exported classifiers over HTTP (with the `serve` extra). The torch-free predictor the server runs is
+:mod:`ticketpack.runtime.predictor` (``ticketpack.load``)."""

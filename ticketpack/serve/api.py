@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
-from ticketpack.export.card import ExportOptions, InputSignature, Metrics, Provenance
+from ticketpack.runtime.card import ExportOptions, InputSignature, Metrics, Provenance
 
 Pixel = Annotated[float, Strict()]  # a JSON number; "1.0" (a string) is refused, not coerced
 Image = Union[list[Pixel], list[list[Pixel]], list[list[list[Pixel]]]]  # flat C*H*W, H×W, or C×H×W

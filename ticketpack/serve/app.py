@@ -242,7 +242,7 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
         if model.kind == "image" and is_text:
             raise ApiError(422, "wrong_input_kind", f"model {model.name!r} takes images: inputs must be nested lists of numbers", "inputs")
         if is_text:
-            from ticketpack.serve.predictor import empty_text_index
+            from ticketpack.runtime.predictor import empty_text_index
 
             if (i := empty_text_index(inputs)) is not None:
                 raise ApiError(422, "empty_text", f"input {i} is empty or only whitespace: give some text to classify",

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ticketpack.errors import TicketpackError
+from ticketpack.runtime.predictor import Predictor, softmax
+from ticketpack.runtime.validate import validate_model
 from ticketpack.serve.api import ModelInfo
 from ticketpack.serve.config import ModelSource, ServeConfig
-from ticketpack.serve.predictor import Predictor, softmax
 
 
 @dataclass
@@ -54,8 +55,6 @@ class ServedModel:
 
 
 def _validation_failure(source: ModelSource, config: ServeConfig) -> str | None:
-    from ticketpack.evaluate.validate import validate_model
-
     try:
         report = validate_model(source.path, provider=config.provider, threads=config.threads)
     except TicketpackError as exc:

@@ -15,7 +15,8 @@ import torch
 
 from ticketpack.data.base import DomainData
 from ticketpack.errors import TicketpackError
-from ticketpack.fileio import read_model, save_tensors, sha256_file, write_model
+from ticketpack.fileio import read_model, sha256_file, write_model
+from ticketpack.models.tensors import save_tensors
 from ticketpack.pruning import mask as masks
 from ticketpack.search import Ticket, search
 from ticketpack.search.imp import derive_seed

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ticketpack.models.spec import ModelSpec
+from ticketpack.runtime.spec import ModelSpec
 from ticketpack.search.config import SearchConfig
 from ticketpack.training.config import TrainConfig
 from ticketpack.transfer.config import TransferConfig

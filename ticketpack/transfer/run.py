@@ -20,7 +20,8 @@ from ticketpack.data import get as get_dataset
 from ticketpack.data.base import DomainData
 from ticketpack.data.registry import names as dataset_names
 from ticketpack.errors import TicketpackError
-from ticketpack.fileio import check_output_dir, load_tensors, read_model, sha256_file, write_model
+from ticketpack.fileio import check_output_dir, read_model, sha256_file, write_model
+from ticketpack.models.tensors import load_tensors
 from ticketpack.pruning.mask import Mask, from_file
 from ticketpack.search import SearchConfig, Ticket
 from ticketpack.search.imp import load_source

@@ -1,4 +1,10 @@
-"""Storage encodings applied to a built graph: ONNX Runtime dynamic int8 quantization, and sparse weights.
+"""How an exported graph stores a weight, written once: the names, the encodings (ONNX Runtime dynamic int8
+quantization, sparse bit masks) and the decoding back to one array per weight (torch-free).
+
+A prunable weight ``w`` is stored as the initializer ``w``, or ``w.T`` when a linear layer's weight is kept
+transposed (:func:`transposed`); int8 quantization renames it ``<stored>_quantized`` with ``<stored>_zero_point`` and
+``<stored>_scale`` beside it; the bit-mask encoding replaces an initializer ``x`` by ``x.values`` + ``x.bits``.
+:func:`stored_weight` finds a weight in any of these forms.
 
 Sparse weights (``bitmask``): a weight ``W`` with enough zeros is stored as its nonzero values in row-major order
 (``W.values``) plus one bit per entry (``W.bits``, packed little-endian in uint8), and rebuilt by standard ops:
@@ -23,6 +29,28 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ticketpack.errors import TicketpackError
+
+TRANSPOSED = ".T"
+QUANTIZED = "_quantized"
+
+
+def transposed(name: str) -> str:
+    """The initializer name of weight ``name`` stored transposed (and back: ``transposed(transposed(w)) == w``)."""
+    return name[: -len(TRANSPOSED)] if name.endswith(TRANSPOSED) else name + TRANSPOSED
+
+
+def zero_point(base: str) -> str:
+    return base + "_zero_point"
+
+
+def scale(base: str) -> str:
+    return base + "_scale"
+
+
+def bitmask_parts(name: str) -> tuple[str, str]:
+    """The two initializers that replace a bit-mask encoded ``name``: its nonzero values and its packed bits."""
+    return name + ".values", name + ".bits"
+
 
 ENCODABLE = {TensorProto.FLOAT: np.float32, TensorProto.INT8: np.int8, TensorProto.UINT8: np.uint8}
 MIN_SAVING_BYTES = 512
@@ -62,9 +90,10 @@ def bitmask_encode(model: onnx.ModelProto, min_saving_bytes: int = MIN_SAVING_BY
             keep.append(t)
             continue
         n, name = flat.size, t.name
-        new_inits += [numpy_helper.from_array(values, f"{name}.values"), numpy_helper.from_array(bits[:, None], f"{name}.bits")]
+        values_name, bits_name = bitmask_parts(name)
+        new_inits += [numpy_helper.from_array(values, values_name), numpy_helper.from_array(bits[:, None], bits_name)]
         zero = const(f"bitmask.zero_{array.dtype}", np.zeros((), dtype=array.dtype))
-        shifted = node("BitShift", [f"{name}.bits", const("bitmask.shifts", np.arange(8, dtype=np.uint8)[None, :])],
+        shifted = node("BitShift", [bits_name, const("bitmask.shifts", np.arange(8, dtype=np.uint8)[None, :])],
                        f"{name}/shifted", direction="RIGHT")
         bit = node("Mod", [shifted, const("bitmask.two", np.array(2, dtype=np.uint8))], f"{name}/bit")
         flat_bits = node("Reshape", [bit, const("bitmask.flat", np.array([-1], dtype=np.int64))], f"{name}/flat_bits")
@@ -75,7 +104,7 @@ def bitmask_encode(model: onnx.ModelProto, min_saving_bytes: int = MIN_SAVING_BY
                                const("bitmask.axis", np.array(0, dtype=np.int64))], f"{name}/rank")
         pos = node("Max", [node("Sub", [rank, const("bitmask.one", np.array(1, dtype=np.int64))], f"{name}/rank0"),
                            const("bitmask.zero_pos", np.array(0, dtype=np.int64))], f"{name}/pos")
-        picked = node("Gather", [f"{name}.values", pos], f"{name}/picked", axis=0)
+        picked = node("Gather", [values_name, pos], f"{name}/picked", axis=0)
         dense = node("Where", [mask, picked, zero], f"{name}/dense")
         shape = const(f"bitmask.shape_{'x'.join(map(str, array.shape))}", np.array(array.shape, dtype=np.int64))
         node("Reshape", [dense, shape], name)
@@ -128,13 +157,57 @@ def _symmetric_gather_tables(float_model: onnx.ModelProto, model: onnx.ModelProt
         for name in node.input:
             users.setdefault(name, set()).add(node.op_type)
     for name, t in inits.items():
-        base = name.removesuffix("_quantized")
+        base = name.removesuffix(QUANTIZED)
         if (base == name or t.data_type != TensorProto.UINT8 or base not in floats
-                or users.get(name, set()) - {"Gather"} or f"{base}_zero_point" not in inits):
+                or users.get(name, set()) - {"Gather"} or zero_point(base) not in inits):
             continue
         w = numpy_helper.to_array(floats[base]).astype(np.float32)
-        scale = np.float32(max(float(np.abs(w).max()), 1e-12) / 127.0)
-        q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
+        step = np.float32(max(float(np.abs(w).max()), 1e-12) / 127.0)
+        q = np.clip(np.rint(w / step), -127, 127).astype(np.int8)
         t.CopyFrom(numpy_helper.from_array(q, name))
-        inits[f"{base}_zero_point"].CopyFrom(numpy_helper.from_array(np.array(0, dtype=np.int8), f"{base}_zero_point"))
-        inits[f"{base}_scale"].CopyFrom(numpy_helper.from_array(np.array(scale, dtype=np.float32), f"{base}_scale"))
+        inits[zero_point(base)].CopyFrom(numpy_helper.from_array(np.array(0, dtype=np.int8), zero_point(base)))
+        inits[scale(base)].CopyFrom(numpy_helper.from_array(np.array(step, dtype=np.float32), scale(base)))
+
+
+def stored_weight(arrays: dict[str, np.ndarray], name: str, shape: list[int]) -> tuple[str, np.ndarray, bool] | None:
+    """Find weight ``name`` (of ``shape`` as exported) among a graph's initializers in any of the storage forms above;
+    return (initializer name, its stored values with any bit mask decoded, whether it is int8-quantized), or None.
+
+    A quantized weight's values are its int8/uint8 codes: one is "zero" when it equals the zero point (see
+    :func:`nonzero_count`).
+    """
+    size = int(np.prod(shape))
+    for base in (name, transposed(name)):
+        for suffix in ("", QUANTIZED):
+            key = base + suffix
+            values_name, bits_name = bitmask_parts(key)
+            if key in arrays:
+                stored = arrays[key]
+                if list(stored.shape) not in (list(shape), list(shape)[::-1]):
+                    raise TicketpackError(f"{name}: stored shape {list(stored.shape)}, card says {shape}")
+            elif bits_name in arrays and values_name in arrays:
+                bits = np.unpackbits(arrays[bits_name].astype(np.uint8).ravel(), bitorder="little")
+                values = arrays[values_name].ravel()
+                if bits.size < size:
+                    raise TicketpackError(f"{name}: bit mask has {bits.size} bits for {size} weights")
+                mask = bits[:size].astype(bool)
+                stored = np.zeros(size, dtype=values.dtype)
+                stored[mask] = values[: int(mask.sum())]
+            else:
+                continue
+            return key, stored, bool(suffix)
+    return None
+
+
+def nonzero_count(arrays: dict[str, np.ndarray], name: str, shape: list[int]) -> tuple[str, int, bool] | None:
+    """(initializer name, non-zero weights, whether int8-quantized) of weight ``name`` as stored, or None."""
+    found = stored_weight(arrays, name, shape)
+    if found is None:
+        return None
+    key, stored, quantized = found
+    if not quantized:
+        return key, int(np.count_nonzero(stored)), False
+    zero = np.ravel(arrays.get(zero_point(key.removesuffix(QUANTIZED)), np.zeros(1, dtype=np.int64)))
+    if zero.size != 1:
+        raise TicketpackError(f"{name}: per-channel quantization; its sparsity cannot be checked here")
+    return key, int(np.count_nonzero(stored.astype(np.int64) != int(zero[0]))), True

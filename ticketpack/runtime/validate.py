@@ -13,12 +13,50 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import onnx
+from onnx import numpy_helper
+from pydantic import BaseModel, ConfigDict
 
-from ticketpack.errors import TicketpackError
-from ticketpack.evaluate.report import Check, ValidationReport
+from ticketpack.errors import GateFailed, TicketpackError
+from ticketpack.runtime.card import CARD_KEY, parse_card
+from ticketpack.runtime.cardio import card_json
+from ticketpack.runtime.digest import weights_digest
+from ticketpack.runtime.session import make_session
+from ticketpack.runtime.storage import nonzero_count
 from ticketpack.version import __version__
 
+REPORT_SCHEMA_VERSION = 1
+
 _ONNX_DTYPES = {1: "float32", 7: "int64", 10: "float16", 11: "float64", 6: "int32"}
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Check(_Doc):
+    name: str
+    passed: bool
+    detail: str
+
+
+class ValidationReport(_Doc):
+    """What `ticketpack validate` checked in an exported model, one line per check."""
+
+    schema_version: int = REPORT_SCHEMA_VERSION
+    ticketpack_version: str
+    path: str
+    strict: bool
+    passed: bool
+    checks: list[Check]
+
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+    def raise_if_failed(self) -> None:
+        bad = self.failed()
+        if bad:
+            raise GateFailed(f"{self.path} failed validation: " + "; ".join(f"{c.name}: {c.detail}" for c in bad))
 
 
 def _first_line(exc: BaseException, limit: int = 200) -> str:
@@ -61,44 +99,7 @@ def _check_signature(model, card) -> str:
 
 
 def _initializers(model) -> dict[str, np.ndarray]:
-    from onnx import numpy_helper
-
     return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-
-
-def _stored_weight(arrays: dict[str, np.ndarray], layer) -> tuple[str, int, bool] | None:
-    """Find a card layer's weight among the initializers, in any of the exporter's storage forms; return
-    (initializer name, its non-zero count, whether it is int8-quantized), or None.
-
-    Forms: ``name`` or ``name.T`` (linear weights are stored transposed), either with ``_quantized`` (ONNX Runtime
-    8-bit; a weight is "zero" when it equals ``_zero_point``), either as plain values or bit-mask encoded
-    (``<w>.values`` + ``<w>.bits``, one bit per entry, see ``ticketpack.export.encode``).
-    """
-    size = int(np.prod(layer.shape))
-    for base in (layer.name, f"{layer.name}.T"):
-        for suffix in ("", "_quantized"):
-            key = base + suffix
-            if key in arrays:
-                stored = arrays[key]
-                if list(stored.shape) not in (list(layer.shape), list(layer.shape)[::-1]):
-                    raise TicketpackError(f"{layer.name}: stored shape {list(stored.shape)}, card says {layer.shape}")
-            elif f"{key}.bits" in arrays and f"{key}.values" in arrays:
-                bits = np.unpackbits(arrays[f"{key}.bits"].astype(np.uint8).ravel(), bitorder="little")
-                values = arrays[f"{key}.values"].ravel()
-                if bits.size < size:
-                    raise TicketpackError(f"{layer.name}: bit mask has {bits.size} bits for {size} weights")
-                mask = bits[:size].astype(bool)
-                stored = np.zeros(size, dtype=values.dtype)
-                stored[mask] = values[: int(mask.sum())]
-            else:
-                continue
-            if not suffix:
-                return key, int(np.count_nonzero(stored)), False
-            zero = np.ravel(arrays.get(f"{base}_zero_point", np.zeros(1, dtype=np.int64)))
-            if zero.size != 1:
-                raise TicketpackError(f"{layer.name}: per-channel quantization; its sparsity cannot be checked here")
-            return key, int(np.count_nonzero(stored.astype(np.int64) != int(zero[0]))), True
-    return None
 
 
 def _check_sparsity(model, card) -> str:
@@ -106,7 +107,7 @@ def _check_sparsity(model, card) -> str:
     arrays = _initializers(model)
     problems, total_nonzero, quantized = [], 0, False
     for layer in card.sparsity.layers:
-        found = _stored_weight(arrays, layer)
+        found = nonzero_count(arrays, layer.name, layer.shape)
         if found is None:
             problems.append(f"{layer.name}: no stored weight for this layer in the graph")
             continue
@@ -144,12 +145,6 @@ def smoke_batch(card, graph_input: tuple[str, str, list[int | str]] | None = Non
 def validate_model(path: Path | str, strict: bool = False, provider: str = "cpu", threads: int | None = 1) -> ValidationReport:
     """Check an exported ticketpack ONNX model. A missing path is a usage error (:class:`TicketpackError`);
     everything wrong *inside* the file is a failed check in the returned report."""
-    import onnx
-
-    from ticketpack.export.card import CARD_KEY, parse_card
-    from ticketpack.export.cardio import card_json
-    from ticketpack.export.digest import weights_digest
-
     path = Path(path)
     if not path.exists():
         raise TicketpackError(f"model file not found: {path}")
@@ -228,8 +223,6 @@ def validate_model(path: Path | str, strict: bool = False, provider: str = "cpu"
         run("sparsity", lambda: _check_sparsity(model, card))
 
     def ort_load() -> str:
-        from ticketpack.serve.runtime import make_session
-
         session, used = make_session(path, provider, threads)
         state["session"] = session
         return f"loaded on {used}"

@@ -1,7 +1,7 @@
 """Put a model card into an ONNX model and read it back with the ``onnx`` package (torch-free).
 
 Serving code can skip ``onnx`` entirely: ONNX Runtime exposes the same JSON as
-``InferenceSession(path).get_modelmeta().custom_metadata_map["ticketpack"]`` (see ``ticketpack.serve``).
+``InferenceSession(path).get_modelmeta().custom_metadata_map["ticketpack"]`` (see ``ticketpack.runtime.predictor``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import onnx
 
 from ticketpack.errors import TicketpackError
-from ticketpack.export.card import CARD_KEY, ModelCard, parse_card
+from ticketpack.runtime.card import CARD_KEY, ModelCard, parse_card
 
 
 def embed_card(model: onnx.ModelProto, card: ModelCard) -> None:

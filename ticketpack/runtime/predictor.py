@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ticketpack.errors import TicketpackError
-from ticketpack.export.card import CARD_KEY, ModelCard, parse_card
-from ticketpack.serve.runtime import make_session
+from ticketpack.runtime.card import CARD_KEY, ModelCard, parse_card
+from ticketpack.runtime.session import make_session
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ticketpack.data.base import SplitConfig
 from ticketpack.data.preprocessing import Preprocessing
 from ticketpack.errors import TicketpackError
-from ticketpack.models.spec import ModelSource, ModelSpec
+from ticketpack.runtime.spec import ModelSource, ModelSpec
 
 CARD_KEY = "ticketpack"
 CARD_SCHEMA_VERSION = 1
@@ -120,7 +120,7 @@ class ModelCard(_Card):
     metrics: Metrics
     export: ExportOptions
     parity: ParityCheck | None = None
-    weights_digest: str = Field(description="sha256 over the graph's initializers (see ticketpack.export.digest).")
+    weights_digest: str = Field(description="sha256 over the graph's initializers (see ticketpack.runtime.digest).")
 
 
 def parse_card(text: str, where: str = "model") -> ModelCard:

@@ -29,11 +29,15 @@ def resolve_provider(choice: str) -> str:
     return choice
 
 
-def make_session(path: Path, provider: str = "auto", threads: int | None = None) -> tuple[ort.InferenceSession, str]:
-    """An InferenceSession on ``path``; returns it and the provider actually used ("cpu" or "cuda")."""
-    path = Path(path)
-    if not path.is_file():
-        raise TicketpackError(f"model file not found: {path}")
+def make_session(model: Path | str | bytes, provider: str = "auto",
+                 threads: int | None = None) -> tuple[ort.InferenceSession, str]:
+    """An InferenceSession on a file (or a serialized model's bytes); returns it and the provider actually used
+    ("cpu" or "cuda"). ``threads``: intra-op threads (inter-op 1); None leaves ONNX Runtime's default."""
+    if not isinstance(model, bytes):
+        model = Path(model)
+        if not model.is_file():
+            raise TicketpackError(f"model file not found: {model}")
+    what = "the model" if isinstance(model, bytes) else str(model)
     chosen = resolve_provider(provider)
     opts = ort.SessionOptions()
     if threads:
@@ -42,8 +46,9 @@ def make_session(path: Path, provider: str = "auto", threads: int | None = None)
     opts.log_severity_level = 3
     providers = [_NAMES[chosen]] + ([_NAMES["cpu"]] if chosen != "cpu" else [])
     try:
-        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), sess_options=opts,
+                                       providers=providers)
     except Exception as exc:  # ORT raises InvalidProtobuf/Fail/etc. for bad files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TicketpackError(f"{path} is not a loadable ONNX model ({first[:200]})") from None
+        raise TicketpackError(f"{what} is not a loadable ONNX model ({first[:300]})") from None
     return session, chosen
