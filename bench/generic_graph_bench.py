@@ -10,9 +10,12 @@ The `bow` model (mean of token embeddings, one hidden layer) with ticketpack's d
 - `generic, masked mean`: torch.onnx.export of the old model code, which multiplied the (batch, tokens, dim)
   embeddings by a 0/1 padding mask before summing;
 - `generic`: torch.onnx.export of the current model code, which sums the embeddings directly (the padding row of
-  an `nn.Embedding(padding_idx=0)` is zero and stays zero) and divides by the count of real tokens.
+  an `nn.Embedding(padding_idx=0)` is zero and stays zero) and divides by the count of real tokens, counted as
+  `(ids > 0)` summed in float (one Greater and a float ReduceSum, as the hand-built graph does).
 
-Prints p50 latency ratios to the hand-built graph at batch 1 and 256 and writes bench/results/generic_graph.json.
+Prints p50 latency ratios to the hand-built graph at batch 1 and 256 and writes
+bench/results/generic_graph_dim<embed-dim>.json (`--embed-dim 4`: the width of a compacted neuron ticket, where the
+token-count branch of the graph weighs most).
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=30, help="Interleaved timing rounds.")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--embed-dim", type=int, default=64, help="bow width (4: the size of a compacted neuron ticket).")
     args = p.parse_args()
 
     import onnxruntime as ort
@@ -79,7 +83,7 @@ def main() -> None:
 
     torch.manual_seed(args.seed)
     prep = TextPreprocessing(ngrams=1, num_buckets=16384, max_tokens=256)  # bow's featurization in the export bench
-    model = build(ModelSpec(name="bow"), prep, 2).eval()
+    model = build(ModelSpec(name="bow", options={"embed_dim": args.embed_dim, "hidden": args.embed_dim}), prep, 2).eval()
     state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     weights = {n: state[n] for n in prunable_names(model)}
     graphs = {"hand-built": hand_built(state, prep.max_tokens, 2),
@@ -123,7 +127,8 @@ def main() -> None:
             print(f"batch {batch:>3}  {k:<22} p50 {v['p50_ms']:8.4f} ms   × hand-built {v['ratio_to_hand_built']:.3f}")
     meta = {"command": "python bench/generic_graph_bench.py " + " ".join(sys.argv[1:]), "threads": 1,
             "machine": f"{platform.machine()}", "onnxruntime": ort.__version__, "torch": torch.__version__}
-    out = ROOT / "bench" / "results" / "generic_graph.json"
+    meta["embed_dim"] = args.embed_dim
+    out = ROOT / "bench" / "results" / f"generic_graph_dim{args.embed_dim}.json"
     out.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
 
 

@@ -63,7 +63,7 @@ class FastText(nn.Module):
         if self.training and self.token_dropout > 0:  # drop whole ids (they become padding); not in eval or export
             ids = ids * (torch.rand(ids.shape, device=ids.device) >= self.token_dropout)
         summed = self.embed(ids).sum(1)
-        count = (ids != 0).sum(1, keepdim=True).to(summed.dtype).clamp(min=1.0)
+        count = (ids > 0).to(summed.dtype).sum(1, keepdim=True).clamp(min=1.0)  # ids are >= 0: one Greater, float sums
         h = summed / (count if self.pool == "mean" else count.sqrt())
         if self.hidden is not None:
             h = self.hidden(self.dropout(h)).relu()

@@ -21,7 +21,7 @@ class BagOfWords(nn.Module):
     def forward(self, ids):
         # the padding row (id 0) is zero and stays zero (padding_idx: no gradient, and masks keep zeros), so a plain
         # sum over the tokens is the sum over the real ones: no (batch, tokens, dim) multiply in the graph
-        count = (ids != 0).sum(1, keepdim=True).clamp(min=1).to(torch.float32)
+        count = (ids > 0).to(torch.float32).sum(1, keepdim=True).clamp(min=1.0)  # ids are >= 0: one Greater, float sums
         mean = self.embed(ids).sum(1) / count
         return self.out(self.fc(mean).relu())
 
