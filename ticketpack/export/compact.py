@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ticketpack.models.probe import run_hooked
-from ticketpack.pruning.structure import prune_dead_units, trace
+from ticketpack.pruning.structure import live_units, prune_dead_units, trace
 
 MIN_INPUT_SAVING = 0.125
 
@@ -115,16 +115,12 @@ class PrunedAttention(nn.Module):
 
 def compact_heads(model: nn.Module, structure) -> dict[str, list[int]]:
     """Replace every attention module with dead heads by a :class:`PrunedAttention` without them."""
-    from ticketpack.pruning.structure import per_unit
-
     values = {k: v.detach() for k, v in model.named_parameters()}
     summary: dict[str, list[int]] = {}
     for g in structure.groups:
         if g.kind != "heads":
             continue
-        alive = per_unit(values, g, "out", "any") & per_unit(values, g, "in", "any")
-        if not alive.any():
-            alive[0] = True
+        alive = live_units(values, g)
         summary[g.name] = [int(alive.sum()), g.size]
         if alive.all():
             continue

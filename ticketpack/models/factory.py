@@ -74,16 +74,20 @@ def register_object(obj: Callable | Any, reference: str | None = None) -> str:
     return reference
 
 
+def _source_file(factory: Callable) -> Path | None:
+    """The file that defines ``factory`` (for a module instance: its class), if there is one."""
+    try:
+        path = inspect.getsourcefile(getattr(factory, "__wrapped__", factory))
+    except TypeError:  # a builtin or C extension
+        return None
+    return Path(path) if path and Path(path).is_file() else None
+
+
 def resolve(reference: str) -> tuple[Callable, Path | None]:
     """The factory a reference (``file.py:factory``, ``module:factory``, a registered object) names, and its source
     file; registry names are looked up by :func:`ticketpack.models.registry.build`."""
     if reference in _OBJECTS:
-        target = getattr(_OBJECTS[reference], "__wrapped__", _OBJECTS[reference])
-        try:
-            path = Path(inspect.getsourcefile(target) or "")
-        except TypeError:
-            path = None
-        return _OBJECTS[reference], path if path and path.is_file() else None
+        return _OBJECTS[reference], _source_file(_OBJECTS[reference])
     if reference.startswith(OBJECT_PREFIX):
         raise TicketpackError(
             f"the model {reference!r} was given as a Python object in another session: pass the same factory or "
@@ -119,12 +123,8 @@ def source_of(spec: ModelSpec) -> ModelSource:
     if not spec.is_reference:
         return ModelSource(reference=spec.name)
     factory, path = resolve(spec.name)
+    path = path or _source_file(factory)
     if path is None:
-        try:
-            path = Path(inspect.getsourcefile(getattr(factory, "__wrapped__", factory)) or "")
-        except TypeError:
-            path = None
-    if not path or not path.is_file():
         return ModelSource(reference=spec.name)
     return ModelSource(reference=spec.name, file=str(path), sha256=hashlib.sha256(path.read_bytes()).hexdigest())
 

@@ -2,7 +2,7 @@
 
 The document vector is the mean of the embeddings of its non-padding ids: ``nn.Embedding(padding_idx=0)`` keeps
 row 0 at zero, so the model just sums all rows and divides by the number of nonzero ids (no mask multiply; in ONNX
-that is Gather → ReduceSum, and NotEqual → Cast → ReduceSum → Max → Div). An optional hidden layer (ReLU) and
+that is Gather → ReduceSum, and Greater → Cast → ReduceSum → Clip → Div). An optional hidden layer (ReLU) and
 dropout follow, then a linear output layer.
 
 Embeddings start at zero (``init="zero"``, the default): an id never seen in training then stays exactly zero, as

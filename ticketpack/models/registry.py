@@ -25,6 +25,7 @@ from ticketpack.models.conv import ConvNet
 from ticketpack.models.fasttext import FastText
 from ticketpack.models.factory import resolve
 from ticketpack.models.mlp import MLP
+from ticketpack.models.probe import run_hooked
 from ticketpack.models.text import BagOfWords, TextCNN
 from ticketpack.registry import Registry
 from ticketpack.runtime.spec import ModelSpec
@@ -115,18 +116,13 @@ def build(spec: ModelSpec, preprocessing: ImagePreprocessing | TextPreprocessing
 
 def check_forward(model: nn.Module, name: str, example: torch.Tensor, num_classes: int) -> None:
     """The model must map an example batch to ``(batch, num_classes)`` float logits."""
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
-            out = model(example)
+        out = run_hooked(model, example, [])
     except Exception as exc:
         raise TicketpackError(
             f"model {name!r}: forward failed on an example batch of shape {tuple(example.shape)} "
             f"({example.dtype}): {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}{_where(exc)}"
         ) from None
-    finally:
-        model.train(was_training)
     if not isinstance(out, torch.Tensor):
         raise TicketpackError(f"model {name!r}: forward returned {type(out).__name__}; it must return a logits tensor")
     want = (example.shape[0], num_classes)

@@ -16,19 +16,6 @@ def ones_like(params: dict[str, torch.Tensor]) -> Mask:
     return {name: torch.ones_like(p, dtype=torch.bool) for name, p in params.items()}
 
 
-def check_mask(model: nn.Module, mask: Mask, names: list[str] | None = None) -> None:
-    """Refuse a mask whose names or shapes do not fit the model (and, given ``names``, that does not cover them)."""
-    params = dict(model.named_parameters())
-    if names is not None and set(mask) != set(names):
-        raise TicketpackError(f"mask does not fit the model: mask covers {sorted(mask)}, the ticket prunes {sorted(names)}")
-    missing = sorted(set(mask) - set(params))
-    if missing:
-        raise TicketpackError(f"mask does not fit the model: it has no parameters {', '.join(missing[:5])}")
-    for name, m in mask.items():
-        if tuple(m.shape) != tuple(params[name].shape):
-            raise TicketpackError(f"mask {name} has shape {tuple(m.shape)}, weight has {tuple(params[name].shape)}")
-
-
 @torch.no_grad()
 def apply_mask(model: nn.Module, mask: Mask) -> None:
     """Zero every pruned weight in place."""

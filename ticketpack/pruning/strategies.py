@@ -107,10 +107,10 @@ def prune(
 # ---------------------------------------------------------------- neuron granularity
 
 
-def _unit_scores(weights: dict[str, torch.Tensor], mask: Mask, group: Group) -> tuple[torch.Tensor, torch.Tensor]:
+def _unit_scores(kept: dict[str, torch.Tensor], mask: Mask, group: Group) -> tuple[torch.Tensor, torch.Tensor]:
     """(alive, score) per unit: alive if any weight it produces with is kept; score = ||incoming|| × ||outgoing||
-    (L2 over the kept weights of every slice of the group; a group with no consumer weights scores on incoming)."""
-    kept = {n: weights[n].detach().float() * mask[n] for n in mask}
+    (L2 over the kept weights ``kept`` of every slice of the group; a group with no consumer weights scores on
+    incoming)."""
     alive = per_unit(mask, group, "out", "any")
     score = per_unit(kept, group, "out", "sumsq").sqrt()
     if group.params("in"):
@@ -130,9 +130,10 @@ def prune_units(
     if strategy not in STRATEGIES:
         STRATEGIES.get(strategy)  # the registry's error lists the known names
     groups = structure.groups
+    kept = {n: weights[n].detach().float() * mask[n] for n in mask}
     alive, scores = {}, {}
     for i, g in enumerate(groups):
-        alive[i], scores[i] = _unit_scores(weights, mask, g)
+        alive[i], scores[i] = _unit_scores(kept, mask, g)
         if strategy == "random":
             scores[i] = torch.rand(g.size, generator=gen)
     drop: dict[int, torch.Tensor] = {}

@@ -224,7 +224,7 @@ def _merge(slices: list[Slice]) -> list[Slice]:
     return out
 
 
-def _unit_rows(t: torch.Tensor, s: Slice, size: int) -> torch.Tensor:
+def _unit_rows(t: torch.Tensor, s: Slice) -> torch.Tensor:
     """The entries of ``t`` in slice ``s``: one row per position of the slice."""
     moved = t.movedim(s.axis, 0)[torch.from_numpy(s.index)]
     return moved.reshape(len(s.index), -1)
@@ -236,13 +236,24 @@ def per_unit(values: dict[str, torch.Tensor], group: Group, side: Side, fn: str)
     for s in group.slices:
         if s.side != side or s.param not in values:
             continue
-        rows = _unit_rows(values[s.param], s, group.size)
+        rows = _unit_rows(values[s.param], s)
         units = torch.from_numpy(s.unit)
         if fn == "any":
             out[units[rows.any(dim=1)]] = True
         else:
             out.index_add_(0, units, rows.double().pow(2).sum(dim=1))
     return out
+
+
+def live_units(values: dict[str, torch.Tensor], group: Group) -> torch.Tensor:
+    """Units that matter to the output: something they produce is nonzero and something consumes them (a group with
+    no consumer weights counts as consumed). At least one unit stays live, so that no tensor gets a zero-size axis."""
+    live = per_unit(values, group, "out", "any")
+    if group.params("in"):
+        live &= per_unit(values, group, "in", "any")
+    if not live.any():
+        live[0] = True
+    return live
 
 
 def set_units(mask: Mask, group: Group, units: torch.Tensor, value: bool, params: set[str] | None = None) -> None:
@@ -291,17 +302,12 @@ def prune_dead_units(model: nn.Module, example: torch.Tensor, output_layer: str,
     summary: dict[str, list[int]] = {}
     for _ in range(1000):
         structure = trace(model, example, output_layer, prunable)
-        params = dict(model.named_parameters())
-        values = {k: v.detach() for k, v in params.items()}
+        values = {k: v.detach() for k, v in model.named_parameters()}
         done = True
         for g, tp_group in zip(structure.groups, structure._tp_groups):
             if tp_group is None:
                 continue  # attention heads: see ticketpack.export.compact
-            produces = per_unit(values, g, "out", "any")
-            consumes = per_unit(values, g, "in", "any") if g.params("in") else torch.ones(g.size, dtype=torch.bool)
-            dead = ~(produces & consumes)
-            if dead.all():
-                dead[0] = False
+            dead = ~live_units(values, g)
             if not dead.any():
                 summary.setdefault(g.name, [g.size, g.size])
                 continue

@@ -106,12 +106,12 @@ class Ticket:
         """The unit groups of ``model`` (built by :meth:`build_model`) over the ticket's prunable weights."""
         return trace(model, self.example(), self.output_layer, list(self.manifest.prunable))
 
-    def training_mask(self, model: nn.Module, mask: Mask | None) -> Mask | None:
+    def training_mask(self, model: nn.Module, mask: Mask | None, structure: Structure | None = None) -> Mask | None:
         """The mask to train (or export) with: under neuron granularity, pruned units lose their biases and norm
-        parameters too, so that they output exactly zero."""
+        parameters too, so that they output exactly zero. ``structure``: the model's, when the caller traced it."""
         if mask is None or self.granularity != "neuron":
             return mask
-        return expand(mask, self.structure(model), dict(model.named_parameters()))
+        return expand(mask, structure or self.structure(model), dict(model.named_parameters()))
 
     def resolve_level(self, level: str | int) -> int:
         """A round number (``3``) or a weights-remaining percentage (``20%``, nearest round) → round number."""

@@ -29,7 +29,7 @@ from ticketpack.models.scope import torch_scope
 from ticketpack.models.tensors import save_tensors
 from ticketpack.pruning import mask as masks
 from ticketpack.pruning.strategies import prune
-from ticketpack.pruning.structure import expand, trace
+from ticketpack.pruning.structure import trace
 from ticketpack.pruning.targets import output_layer, output_weights, parameters, prunable_names
 from ticketpack.search.artifact import load_manifest
 from ticketpack.search.config import SearchConfig
@@ -194,7 +194,7 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
                 on_event(SearchEvent("step", r, n_rounds, step, steps, val))
 
         capture = prune_cfg.rewind_iter if (r == 0 and prune_cfg.rewind_iter > 0) else None
-        train_mask = expand(mask, structure, dict(model.named_parameters())) if structure else mask
+        train_mask = ticket.training_mask(model, mask, structure)
         result = train(model, data, config.train, derive_seed(config.seed, "train", r), train_mask, capture, step_cb)
         if r == 0:
             rewind = result.captured if capture else init_state

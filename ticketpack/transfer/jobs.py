@@ -157,11 +157,8 @@ def run_train_job(ctx: JobContext, job: Job) -> JobResult:
     model = ctx.build_model()
     model.load_state_dict(start.state)
     train_seed = ctx.seed_for("train", job.seed)
-    train_mask = start.mask
-    if start.mask is not None and ctx.ticket.granularity == "neuron":
-        from ticketpack.pruning.structure import expand
-
-        train_mask = expand(start.mask, ctx.structure(), dict(model.named_parameters()))
+    structure = ctx.structure() if ctx.ticket.granularity == "neuron" else None
+    train_mask = ctx.ticket.training_mask(model, start.mask, structure)
     result = train(model, ctx.target, ctx.plan.train, train_seed, train_mask)
     source_acc = accuracy(model, ctx.source.test)  # train() leaves the best-validation weights loaded
 
