@@ -28,15 +28,15 @@ from ticketpack.data import SplitConfig, TextPreprocessing
 from ticketpack.data import get as get_dataset
 from ticketpack.data.text import collision_stats
 from ticketpack.models.fasttext import FastText
+from ticketpack.models.registry import DEFAULT_MODELS, recipe
 from ticketpack.training import TrainConfig, train
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mdsd"
 
-# The defaults to register for the text model (keep in step with ticketpack's model registry).
-MODEL_OPTIONS = {"embed_dim": 16, "hidden": 0, "dropout": 0.0, "token_dropout": 0.5}
-RECIPE = {"optimizer": "adamw", "lr": 0.01, "weight_decay": 0.0, "batch_size": 32, "epochs": 20, "patience": 10}
-# 1-3 grams: with 1-2 grams (TextPreprocessing's default) books and electronics stay ~2 points below the baseline.
-TEXT = {"ngrams": 3}
+# What a user gets with no flags: the registry's default text model with its recipe, the default featurization.
+MODEL_OPTIONS: dict = {}
+RECIPE = recipe(DEFAULT_MODELS["text"])
+TEXT: dict = {}
 
 
 def baseline(data, C: float) -> float:

@@ -1,6 +1,9 @@
-"""Export the two models that the runtime-only CI venv tests on (run with the full install, see .ci/run):
+"""Export the models that the runtime-only CI venvs test on (run with the full install, see .ci/run):
 
-    python tests/make_runtime_models.py DIR    # → DIR/digits.onnx, DIR/text.onnx
+    python tests/make_runtime_models.py DIR
+    # → DIR/digits.onnx, DIR/text.onnx (compact), DIR/formats/<model>-<format>-<quantize>.onnx for every stored
+    #   format of both, and DIR/formats/expected.npz: a test batch per model and each file's logits on it, computed
+    #   by the onnxruntime installed here (the newest), for older ones to be held to.
 """
 
 from __future__ import annotations
@@ -8,21 +11,47 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
+import onnxruntime as ort
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import text_config, tiny_config  # noqa: E402
 
-from ticketpack.export.exporter import export_model  # noqa: E402
+from ticketpack.export.exporter import ExportConfig, export_model, export_prepared, prepare  # noqa: E402
 from ticketpack.search import search  # noqa: E402
+
+FORMATS = [(f, q) for f in ("dense", "compact", "sparse") for q in ("none", "int8", "int8-static")]
+BATCH = 64
+
+
+def _logits(path: Path, x: np.ndarray) -> np.ndarray:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return session.run(["logits"], {"input": x})[0]
 
 
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    search(tiny_config(prune={"rounds": 1}), out / "digits-ticket", force=True)
-    export_model(out / "digits-ticket", out / "digits.onnx", level=1, format="compact", threads=1)
+    formats = out / "formats"
+    formats.mkdir(exist_ok=True)
+    # 30% of the digits weights and 25% of the text ones remain: sparse stores both models' weights bit-mask encoded
+    search(tiny_config(prune={"rounds": 1, "rate": 0.7}), out / "digits-ticket", force=True)
     search(text_config(), out / "text-ticket", force=True)
-    export_model(out / "text-ticket", out / "text.onnx", level=2, format="compact", threads=1)
-    print(out / "digits.onnx", out / "text.onnx")
+    expected: dict[str, np.ndarray] = {"onnxruntime": np.array(ort.__version__)}
+    for name, level in (("digits", 1), ("text", 2)):
+        ticket = out / f"{name}-ticket"
+        export_model(ticket, out / f"{name}.onnx", level=level, format="compact", threads=1)
+        prepared = prepare(ticket, level=level, threads=1)
+        x = prepared.x_test[:BATCH]
+        expected[f"{name}.x"] = x
+        for fmt, quantize in FORMATS:
+            path = formats / f"{name}-{fmt}-{quantize}.onnx"
+            export_prepared(prepared, path, ExportConfig(format=fmt, quantize=quantize, threads=1))
+            expected[path.stem] = _logits(path, x)
+    np.savez(formats / "expected.npz", **expected)
+    print(out / "digits.onnx", out / "text.onnx", f"{len(FORMATS) * 2} files in {formats}")
 
 
 if __name__ == "__main__":

@@ -48,10 +48,10 @@ CASES = read_corpus()
 
 def test_corpus_holds_every_defect_class_of_issue_14():
     commands = [c.command for c in CASES]
-    must = ["--lr inf", "--levels 500%", "--level 500%", "--latency-budget nan", "--seed -3", "--batch-sizes 100000000",
+    must = ["--lr inf", "--levels 500%", "--level 500%", "--latency-budget nan", "--split-seed -3", "--batch-sizes 100000000",
             'predict {text_onnx} ""', "--ray-address 127.0.0.1:1", "forged-val-accuracy", "forged-weights-remaining",
             "changed-weight.onnx", "forged-plan", "forged-result", "--target banana --out", "--out {onnx}",
-            "huge-pixel", "--json {file}/report.json", "search --out {file}/ticket", "demo --out {file}/demo"]
+            "huge-pixel", "--report {file}/report.json", "search --out {file}/ticket", "demo --out {file}/demo"]
     for needle in must:
         assert any(needle in c for c in commands), needle
     assert len(CASES) >= 60
@@ -120,6 +120,7 @@ def bad(digits_ticket, exported_digits, small_run, tmp_path_factory) -> Path:
     onnx.save(model, str(bad / "changed-weight.onnx"))
 
     (bad / "lr-inf.toml").write_text("[train]\nlr = inf\n")
+    (bad / "rounds-at-top.toml").write_text("rounds = 3\n")
     (bad / "blank-text.jsonl").write_text('{"text": "good"}\n{"text": "   "}\n')
     huge = [0.0] * 64
     huge[5] = 1e308

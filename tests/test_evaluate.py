@@ -109,16 +109,16 @@ def test_size_and_memory_are_measured(report):
         assert m.peak_memory_mb is not None and m.peak_memory_mb > 0
 
 
-def test_json_writes_an_evaluation_report(exported_digits, tmp_path):
+def test_report_writes_an_evaluation_report(exported_digits, tmp_path):
     path = tmp_path / "report.json"
-    result = runner.invoke(app, ["evaluate", str(exported_digits), *FAST, "--json", str(path)])
+    result = runner.invoke(app, ["evaluate", str(exported_digits), *FAST, "--report", str(path)])
     assert result.exit_code == 0, result.output
     report = EvaluationReport.model_validate_json(path.read_text())
     assert report.passed and report.baseline is None and report.threads == 1
 
 
-def test_json_dash_prints_only_the_report(exported_digits):
-    result = runner.invoke(app, ["evaluate", str(exported_digits), *FAST, "--json", "-"])
+def test_json_prints_only_the_report(exported_digits):
+    result = runner.invoke(app, ["evaluate", str(exported_digits), *FAST, "--json"])
     assert result.exit_code == 0
     assert json.loads(result.stdout)["examples"] > 0
 

@@ -108,7 +108,7 @@ def test_pruned_weights_stay_exactly_zero_under_every_optimizer(optimizer, extra
     data = get("digits").load("clean", 0, SplitConfig())
     model = lenet()
     # start from nonzero pruned weights, and prune at random so nothing lines up with small magnitudes
-    mask = prune("random", {}, masks.ones_like(P(model)), 0.8, [], 0.0, torch.Generator().manual_seed(3))
+    mask = prune("random", P(model), masks.ones_like(P(model)), 0.8, [], 0.0, torch.Generator().manual_seed(3))
     cfg = TrainConfig(optimizer=optimizer, lr=0.2 if optimizer == "sgd" else 0.01, iterations=100, **extra)
     result = train(model, data, cfg, seed=0, mask=mask)
     params = dict(model.named_parameters())

@@ -83,7 +83,7 @@ def test_evaluate_a_text_model_on_a_labelled_file_checks_its_digest(models, tmp_
     report = tmp_path / "report.json"
     result = runner.invoke(app, ["evaluate", str(models["text"]), "--data-file", str(REVIEWS / "electronics.jsonl"),
                                  "--batch-sizes", "1,4", "--latency-budget", "0.2", "--threads", "1",
-                                 "--json", str(report)])
+                                 "--report", str(report)])
     assert result.exit_code == 0, result.output
     assert "weights digest of text" in result.stderr
     body = json.loads(report.read_text())

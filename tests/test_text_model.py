@@ -18,13 +18,13 @@ REVIEWS = FIXTURES / "reviews"
 TEXTS = ["Great battery, great sound!", "Not good at all. Would not buy again.", "bad"]
 
 
-def test_defaults_hash_word_bigrams_into_a_large_space():
+def test_defaults_hash_word_trigrams_into_a_large_space():
     prep = TextPreprocessing()
-    assert prep.ngrams == 2 and 2**18 <= prep.num_buckets <= 2**20
+    assert prep.ngrams == 3 and 2**18 <= prep.num_buckets <= 2**20
     tokens = prep.tokens("not good at all")
-    assert "not good" in tokens and "good at" in tokens and "at all" in tokens
+    assert "not good" in tokens and "good at" in tokens and "at all" in tokens and "not good at" in tokens
     ids = prep.transform(["not good at all"])
-    assert (ids[0] > 0).sum() == 7  # 4 words + 3 bigrams
+    assert (ids[0] > 0).sum() == 9  # 4 words + 3 bigrams + 2 trigrams
     assert prep.token_id("not good") in ids[0] and prep.token_id("good") in ids[0]
 
 

@@ -16,7 +16,7 @@ from ticketpack.errors import TicketpackError
 from ticketpack.pruning import mask as masks
 from ticketpack.search import Ticket
 from ticketpack.transfer import INITS, TransferConfig, TransferReport, TransferRun, layout, run_transfer
-from ticketpack.transfer.jobs import JobContext, context
+from ticketpack.transfer.jobs import JobContext
 from ticketpack.transfer.run import plan_run
 
 from conftest import FIXTURES, copy_with_flipped_byte, copy_with_schema_version
@@ -52,42 +52,42 @@ def grid(digits_ticket, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def ctx(grid) -> JobContext:
-    return context(grid[0])
+    return JobContext.load(grid[0])
 
 
 # ------------------------------------------------------------------ where each strategy starts
 
 
 def test_ticket_starts_from_the_rewind_point_under_the_source_mask(ctx):
-    start = INITS.get("ticket").start(ctx, 3, 0)
+    start = INITS.create("ticket").start(ctx, 3, 0)
     assert _same_state(start.state, ctx.ticket.rewind_state())
     assert _same_mask(start.mask, ctx.ticket.mask(3))
 
 
 def test_finetune_starts_from_the_rounds_source_trained_weights(ctx):
-    start = INITS.get("finetune").start(ctx, 3, 0)
+    start = INITS.create("finetune").start(ctx, 3, 0)
     assert _same_state(start.state, ctx.ticket.trained_state(3))
     assert _same_mask(start.mask, ctx.ticket.mask(3))
 
 
 def test_random_reinit_keeps_the_mask_with_a_fresh_init_shared_with_dense(ctx):
-    start = INITS.get("random-reinit").start(ctx, 3, 0)
+    start = INITS.create("random-reinit").start(ctx, 3, 0)
     assert _same_mask(start.mask, ctx.ticket.mask(3))
     theta_k = ctx.ticket.rewind_state()
     assert not torch.equal(start.state["hidden.0.weight"], theta_k["hidden.0.weight"])
-    assert _same_state(start.state, INITS.get("dense").start(ctx, 0, 0).state)
-    other_seed = INITS.get("random-reinit").start(ctx, 3, 1).state
+    assert _same_state(start.state, INITS.create("dense").start(ctx, 0, 0).state)
+    other_seed = INITS.create("random-reinit").start(ctx, 3, 1).state
     assert not torch.equal(start.state["hidden.0.weight"], other_seed["hidden.0.weight"])
 
 
 def test_random_mask_has_the_same_per_layer_counts_but_another_mask(ctx):
     source = ctx.ticket.mask(3)
-    start = INITS.get("random-mask").start(ctx, 3, 0)
+    start = INITS.create("random-mask").start(ctx, 3, 0)
     assert _same_state(start.state, ctx.ticket.rewind_state())
     for name, m in source.items():
         assert int(start.mask[name].sum()) == int(m.sum())
     assert masks.digest(start.mask) != masks.digest(source)
-    again = INITS.get("random-mask").start(ctx, 3, 0).mask
+    again = INITS.create("random-mask").start(ctx, 3, 0).mask
     assert masks.digest(again) == masks.digest(start.mask)
 
 
@@ -99,7 +99,7 @@ def test_random_mask_of_a_neuron_ticket_keeps_whole_units_and_their_counts(tmp_p
 
     search(tiny_config(prune={"rounds": 2, "rate": 0.5, "granularity": "neuron"}, train={"epochs": 1}), tmp_path / "t")
     _, ctx = plan_run(_cfg(tmp_path / "t", levels=[2]))
-    source, start = ctx.ticket.mask(2), INITS.get("random-mask").start(ctx, 2, 0)
+    source, start = ctx.ticket.mask(2), INITS.create("random-mask").start(ctx, 2, 0)
     assert {n: int(m.sum()) for n, m in start.mask.items()} == {n: int(m.sum()) for n, m in source.items()}
     assert masks.digest(start.mask) != masks.digest(source)
     for g in ctx.structure().groups:
@@ -110,11 +110,11 @@ def test_random_mask_of_a_neuron_ticket_keeps_whole_units_and_their_counts(tmp_p
 
 
 def test_dense_trains_without_a_mask(ctx):
-    assert INITS.get("dense").start(ctx, 0, 0).mask is None
+    assert INITS.create("dense").start(ctx, 0, 0).mask is None
 
 
 def test_target_ticket_uses_the_target_search_round_nearest_in_weights_remaining(ctx):
-    start = INITS.get("target-ticket").start(ctx, 3, 0)
+    start = INITS.create("target-ticket").start(ctx, 3, 0)
     found = Ticket.load(layout.target_ticket(ctx.root))
     assert found.manifest.dataset.source_domain == "rot45"
     assert start.target_round == 3
@@ -125,7 +125,7 @@ def test_target_ticket_uses_the_target_search_round_nearest_in_weights_remaining
 
 def test_every_strategy_has_a_docstring():
     for name in INITS:
-        assert len(INITS.get(name).doc) > 30, name
+        assert len(INITS.doc(name)) > 30, name
 
 
 # ------------------------------------------------------------------ the grid and its files

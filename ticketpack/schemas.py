@@ -1,4 +1,5 @@
-"""JSON Schemas of every file ticketpack writes, generated from their pydantic models into ``schemas/``.
+"""JSON Schemas of every file ticketpack writes and of every command's ``--config`` file, generated from their
+pydantic models into ``schemas/``.
 
 ``python -m ticketpack.schemas`` rewrites them; a test fails when a model and its committed schema drift.
 """
@@ -12,16 +13,21 @@ from pathlib import Path
 
 # schema file stem → "module:Model" of the pydantic model that file holds (imported lazily).
 FILE_MODELS: dict[str, str] = {
+    "demo-config": "ticketpack.demo:DemoConfig",
     "demo-summary": "ticketpack.demo:DemoSummary",
     "ticket-manifest": "ticketpack.search.manifest:TicketManifest",
     "search-config": "ticketpack.search.config:SearchConfig",
     "model-card": "ticketpack.runtime.card:ModelCard",
+    "export-config": "ticketpack.export.exporter:ExportConfig",
     "export-result": "ticketpack.export.exporter:ExportResult",
     "transfer-config": "ticketpack.transfer.config:TransferConfig",
     "transfer-plan": "ticketpack.transfer.records:TransferPlan",
     "transfer-job-result": "ticketpack.transfer.records:JobResult",
     "transfer-report": "ticketpack.transfer.records:TransferReport",
+    "evaluate-config": "ticketpack.evaluate.config:EvaluateConfig",
     "evaluation-report": "ticketpack.evaluate.report:EvaluationReport",
+    "predict-config": "ticketpack.evaluate.config:PredictConfig",
+    "validate-config": "ticketpack.runtime.config:ValidateConfig",
     "validation-report": "ticketpack.runtime.validate:ValidationReport",
     "serve-config": "ticketpack.serve.config:ServeConfig",
 }

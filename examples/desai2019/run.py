@@ -1,32 +1,128 @@
-"""Desai, Zhan & Aly (2019) on real reviews: a ticket found in books, transferred to dvd and electronics.
+"""Desai, Zhan & Aly (2019) on real reviews, at full strength: tickets found in each category, transferred to each
+other category, with paired 95% intervals over (ticket seed × retrain seed).
 
     python examples/desai2019/run.py [--config examples/desai2019/config.toml] [--work runs/desai2019] [--jobs 2]
+                                     [--executor local|ray]
 
-1. `ticketpack search` on the source category (config [search]).
-2. `ticketpack transfer` of that ticket to each target category with every strategy, levels and seeds
-   (config [transfer]), `--jobs` processes at a time.
-3. Copies each run's report.json, results.csv, accuracy_vs_sparsity.png and a markdown table into
-   results/<source>-<target>/ beside this script, and writes results/summary.md (weights stay in --work).
+1. `ticketpack search` on every source category, once per search seed (config [search], `sources`,
+   `search_seeds`), `--jobs` searches at a time (processes, or Ray tasks with `--executor ray`).
+2. `ticketpack transfer` of every ticket to every other category (config [transfer]), `--jobs` jobs at a time on
+   the same executor. A run keeps its report.json, results.csv and plot; its job weights are deleted once it has
+   finished (~80 MB per model with the default 2^20-bucket text model; export one from a run of your own).
+3. Writes results/<source>-<target>/seed<k>/ (each run's report, table and plot) and results/summary.md: per pair
+   and level, the paired differences ticket − random-mask, ticket − random-reinit, ticket − target-ticket and
+   ticket − dense with a 95% t-interval over the 9 (ticket seed × retrain seed) pairs, and the training cost of
+   each strategy (target-ticket including its own search).
 
-Killed? Run it again: the search and every finished transfer job are reused.
+Killed? Run it again: finished searches and transfer jobs are reused.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
+import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ticketpack.config_files import read_mapping
-from ticketpack.search import SearchConfig, Ticket, search
-from ticketpack.transfer import TransferConfig, TransferRun, markdown_table, run_transfer
+from ticketpack.search import SearchConfig, search
+from ticketpack.transfer import TransferConfig, markdown_table, run_transfer
 from ticketpack.transfer import layout
-from ticketpack.transfer.report import fmt_pct
+from ticketpack.transfer.records import TransferReport
+from ticketpack.transfer.report import binomial_se, t_interval
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+COMPARED = ("random-mask", "random-reinit", "target-ticket", "dense")
+
+
+def _search(cfg: dict, out: str) -> float:
+    """One search (in a worker process or Ray task); its wall time in seconds."""
+    t0 = time.perf_counter()
+    search(SearchConfig.model_validate(cfg), Path(out), resume=True)
+    return time.perf_counter() - t0
+
+
+def run_searches(todo: list[tuple[dict, Path]], jobs: int, executor: str) -> list[float]:
+    if executor == "ray":
+        import ray
+
+        ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+        task = ray.remote(num_cpus=1)(_search)
+        return ray.get([task.remote(cfg, str(out)) for cfg, out in todo])
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(_search, [c for c, _ in todo], [str(o) for _, o in todo]))
+
+
+def drop_weights(run_dir: Path) -> None:
+    """Job weights and masks of a finished run (result.json stays, so a rerun skips the job)."""
+    for f in layout.jobs_dir(run_dir).glob("*/*.safetensors"):
+        f.unlink()
+
+
+def pooled_rows(reports: dict[tuple[str, str], list[TransferReport]]) -> list[str]:
+    """Per pair and level: the ticket's mean accuracy and each paired difference ``ticket − other`` over every
+    (ticket seed, retrain seed) pair (the i-th level of each run: the same weights remaining for every seed)."""
+    lines = ["| source → target | weights | ticket | " + " | ".join(f"ticket − {o}" for o in COMPARED) + " |",
+             "| --- | ---: | ---: |" + " ---: |" * len(COMPARED)]
+    for (source, target), runs in reports.items():
+        for position in range(len(runs[0].levels)):
+            acc, weights, diffs = [], [], {o: [] for o in COMPARED}
+            for r in runs:
+                level = r.levels[position]
+                res = {(x.level, x.init, x.seed): x for x in r.results}
+                dense = {x.seed: x.target_test_accuracy for x in r.results if x.init == "dense"}
+                for seed in r.seeds:
+                    ticket = res.get((level, "ticket", seed))
+                    if ticket is None:
+                        continue
+                    acc.append(ticket.target_test_accuracy)
+                    weights.append(ticket.weights_remaining)
+                    for o in COMPARED:
+                        other = dense.get(seed) if o == "dense" else getattr(res.get((level, o, seed)),
+                                                                              "target_test_accuracy", None)
+                        if other is not None:
+                            diffs[o].append(ticket.target_test_accuracy - other)
+            if not acc:
+                continue
+            cells = []
+            for o in COMPARED:
+                if not diffs[o]:
+                    cells.append("")
+                    continue
+                mean, low, high = t_interval(diffs[o])
+                if low is None:
+                    cells.append(f"{100 * mean:+.1f}")
+                else:
+                    star = " *" if low > 0 or high < 0 else ""
+                    cells.append(f"{100 * mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]{star}")
+            lines.append(f"| {source} → {target} | {100 * statistics.fmean(weights):.1f}% | "
+                         f"{100 * statistics.fmean(acc):.1f} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def cost_rows(reports: dict[tuple[str, str], list[TransferReport]]) -> list[str]:
+    """Training cost per strategy over every run: per trained model, and the search a strategy needs first."""
+    per: dict[str, dict[str, list[float]]] = {}
+    for runs in reports.values():
+        for r in runs:
+            for c in r.costs:
+                d = per.setdefault(c.init, {"steps": [], "seconds": [], "search_steps": [], "search_seconds": []})
+                d["steps"].append(c.iterations_mean)
+                d["seconds"].append(c.seconds_mean)
+                d["search_steps"].append(c.search_iterations)
+                d["search_seconds"].append(c.search_seconds)
+    lines = ["| strategy | steps per model | seconds per model | search first per target (steps, s) |",
+             "| --- | ---: | ---: | ---: |"]
+    for init, d in per.items():
+        search_s = statistics.fmean(d["search_seconds"])
+        search = f"{statistics.fmean(d['search_steps']):,.0f}, {search_s:.1f}" if search_s else "none"
+        lines.append(f"| {init} | {statistics.fmean(d['steps']):.0f} | {statistics.fmean(d['seconds']):.2f} | {search} |")
+    return lines
 
 
 def main() -> None:
@@ -34,64 +130,66 @@ def main() -> None:
     ap.add_argument("--config", type=Path, default=HERE / "config.toml")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "desai2019", help="Tickets and runs (large).")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--executor", choices=["local", "ray"], default="local")
     ap.add_argument("--results", type=Path, default=HERE / "results")
     args = ap.parse_args()
 
     started = time.perf_counter()
     raw = read_mapping(args.config)
-    search_cfg = dict(raw["search"])
-    if not Path(search_cfg["dataset"]).is_absolute():
-        search_cfg["dataset"] = str((ROOT / search_cfg["dataset"]).resolve())
-    cfg = SearchConfig.model_validate(search_cfg)
-    ticket_dir = args.work / f"ticket-{cfg.source}"
-    print(f"search: {cfg.model.name} on {cfg.source}, {cfg.prune.rounds} rounds at rate {cfg.prune.rate}", flush=True)
+    base = dict(raw["search"])
+    if not Path(base["dataset"]).is_absolute():
+        base["dataset"] = str((ROOT / base["dataset"]).resolve())
+    sources, seeds = raw["sources"], raw["search_seeds"]
+    tickets = {(s, k): args.work / f"ticket-{s}-seed{k}" for s in sources for k in seeds}
+    todo = [({**base, "source": s, "seed": k}, out) for (s, k), out in tickets.items()]
+    print(f"search: {len(todo)} tickets ({', '.join(sources)} × seeds {seeds}), {args.jobs} at a time", flush=True)
     t0 = time.perf_counter()
-    search(cfg, ticket_dir, resume=True)
-    search_seconds = time.perf_counter() - t0
-    ticket = Ticket.load(ticket_dir)
+    run_searches(todo, args.jobs, args.executor)
+    timings = {"searches": round(time.perf_counter() - t0, 1)}
 
-    summary = [f"# Results: {cfg.model.name} ticket from `{cfg.source}`, transferred\n"]
-    summary.append("Source-domain ticket (`ticketpack search`, one seed; test accuracy on the source's test split):\n")
-    summary.append("| round | weights remaining | source val | source test |\n| ---: | ---: | ---: | ---: |")
-    for rec in ticket.manifest.rounds:
-        summary.append(f"| {rec.round} | {100 * rec.weights_remaining:.1f}% | {100 * rec.val_accuracy:.1f} "
-                       f"| {100 * rec.test_accuracy:.1f} |")
-    timings = {"search": round(search_seconds, 1)}
-    for target in raw["targets"]:
-        tcfg = TransferConfig.model_validate({**raw["transfer"], "ticket": str(ticket_dir), "target": target})
-        run_dir = args.work / f"{cfg.source}-{target}"
-        print(f"transfer: {cfg.source} → {target}", flush=True)
-        t0 = time.perf_counter()
-        report = run_transfer(tcfg, run_dir, resume=True, jobs=args.jobs,
-                              on_event=lambda ev: print(f"  {ev.done}/{ev.total} {ev.job.job_id}", flush=True)
-                              if ev.kind == "job_end" else None)
-        timings[target] = round(time.perf_counter() - t0, 1)
-        dest = args.results / f"{cfg.source}-{target}"
-        dest.mkdir(parents=True, exist_ok=True)
-        for src in (layout.report(run_dir), layout.results_csv(run_dir), layout.plot(run_dir)):
-            shutil.copy2(src, dest / src.name)
-        table = markdown_table(report)
-        (dest / "table.md").write_text(table)
-        summary.append(f"\n## {cfg.source} → {target}: test accuracy on {target} (%), mean ± std over "
-                       f"{len(report.seeds)} seeds\n\n![{target}]({dest.name}/accuracy_vs_sparsity.png)\n\n{table}")
-        sizes = {d: len(TransferRun.load(run_dir).ticket.load_data(d).test) for d in (cfg.source, target)}
-        summary.append(f"Test splits: {sizes[target]} {target} reviews, {sizes[cfg.source]} {cfg.source} reviews "
-                       f"(one binomial standard error at 75%: {100 * (0.75 * 0.25 / sizes[target]) ** 0.5:.1f} points "
-                       f"on {target}).\n")
-        summary.append(f"The same models on the {cfg.source} test split (%):\n")
-        inits = [i for i in report.inits if i != "dense"]
-        summary.append("| level | " + " | ".join(inits) + " |\n| ---: |" + " ---: |" * len(inits))
-        for level in report.levels:
-            row = {c.init: c for c in report.cells if c.level == level}
-            summary.append(f"| {level} | " + " | ".join(
-                fmt_pct(row[i].source_test_mean, row[i].source_test_std) if i in row else "" for i in inits) + " |")
-        if report.dense:
-            summary.append(f"\ndense: {fmt_pct(report.dense.source_test_mean, report.dense.source_test_std)}")
-        print(table, flush=True)
+    reports: dict[tuple[str, str], list[TransferReport]] = {}
+    t0 = time.perf_counter()
+    for source, target in itertools.permutations(sources, 2):
+        for k in seeds:
+            run_dir = args.work / f"{source}-{target}-seed{k}"
+            tcfg = TransferConfig.model_validate({**raw["transfer"], "ticket": str(tickets[source, k]), "target": target})
+            print(f"transfer: {source} → {target}, ticket seed {k}", flush=True)
+            report = run_transfer(tcfg, run_dir, resume=True, jobs=args.jobs, executor=args.executor)
+            drop_weights(run_dir)
+            reports.setdefault((source, target), []).append(report)
+            dest = args.results / f"{source}-{target}" / f"seed{k}"
+            dest.mkdir(parents=True, exist_ok=True)
+            for src in (layout.report(run_dir), layout.results_csv(run_dir), layout.plot(run_dir)):
+                shutil.copy2(src, dest / src.name)
+            (dest / "table.md").write_text(markdown_table(report))
+    timings["transfers"] = round(time.perf_counter() - t0, 1)
     timings["total"] = round(time.perf_counter() - started, 1)
-    summary.append(f"\nWall time (s), `--jobs {args.jobs}`: {json.dumps(timings)}\n")
+
+    any_report = next(iter(reports.values()))[0]
+    n_test = any_report.target_test_n or 0
+    se = binomial_se(0.8, n_test) or 0.0
+    summary = [
+        "# Results: every ordered pair of books, dvd and electronics\n",
+        f"{len(seeds)} tickets per source (search seeds {seeds}) × {len(any_report.seeds)} retrain seeds; "
+        f"model `{any_report.model.name}`; written by `python examples/desai2019/run.py --jobs {args.jobs}` in "
+        f"{timings['total'] / 60:.1f} min (searches {timings['searches']:.0f} s, transfers {timings['transfers']:.0f} s).\n",
+        f"Target test splits have {n_test} reviews (one binomial standard error at 80%: {100 * se:.1f} points). "
+        "Each ticket seed also draws its own 70/15/15 split, so the intervals include the split as well.\n",
+        "## Paired differences (points): mean [95% t-interval] over (ticket seed × retrain seed)\n",
+        "`*`: the interval excludes 0. `ticket` is the transferred ticket's mean test accuracy on the target (%).\n",
+        *pooled_rows(reports),
+        "\n## Cost of each strategy (mean over every run)\n",
+        *cost_rows(reports),
+        "\nA source ticket's search is paid once and reused in every target; `target-ticket` pays a search in every "
+        "target domain.\n",
+        "Per run: `<source>-<target>/seed<k>/table.md` (accuracies, paired differences over the 3 retrain seeds, "
+        "costs), `report.json`, `results.csv`, `accuracy_vs_sparsity.png`.\n",
+    ]
+    args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "summary.md").write_text("\n".join(summary) + "\n")
-    (args.results / "timings.json").write_text(json.dumps({"jobs": args.jobs, "seconds": timings}, indent=2) + "\n")
+    (args.results / "timings.json").write_text(
+        json.dumps({"jobs": args.jobs, "executor": args.executor, "seconds": timings}, indent=2) + "\n")
+    print("\n".join(summary))
     print(f"wrote {args.results}; total {timings['total']} s")
 
 

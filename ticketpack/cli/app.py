@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Annotated, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 from rich.markup import escape
 
 from ticketpack.cli.common import err
@@ -20,7 +21,30 @@ _UsageError = typer.BadParameter.__mro__[1]  # typer's own (vendored) click exce
 _ClickException = typer.BadParameter.__mro__[2]
 
 
-class _OneLineErrors(TyperGroup):
+class _BareFlags:
+    """Flags without a value placeholder in help. typer 0.29's rich help prints one for every option, flags
+    included (``--force <bool>``, ``--help <bool>``; 0.28 left flags bare): a flag takes no value, so its metavar is
+    empty."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+        return params
+
+
+class _Command(_BareFlags, TyperCommand):
+    """A command whose config-backed flags take their help from the config's fields when help is shown."""
+
+    def format_help(self, ctx, formatter) -> None:
+        flags = getattr(self.callback, "config_flags", None)
+        if flags is not None:
+            flags.describe(self.params)
+        super().format_help(ctx, formatter)
+
+
+class _OneLineErrors(_BareFlags, TyperGroup):
     """Usage errors (an unknown flag, ``--seed -3``) as one line on stderr and exit 2, like every other user error,
     instead of click's usage box; in the app itself, so that the console script and CliRunner behave the same."""
 
@@ -48,7 +72,6 @@ app = typer.Typer(
     name="ticketpack",
     help="Find lottery tickets, transfer them across domains, export them to ONNX, and check and serve them.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 
@@ -90,6 +113,18 @@ def _register() -> None:
     from ticketpack.cli import demo
 
     app.command("demo")(demo.demo_cmd)
+    from ticketpack.cli import listing
+
+    app.command("list")(listing.list_cmd)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """ticketpack's own warnings (documents cut, classes unbalanced across splits) as one yellow line on stderr;
+    anyone else's in Python's usual form."""
+    if category.__module__.startswith("ticketpack"):
+        err.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def _user_errors_exit(fn: Callable) -> Callable:
@@ -101,7 +136,9 @@ def _user_errors_exit(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             _check_finite(kwargs)
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return fn(*args, **kwargs)
         except TicketpackError as exc:
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(getattr(exc, "exit_code", 2)) from exc
@@ -173,6 +210,7 @@ def _check_finite(kwargs: dict) -> None:
 
 _register()
 for _info in app.registered_commands:
+    _info.cls = _Command
     _info.callback = _user_errors_exit(_info.callback)
 
 

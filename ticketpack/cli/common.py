@@ -1,10 +1,9 @@
-"""Pieces every command shares: the consoles, the --json printer and shared option types."""
+"""Pieces every command shares: the consoles, the --json flag and printer, and parsers of flag values."""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from pydantic import BaseModel
@@ -13,12 +12,7 @@ from rich.console import Console
 err = Console(stderr=True)
 out = Console()
 
-ConfigOpt = Annotated[
-    Optional[Path], typer.Option("--config", help="TOML or YAML file with the same keys as the flags; flags win.")
-]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout and nothing else.")]
-SeedOpt = Annotated[Optional[int], typer.Option("--seed", min=0, help="Random seed: same seed, same result.")]
-ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for torch/ONNX Runtime.")]
 
 
 def print_json(model: BaseModel) -> None:
@@ -29,28 +23,22 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-AllowChangedModelOpt = Annotated[bool, typer.Option(
-    "--allow-changed-model",
-    help="Build the model even if its factory's source file changed since the ticket search (it is your own code).",
-)]
-
-
-def json_options(text: str | None, flag: str) -> dict | None:
-    """Parse a ``--model-options``-style JSON object (None when not given)."""
+def json_object(text: str) -> dict:
+    """A ``--model-options``-style JSON object; ValueError says what is wrong with it."""
     import json
 
-    from ticketpack.errors import TicketpackError
-
-    if text is None:
-        return None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise TicketpackError(f"{flag}: not valid JSON ({exc.msg} at column {exc.colno}): {text}") from None
+        raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno}): {text}") from None
     if not isinstance(value, dict):
-        raise TicketpackError(f"{flag}: expected a JSON object such as '{{\"width\": 16}}', got {text}")
+        raise ValueError(f"expected a JSON object such as '{{\"width\": 16}}', got {text}")
     return value
 
+
+def comma_list(text: str) -> list[str]:
+    """``"ticket, dense"`` → ``["ticket", "dense"]``."""
+    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def check_domain(dataset: str, domain: str) -> None:

@@ -4,30 +4,37 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from ticketpack.cli.common import JsonOpt, SeedOpt, err, out, pct, print_json
-from ticketpack.config_files import build_config
+from ticketpack.cli.common import JsonOpt, err, out, pct, print_json
+from ticketpack.cli.flags import ConfigFlags, Flag
+
+if TYPE_CHECKING:
+    from ticketpack.demo import DemoConfig
+
+FLAGS = ConfigFlags(
+    "ticketpack.demo:DemoConfig",
+    Flag("--target", "target"),
+    Flag("--granularity", "granularity"),
+    Flag("--jobs", "jobs", int),
+    Flag("--threads", "threads", int),
+    Flag("--seed", "seed", int),
+)
 
 
+@FLAGS.command
 def demo_cmd(
+    cfg: DemoConfig,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory for everything the demo writes.")] = Path("ticketpack-demo"),
-    target: Annotated[str, typer.Option(help="Shifted digits domain to transfer to (rot15 … rot75, invert, blur, noise).")] = "rot30",
-    granularity: Annotated[str, typer.Option(help="neuron: prune whole units (compact export is smaller and faster); weight: single weights (classic LTH).")] = "neuron",
-    jobs: Annotated[int, typer.Option(min=1, help="Parallel transfer jobs.")] = 2,
-    threads: Annotated[int, typer.Option(min=1, help="ONNX Runtime threads for the latency comparison.")] = 1,
-    seed: SeedOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run search → transfer → export → evaluate on the embedded digits dataset (a few minutes on 2 cores)."""
-    from ticketpack.demo import DemoConfig, run_demo
+    from ticketpack.demo import run_demo
     from ticketpack.fileio import check_creatable_dir
 
-    cfg = build_config(DemoConfig, None, {"target": target, "granularity": granularity, "jobs": jobs,
-                                          "threads": threads, "seed": seed})
     check_creatable_dir(out_dir)
     start = time.perf_counter()
 

@@ -1,76 +1,83 @@
-"""`ticketpack evaluate`: parse flags → Gates → ticketpack.evaluate.evaluate_model → tables (exit 1 on a failed gate)."""
+"""`ticketpack evaluate`: flags and --config → EvaluateConfig → ticketpack.evaluate.evaluate_model → tables (exit 1 on a failed gate)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ticketpack.cli.common import ThreadsOpt, err, out, pct
+from ticketpack.cli.common import JsonOpt, comma_list, err, out, pct, print_json
+from ticketpack.cli.flags import ConfigFlags, Flag
 
-ProviderOpt = Annotated[str, typer.Option("--provider", help="auto (CUDA if ONNX Runtime offers it, else CPU), cpu or cuda.")]
+if TYPE_CHECKING:
+    from ticketpack.evaluate.config import EvaluateConfig
+
+
+def _batch_limits(items: list[str]) -> dict[int, float]:
+    from ticketpack.evaluate.gates import parse_batch_limits
+
+    return parse_batch_limits(items)
+
+
+FLAGS = ConfigFlags(
+    "ticketpack.evaluate.config:EvaluateConfig",
+    Flag("--dataset", "dataset"),
+    Flag("--domain", "domain"),
+    Flag("--data-file", "data_file", Path),
+    Flag("--split-seed", "split_seed", int),
+    Flag("--baseline", "baseline", Path),
+    Flag("--provider", "provider"),
+    Flag("--threads", "threads", int),
+    Flag("--batch-sizes", "batch_sizes", parse=comma_list, metavar="1,32,.."),
+    Flag("--latency-budget", "latency_budget_s", float),
+    Flag("--min-accuracy", "gates.min_accuracy", float),
+    Flag("--max-accuracy-drop", "gates.max_accuracy_drop", float),
+    Flag("--max-p50-ms", "gates.max_p50_ms", list[str], parse=_batch_limits, metavar="BATCH=MS"),
+    Flag("--min-speedup", "gates.min_speedup", float),
+    Flag("--max-size-mb", "gates.max_size_mb", float),
+)
+
+
+def _delta_se(c) -> str:
+    """`` ± 0.41 (SE, paired over the same examples)`` when known."""
+    return f" ± {100 * c.accuracy_delta_se:.2f} (SE, paired)" if c.accuracy_delta_se is not None else ""
 
 
 def _mb(x: float | None) -> str:
     return "-" if x is None else f"{x:.3g}"
 
 
+@FLAGS.command
 def evaluate_cmd(
+    cfg: EvaluateConfig,
     model: Annotated[Path, typer.Argument(help="Exported ticketpack ONNX model.")],
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset (digits or a directory); default: the card's.")] = None,
-    domain: Annotated[Optional[str], typer.Option(help="Domain whose test split is used; default: the card's target (or source).")] = None,
-    data_file: Annotated[Optional[Path], typer.Option("--data-file", help="Labelled JSONL/CSV file to evaluate on instead of a test split.")] = None,
-    baseline: Annotated[Optional[Path], typer.Option(help="Another ONNX model (e.g. the dense export) measured side by side.")] = None,
-    provider: ProviderOpt = "auto",
-    batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Comma-separated batch sizes to time.")] = "1,32,256",
-    threads: ThreadsOpt = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="Seed of the train/val/test split (default: the card's).")] = None,
-    latency_budget: Annotated[float, typer.Option("--latency-budget", help="Most seconds of timed runs per batch size.")] = 2.0,
-    min_accuracy: Annotated[Optional[float], typer.Option("--min-accuracy", help="Gate: lowest test accuracy (0-1).")] = None,
-    max_accuracy_drop: Annotated[Optional[float], typer.Option("--max-accuracy-drop", help="Gate: largest drop (0-1) below the baseline, or the card's dense reference.")] = None,
-    max_p50_ms: Annotated[Optional[list[str]], typer.Option("--max-p50-ms", help="Gate: BATCH=MS, median latency limit (repeatable).")] = None,
-    min_speedup: Annotated[Optional[float], typer.Option("--min-speedup", help="Gate: baseline p50 / model p50 at the largest batch size.")] = None,
-    max_size_mb: Annotated[Optional[float], typer.Option("--max-size-mb", help="Gate: largest file size in MB.")] = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON to this file ('-': stdout only).")] = None,
+    report_path: Annotated[Optional[Path], typer.Option("--report", help="Also write the report as JSON to this file.")] = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Accuracy, latency, size and memory of an exported model on ONNX Runtime, optionally against a baseline."""
-    from pydantic import ValidationError
+    from ticketpack.evaluate import evaluate_model
 
-    from ticketpack.errors import TicketpackError
-    from ticketpack.evaluate import Gates, evaluate_model
-    from ticketpack.evaluate.gates import parse_batch_limits
-
-    try:
-        gates = Gates(min_accuracy=min_accuracy, max_accuracy_drop=max_accuracy_drop,
-                      max_p50_ms=parse_batch_limits(max_p50_ms or []), min_speedup=min_speedup, max_size_mb=max_size_mb)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise TicketpackError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
-    quiet = json_path is not None and str(json_path) == "-"
-    if json_path is not None and not quiet:
+    if report_path is not None:
         from ticketpack.fileio import check_writable_file
 
-        check_writable_file(json_path, "--json")  # before the evaluation runs, not after
+        check_writable_file(report_path, "--report")  # before the evaluation runs, not after
     report = evaluate_model(
-        model, dataset=dataset, domain=domain, data_file=data_file, baseline=baseline, provider=provider,
-        batch_sizes=batch_sizes, threads=threads, seed=seed, gates=gates, latency_budget_s=latency_budget,
-        on_progress=lambda msg: err.print(f"[dim]{msg}[/]", highlight=False),
+        model, dataset=cfg.dataset, domain=cfg.domain, data_file=cfg.data_file, baseline=cfg.baseline,
+        provider=cfg.provider, batch_sizes=cfg.batch_sizes, threads=cfg.threads, seed=cfg.split_seed, gates=cfg.gates,
+        latency_budget_s=cfg.latency_budget_s, on_progress=lambda msg: err.print(f"[dim]{msg}[/]", highlight=False),
     )
-    if quiet:
-        from ticketpack.cli.common import print_json
-
-        print_json(report)
-        report.raise_for_gates()
-        return
-    if json_path is not None:
+    if report_path is not None:
         from ticketpack.fileio import write_model
 
-        write_model(json_path, report)
-        err.print(f"report written to {json_path}")
-    _render(report, provider)
+        write_model(report_path, report)
+        err.print(f"report written to {report_path}")
+    if json_out:
+        print_json(report)
+    else:
+        _render(report, cfg.provider)
     report.raise_for_gates()
 
 
@@ -85,12 +92,13 @@ def _render(report, provider: str) -> None:
     for name, m in models:
         out.print(f"{name}: {escape(m.path)}", highlight=False)
     t = Table(title="models")
-    for col in ("", "format", "weights left", "accuracy", "size MB", "zlib MB", "peak mem MB"):
+    for col in ("", "format", "weights left", "accuracy ± SE", "size MB", "zlib MB", "peak mem MB"):
         t.add_column(col, justify="left" if col in ("", "format") else "right", no_wrap=col == "format")
     for name, m in models:
         fmt = (m.format or "-") + (f"+{m.quantize}" if m.quantize and m.quantize != "none" else "")
         t.add_row(name, fmt, pct(m.weights_remaining) if m.weights_remaining is not None else "-",
-                  f"{m.accuracy:.4f}", _mb(m.file_bytes / 1e6), _mb(m.compressed_bytes / 1e6), _mb(m.peak_memory_mb))
+                  f"{m.accuracy:.4f}" + (f" ± {m.accuracy_se:.4f}" if m.accuracy_se is not None else ""),
+                  _mb(m.file_bytes / 1e6), _mb(m.compressed_bytes / 1e6), _mb(m.peak_memory_mb))
     out.print(t)
 
     t = Table(title="latency per batch (ms, session.run on prepared tensors)")
@@ -124,7 +132,7 @@ def _render(report, provider: str) -> None:
         speed = ", ".join(f"{s.speedup:.2f}x @{s.batch_size}" for s in c.speedup)
         mem = f"; peak memory {c.memory_ratio:.2f}x the baseline's" if c.memory_ratio else ""
         out.print(f"[bold]this model vs baseline:[/] speed-up {speed}; file size {c.size_ratio:.2f}x the baseline's "
-                  f"(zlib {c.compressed_size_ratio:.2f}x); accuracy {100 * c.accuracy_delta:+.2f} points{mem}",
+                  f"(zlib {c.compressed_size_ratio:.2f}x); accuracy {100 * c.accuracy_delta:+.2f} points{_delta_se(c)}{mem}",
                   highlight=False)
     for note in report.notes:
         err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)

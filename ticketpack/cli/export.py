@@ -1,21 +1,35 @@
-"""`ticketpack export`: parse flags → ticketpack.export.exporter.export_model → summary table."""
+"""`ticketpack export`: flags and --config → ExportConfig → ticketpack.export.exporter.export_model → summary table."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from ticketpack.cli.common import (
-    AllowChangedModelOpt,
-    JsonOpt,
-    ThreadsOpt,
-    err,
-    out,
-    pct,
-    print_json,
+from ticketpack.cli.common import JsonOpt, err, out, pct, print_json
+from ticketpack.cli.flags import ConfigFlags, Flag
+
+if TYPE_CHECKING:
+    from ticketpack.export.exporter import ExportConfig
+
+FLAGS = ConfigFlags(
+    "ticketpack.export.exporter:ExportConfig",
+    Flag("--level", "level"),
+    Flag("--init", "init"),
+    Flag("--seed-index", "seed", int),
+    Flag("--format", "format"),
+    Flag("--quantize", "quantize"),
+    Flag("--calibration-samples", "calibration_samples", int),
+    Flag("--calibration-method", "calibration_method"),
+    Flag("--calibration-seed", "calibration_seed", int),
+    Flag("--max-static-int8-drop", "max_static_int8_drop", float),
+    Flag("--opset", "opset", int),
+    Flag("--max-accuracy-drop", "max_accuracy_drop", float),
+    Flag("--atol", "atol", float),
+    Flag("--threads", "threads", int),
+    Flag("--allow-changed-model", "allow_changed_model", bool),
 )
 
 
@@ -23,20 +37,12 @@ def _size(n: int) -> str:
     return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
 
 
+@FLAGS.command
 def export_cmd(
+    cfg: ExportConfig,
     source: Annotated[Path, typer.Argument(help="A ticket directory (ticketpack search) or a transfer run (ticketpack transfer).")],
     out_path: Annotated[Path, typer.Option("--out", "-o", help="ONNX file to write.")],
-    level: Annotated[Optional[str], typer.Option(help="Round number or weights-remaining percentage (10%); default: the sparsest level within --max-accuracy-drop of dense.")] = None,
-    init: Annotated[Optional[str], typer.Option(help="Transfer runs: initialization strategy of the job to export.")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="Transfer runs: seed index of the job to export.")] = None,
-    format: Annotated[str, typer.Option("--format", help="dense, compact (dead units/rows removed) or sparse (compact + bit-mask storage).")] = "compact",
-    quantize: Annotated[str, typer.Option(help="none or int8 (ONNX Runtime dynamic quantization).")] = "none",
-    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
-    max_accuracy_drop: Annotated[float, typer.Option(help="Accuracy points below dense allowed when choosing the level.")] = 1.0,
-    atol: Annotated[float, typer.Option(help="Largest accepted |ONNX Runtime - PyTorch| logit difference.")] = 1e-4,
-    threads: ThreadsOpt = None,
     force: Annotated[bool, typer.Option(help="Replace --out if it already exists.")] = False,
-    allow_changed_model: AllowChangedModelOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Export a ticket or a transferred model to one ONNX file with an embedded model card, checked before writing."""
@@ -45,16 +51,12 @@ def export_cmd(
     from ticketpack.fileio import check_writable_file
     from ticketpack.transfer.config import level_error
 
-    if level is not None and (why := level_error(level)):
+    if cfg.level is not None and (why := level_error(cfg.level)):
         raise TicketpackError(f"--level: {why}")
     check_writable_file(out_path, "--out", force=force)
 
     with err.status("exporting", spinner="dots") as status:
-        result = export_model(
-            source, out_path, level=level, init=init, seed=seed, format=format, quantize=quantize, opset=opset,
-            max_accuracy_drop=max_accuracy_drop, atol=atol, threads=threads,
-            on_stage=lambda s: status.update(s), allow_changed_model=allow_changed_model,
-        )
+        result = export_model(source, out_path, **cfg.model_dump(), on_stage=lambda s: status.update(s))
     if json_out:
         print_json(result)
         return

@@ -3,30 +3,40 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ticketpack.cli.common import JsonOpt, ThreadsOpt, out, print_json
-from ticketpack.cli.evaluate import ProviderOpt
+from ticketpack.cli.common import JsonOpt, out, print_json
+from ticketpack.cli.flags import ConfigFlags, Flag
+
+if TYPE_CHECKING:
+    from ticketpack.evaluate.config import PredictConfig
 
 _MAX_PROB_COLUMNS = 10
 
 
+FLAGS = ConfigFlags(
+    "ticketpack.evaluate.config:PredictConfig",
+    Flag("--provider", "provider"),
+    Flag("--threads", "threads", int),
+)
+
+
+@FLAGS.command
 def predict_cmd(
+    cfg: PredictConfig,
     model: Annotated[Path, typer.Argument(help="Exported ticketpack ONNX model.")],
     texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify (text models).")] = None,
     input_file: Annotated[Optional[Path], typer.Option("--input", "-i", help="Inputs: .jsonl/.csv/.txt for text models, .npy/.jsonl/.csv for image models.")] = None,
-    provider: ProviderOpt = "auto",
-    threads: ThreadsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Classify raw inputs with an exported model (ONNX Runtime only): a label and class probabilities per row."""
     from ticketpack.evaluate.predict import predict_rows
 
-    result = predict_rows(model, texts=texts or None, input_file=input_file, provider=provider, threads=threads)
+    result = predict_rows(model, texts=texts or None, input_file=input_file, provider=cfg.provider, threads=cfg.threads)
     if json_out:
         print_json(result)
         return

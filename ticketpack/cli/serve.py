@@ -1,51 +1,45 @@
-"""`ticketpack serve`: parse flags → ServeConfig → ticketpack.serve.app.serve (needs the `serve` extra)."""
+"""`ticketpack serve`: flags and --config → ServeConfig → ticketpack.serve.app.serve (needs the `serve` extra)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING
 
-import typer
 from rich.table import Table
 
-from ticketpack.cli.common import ConfigOpt, err, out, pct
-from ticketpack.config_files import build_config
-from ticketpack.errors import TicketpackError
+from ticketpack.cli.common import err, out, pct
+from ticketpack.cli.flags import ConfigFlags, Flag
+
+if TYPE_CHECKING:
+    from ticketpack.serve.config import ServeConfig
 
 
-def serve_cmd(
-    models: Annotated[
-        Optional[list[str]],
-        typer.Argument(help="Exported ONNX files to serve; NAME=PATH sets the URL name (default: the file stem).", show_default=False),
-    ] = None,
-    host: Annotated[Optional[str], typer.Option(help="Interface to listen on (default 127.0.0.1; 0.0.0.0 for all).")] = None,
-    port: Annotated[Optional[int], typer.Option(help="TCP port (default 8000; 0 picks a free one).")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Server processes, each with its own ONNX Runtime sessions (default 1).")] = None,
-    max_batch: Annotated[Optional[int], typer.Option(help="Most inputs per request; more is answered 413 (default 256).")] = None,
-    max_text_chars: Annotated[Optional[int], typer.Option(help="Longest text in characters; longer is answered 413 (default 20000).")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="ONNX Runtime threads per inference run (default 1).")] = None,
-    provider: Annotated[Optional[str], typer.Option(help="ONNX Runtime provider: auto, cpu or cuda (default auto).")] = None,
-    shutdown_timeout: Annotated[
-        Optional[float], typer.Option(help="Seconds in-flight requests may take to finish after SIGTERM (default 30).")
-    ] = None,
-    access_log: Annotated[Optional[bool], typer.Option("--access-log/--no-access-log", help="Log each request on stderr (default on).")] = None,
-    config: ConfigOpt = None,
-) -> None:
+def _sources(specs: list[str]) -> list[dict]:
+    from ticketpack.serve.config import ModelSource
+
+    return [ModelSource.parse(s).model_dump(mode="json") for s in specs]
+
+
+FLAGS = ConfigFlags(
+    "ticketpack.serve.config:ServeConfig",
+    Flag("models", "models", list[str], parse=_sources, metavar="[NAME=]MODEL.onnx...", argument=True),
+    Flag("--host", "host"),
+    Flag("--port", "port", int),
+    Flag("--workers", "workers", int),
+    Flag("--max-batch", "max_batch", int),
+    Flag("--max-text-chars", "max_text_chars", int),
+    Flag("--threads", "threads", int),
+    Flag("--provider", "provider"),
+    Flag("--shutdown-timeout", "shutdown_timeout_s", float),
+    Flag("--access-log/--no-access-log", "access_log", bool),
+)
+
+
+@FLAGS.command
+def serve_cmd(cfg: ServeConfig) -> None:
     """Serve exported models over HTTP: /v1/models, /v1/models/NAME/predict, /healthz, /readyz, /metrics."""
-    from ticketpack.serve.config import ModelSource, ServeConfig, require_serve_extra
+    from ticketpack.serve.config import require_serve_extra
 
     require_serve_extra()
-    if not models and config is None:
-        raise TicketpackError("give at least one exported model: ticketpack serve model.onnx [name=other.onnx ...]")
-    cfg = build_config(
-        ServeConfig,
-        config,
-        {
-            "models": [ModelSource.parse(s).model_dump(mode="json") for s in models] if models else None,
-            "host": host, "port": port, "workers": workers, "max_batch": max_batch, "max_text_chars": max_text_chars,
-            "threads": threads, "provider": provider,
-            "shutdown_timeout_s": shutdown_timeout, "access_log": access_log,
-        },
-    )
     from ticketpack.serve.app import serve
 
     def on_ready(url: str, served: dict) -> None:

@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from ticketpack.cli.common import JsonOpt, out, print_json
+from ticketpack.cli.flags import ConfigFlags, Flag
+
+if TYPE_CHECKING:
+    from ticketpack.runtime.config import ValidateConfig
+
+FLAGS = ConfigFlags("ticketpack.runtime.config:ValidateConfig", Flag("--strict", "strict", bool))
 
 
+@FLAGS.command
 def validate_cmd(
+    cfg: ValidateConfig,
     model: Annotated[Path, typer.Argument(help="Exported ticketpack ONNX model.")],
-    strict: Annotated[bool, typer.Option("--strict", help="Also require a PyTorch parity check recorded within its tolerance.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Check an exported model: ONNX checker, card, signature, weight digest, sparsity, ORT load, smoke inference."""
     from ticketpack.runtime.validate import validate_model
 
-    report = validate_model(model, strict=strict)
+    report = validate_model(model, strict=cfg.strict)
     if json_out:
         print_json(report)
     else:
-        table = Table(title=f"validate {escape(str(model))}" + (" (strict)" if strict else ""))
+        table = Table(title=f"validate {escape(str(model))}" + (" (strict)" if cfg.strict else ""))
         table.add_column("check")
         table.add_column("result")
         table.add_column("detail", overflow="fold")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -91,8 +92,43 @@ def split_domain(
     if x is None:
         x = preprocessing.transform(raw)
     train, val, test = (Split(raw=raw[i], x=x[i], y=y[i]) for i in stratified_indices(y, seed, split))
+    info = {**info, "class_shares": check_balance(f"{dataset}/{domain}", label_names,
+                                                  {"train": train.y, "val": val.y, "test": test.y})}
     return DomainData(dataset=dataset, domain=domain, label_names=label_names, preprocessing=preprocessing,
                       train=train, val=val, test=test, info=info)
+
+
+class SplitWarning(UserWarning):
+    """A class's share differs between the splits: accuracies on them are not comparable as they stand."""
+
+
+IMBALANCE_POINTS = 5.0  # a class share that differs by more than this between splits is reported
+
+
+def check_balance(where: str, label_names: list[str], splits: dict[str, np.ndarray]) -> dict[str, list[float]]:
+    """Each class's share of each split; warns when a class's share of a split differs from its share of the
+    train split by more than :data:`IMBALANCE_POINTS` (stratified splits of small classes can, and so can a
+    user's own files)."""
+    k = len(label_names)
+    shares = {name: (np.bincount(y, minlength=k) / max(len(y), 1)).round(4).tolist() for name, y in splits.items()}
+    train = shares.get("train")
+    worst = None
+    for name, share in shares.items():
+        if train is None or name == "train":
+            continue
+        for c in range(k):
+            gap = 100 * abs(share[c] - train[c])
+            if gap > IMBALANCE_POINTS and (worst is None or gap > worst[0]):
+                worst = (gap, name, c)
+    if worst is not None:
+        gap, name, c = worst
+        warnings.warn(
+            f"{where}: class {label_names[c]!r} is {100 * shares[name][c]:.1f}% of the {name} split but "
+            f"{100 * train[c]:.1f}% of train ({gap:.1f} points apart): accuracy on {name} weighs the classes "
+            "differently from training",
+            SplitWarning, stacklevel=3,
+        )
+    return shares
 
 
 def check_labels(y: np.ndarray, where: str) -> None:

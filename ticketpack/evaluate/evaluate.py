@@ -133,6 +133,12 @@ def _accuracy(y: np.ndarray, pred: np.ndarray, labels: list[str]) -> tuple[float
     return float((y == pred).mean()), per_class, cm.tolist()
 
 
+def _paired_se(a: np.ndarray, b: np.ndarray) -> float:
+    """Standard error of ``mean(a) - mean(b)`` for per-example correctness measured on the same examples."""
+    d = a.astype(np.float64) - b.astype(np.float64)
+    return float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else 0.0
+
+
 def _file_sizes(path: Path) -> tuple[int, int]:
     data = Path(path).read_bytes()
     return len(data), len(zlib.compress(data, 6))
@@ -146,8 +152,8 @@ def _result(pred, accuracy, latency: list[LatencyStats], peak_mb: float | None) 
         path=str(pred.path), file_bytes=size, compressed_bytes=compressed,
         format=card.export.format, quantize=card.export.quantize,
         weights_remaining=card.sparsity.weights_remaining,
-        accuracy=acc, per_class=per_class, confusion_matrix=cm, latency=latency,
-        peak_memory_mb=peak_mb, weights_digest_verified=True,
+        accuracy=acc, accuracy_se=math.sqrt(acc * (1 - acc) / max(sum(map(sum, cm)), 1)),
+        per_class=per_class, confusion_matrix=cm, latency=latency, peak_memory_mb=peak_mb, weights_digest_verified=True,
         card_test_accuracy=card.metrics.test_accuracy, card_dense_accuracy=card.metrics.dense_test_accuracy,
         card_evaluated_on=card.metrics.evaluated_on,
     )
@@ -164,7 +170,7 @@ def _split_note(result: ModelResult, data: _Data) -> str | None:
         return None
     return (f"{result.path}: accuracy {result.accuracy:.4f} on {data.dataset}/{data.domain}/test (seed {data.seed}) differs "
             f"from the {result.card_test_accuracy:.4f} its card recorded on {result.card_evaluated_on}: this split is "
-            "probably not the export's (another --seed or split fractions), so test rows may have been training rows")
+            "probably not the export's (another --split-seed or split fractions), so test rows may have been training rows")
 
 
 def evaluate_model(
@@ -218,7 +224,8 @@ def evaluate_model(
     where = data.data_file or f"{data.dataset}/{data.domain}/test (seed {data.seed})"
     say(f"accuracy on {where}: {len(data.y)} examples")
     inputs = [p.prepare(data.raw) for p in preds]  # each model's own card preprocesses the same raw rows
-    accuracies = [_accuracy(data.y, _predict_all(p, x), list(card.label_names)) for p, x in zip(preds, inputs)]
+    predictions = [_predict_all(p, x) for p, x in zip(preds, inputs)]
+    accuracies = [_accuracy(data.y, pr, list(card.label_names)) for pr in predictions]
 
     budget = LatencyBudget(max_seconds=latency_budget_s, min_seconds=min(0.2, latency_budget_s / 2))
     latencies: list[list[LatencyStats]] = [[] for _ in preds]
@@ -245,6 +252,7 @@ def evaluate_model(
             size_ratio=m.file_bytes / b.file_bytes,
             compressed_size_ratio=m.compressed_bytes / b.compressed_bytes,
             accuracy_delta=m.accuracy - b.accuracy,
+            accuracy_delta_se=_paired_se(predictions[0] == data.y, predictions[1] == data.y),
             memory_ratio=(m.peak_memory_mb / b.peak_memory_mb) if b.peak_memory_mb and m.peak_memory_mb else None,
         )
     baseline_result = results[1] if len(results) == 2 else None

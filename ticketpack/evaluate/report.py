@@ -79,6 +79,8 @@ class ModelResult(_Doc):
     quantize: str | None = None
     weights_remaining: float | None = Field(None, description="From the card's sparsity section.")
     accuracy: float
+    accuracy_se: float | None = Field(None, description="Binomial standard error of the accuracy on these examples, "
+                                      "sqrt(p(1-p)/n).")
     per_class: list[ClassAccuracy]
     confusion_matrix: list[list[int]] = Field(description="Rows: true label; columns: predicted label (card order).")
     latency: list[LatencyStats]
@@ -105,6 +107,9 @@ class Comparison(_Doc):
     size_ratio: float = Field(description="Model file bytes / baseline file bytes (below 1: the model is smaller).")
     compressed_size_ratio: float = Field(description="Model zlib bytes / baseline zlib bytes (below 1: smaller).")
     accuracy_delta: float = Field(description="Model accuracy - baseline accuracy.")
+    accuracy_delta_se: float | None = Field(
+        None, description="Standard error of the accuracy delta, paired over the same examples (the spread of the "
+        "per-example difference in correctness / sqrt(n)).")
     memory_ratio: float | None = Field(
         None, description="Model peak memory / baseline peak memory (below 1: the model uses less).")
 

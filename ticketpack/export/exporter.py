@@ -7,11 +7,14 @@
 Formats: ``dense`` (masked weights as ordinary initializers), ``compact`` (exact structured compaction: dead
 units, channels, embedding dimensions and input features removed, see :mod:`ticketpack.export.compact`) and
 ``sparse`` (compact, then every weight stored as nonzero values plus a bit mask, see
-:mod:`ticketpack.runtime.storage`); ``quantize="int8"`` applies ONNX Runtime's dynamic quantization on top.
+:mod:`ticketpack.runtime.storage`); ``quantize="int8"`` applies ONNX Runtime's dynamic quantization on top,
+``quantize="int8-static"`` its static QDQ quantization calibrated on a seeded sample of the training split (see
+:mod:`ticketpack.export.quantize`).
 
 Before anything is written: ``onnx.checker`` (full check), an ONNX Runtime session, and ORT logits against
 PyTorch logits on the held-out test split (max abs diff within ``atol``; for int8, the float graph within
-``atol`` and the argmax agreement of the quantized one at least ``min_int8_agreement``). A failed check raises
+``atol`` and the argmax agreement of the quantized one at least ``min_int8_agreement``; for static int8 also its
+accuracy within ``max_static_int8_drop`` points of PyTorch's). A failed check raises
 :class:`~ticketpack.errors.GateFailed` and writes nothing; the file itself is written atomically.
 """
 
@@ -33,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ticketpack.errors import GateFailed, TicketpackError
 from ticketpack.fileio import atomic_path
 from ticketpack.runtime.card import (
+    Calibration,
     ExportOptions,
     InputSignature,
     LayerSparsity,
@@ -44,7 +48,7 @@ from ticketpack.runtime.card import (
 )
 from ticketpack.runtime.cardio import embed_card
 from ticketpack.runtime.digest import weights_digest
-from ticketpack.runtime.session import make_session
+from ticketpack.runtime.session import make_session, required_onnxruntime
 from ticketpack.runtime.storage import bitmask_encode, quantize_int8
 from ticketpack.version import __version__
 
@@ -66,14 +70,29 @@ class ExportConfig(BaseModel):
         "max_accuracy_drop of dense (by validation accuracy)."
     )
     init: str | None = Field(None, description="Transfer runs: initialization strategy of the job to export.")
-    seed: int | None = Field(None, ge=0, description="Transfer runs: seed of the job (default: the lowest).")
+    seed: int | None = Field(None, ge=0, description="Transfer runs: seed index of the job to export (default: the "
+                             "lowest).")
     format: Literal["dense", "compact", "sparse"] = Field("compact", description="dense, compact or sparse.")
-    quantize: Literal["none", "int8"] = Field("none", description="int8: ONNX Runtime dynamic quantization on top.")
+    quantize: Literal["none", "int8", "int8-static"] = Field(
+        "none", description="int8: ONNX Runtime dynamic quantization on top; int8-static: static QDQ quantization, "
+        "activation ranges calibrated on a sample of the training split."
+    )
+    calibration_samples: int = Field(256, ge=1, description="int8-static: training examples to calibrate on.")
+    calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
+        "minmax", description="int8-static: how activation ranges are set from the calibration sample."
+    )
+    calibration_seed: int = Field(0, ge=0, description="int8-static: seed of the calibration sample.")
     opset: int = Field(17, ge=MIN_OPSET, le=MAX_OPSET, description="ONNX opset of the graph.")
-    max_accuracy_drop: float = Field(1.0, ge=0, le=100, description="Points of accuracy below dense allowed when choosing a level.")
+    max_accuracy_drop: float = Field(
+        1.0, ge=0, le=100, description="Points of validation accuracy below dense allowed when choosing a level; a "
+        "level must clear it by one standard error of the difference on the validation split.")
     atol: float = Field(1e-4, gt=0, description="Largest |ORT - PyTorch| logit difference accepted (float graphs).")
     min_int8_agreement: float = Field(
         0.95, ge=0, le=1, description="Smallest argmax agreement accepted for int8 (one disagreement always passes)."
+    )
+    max_static_int8_drop: float = Field(
+        1.0, ge=0, le=100, description="int8-static: points of test accuracy below the float model's accepted (one "
+        "more misclassified example always passes)."
     )
     threads: int | None = Field(None, ge=1, description="CPU threads for PyTorch and ONNX Runtime during the checks.")
     allow_changed_model: bool = Field(
@@ -210,6 +229,16 @@ def _graph(model, example, opset: int, prunable: dict[str, np.ndarray]) -> onnx.
     return graph
 
 
+def _quantize_static(graph: onnx.ModelProto, data, config: ExportConfig) -> tuple[onnx.ModelProto, Calibration]:
+    """QDQ int8 calibrated on a seeded sample of the training split of the data the weights were trained on."""
+    from ticketpack.export.quantize import calibration_sample, quantize_static_int8
+
+    sample = calibration_sample(data.train.x, config.calibration_samples, config.calibration_seed)
+    quantized = quantize_static_int8(graph, QUANTIZED_OPS, _integer_gathers(graph), sample, config.calibration_method)
+    return quantized, Calibration(method=config.calibration_method, samples=len(sample), seed=config.calibration_seed,
+                                  split=f"{data.dataset}/{data.domain}/train")
+
+
 def _integer_gathers(graph: onnx.ModelProto) -> list[str]:
     """Gather nodes over integer tables (id remaps): never quantized."""
     ints = {t.name for t in graph.graph.initializer if t.data_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)}
@@ -242,13 +271,17 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
     graph = _graph(model, example, config.opset, {n: weights[n] for n in prunable})
 
     stage("checking")
-    float_diff = None
-    if config.quantize == "int8":
+    float_diff, calibration = None, None
+    quantized = config.quantize != "none"
+    if quantized:
         _check(graph, "float")
         float_diff = float(np.abs(_ort_logits(graph, prepared.x_test, prepared.threads) - prepared.torch_logits).max())
         if float_diff > config.atol:
             raise GateFailed(f"parity: the float graph differs from PyTorch by {float_diff:.2e} > atol {config.atol:g}; nothing written")
+    if config.quantize == "int8":
         graph = quantize_int8(graph, QUANTIZED_OPS, _integer_gathers(graph))
+    elif config.quantize == "int8-static":
+        graph, calibration = _quantize_static(graph, sel.data, config)
     encoding = None
     if config.format == "sparse":
         bitmask_encode(graph)
@@ -257,12 +290,12 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
     logits = _ort_logits(graph, prepared.x_test, prepared.threads)
     diff = float(np.abs(logits - prepared.torch_logits).max())
     agreement = float((logits.argmax(1) == prepared.torch_logits.argmax(1)).mean())
-    if config.quantize == "none" and not diff <= config.atol:
+    if not quantized and not diff <= config.atol:
         raise GateFailed(f"parity: ONNX Runtime logits differ from PyTorch by {diff:.2e} > atol {config.atol:g}; nothing written")
     n = len(prepared.y_test)
     # one disagreement always passes; rounded down so that readers comparing floats agree with this check
     min_agreement = math.floor(min(config.min_int8_agreement, 1 - 1 / max(n, 1)) * 1e9) / 1e9
-    if config.quantize == "int8" and agreement < min_agreement:
+    if quantized and agreement < min_agreement:
         raise GateFailed(
             f"parity: int8 predictions agree with PyTorch on {agreement:.1%} of the test split, below "
             f"{config.min_int8_agreement:.0%}; export without --quantize, nothing written"
@@ -270,6 +303,12 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
 
     accuracy = float((logits.argmax(1) == prepared.y_test).mean())
     reference = float((prepared.torch_logits.argmax(1) == prepared.y_test).mean())
+    drop = 100 * (reference - accuracy)
+    if config.quantize == "int8-static" and drop > max(config.max_static_int8_drop, 100 / max(n, 1)) + 1e-9:
+        raise GateFailed(  # like the agreement check, one example more misclassified always passes
+            f"static int8 test accuracy {accuracy:.2%} is {drop:.2f} points below the float model's {reference:.2%} "
+            f"(allowed: {config.max_static_int8_drop:g}); nothing written"
+        )
     data = sel.data
     card = ModelCard(
         label_names=list(manifest.dataset.label_names),
@@ -292,11 +331,12 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
             test_examples=len(prepared.y_test),
         ),
         export=ExportOptions(format=config.format, quantize=config.quantize, opset=config.opset,
+                             min_onnxruntime=_min_onnxruntime(graph), calibration=calibration,
                              sparse_encoding=encoding, compacted=compacted),
         parity=ParityCheck(
             examples=len(prepared.y_test), max_abs_diff=diff, argmax_agreement=agreement, atol=config.atol,
             float_max_abs_diff=float_diff,
-            min_argmax_agreement=min_agreement if config.quantize == "int8" else None,
+            min_argmax_agreement=min_agreement if quantized else None,
         ),
         weights_digest=weights_digest(graph),
     )
@@ -324,13 +364,19 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
     )
 
 
+def _min_onnxruntime(graph: onnx.ModelProto) -> str:
+    opset = max((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    return required_onnxruntime(graph.ir_version, opset, {n.domain for n in graph.graph.node})
+
+
 def _finish(model: onnx.ModelProto, card: ModelCard, name: str) -> None:
     model.producer_name = "ticketpack"
     model.producer_version = __version__
     model.domain = "ai.ticketpack"
     model.model_version = 1
     model.doc_string = (
-        f"{name} lottery ticket ({card.export.format}{', int8' if card.export.quantize == 'int8' else ''}), "
+        f"{name} lottery ticket ({card.export.format}"
+        f"{'' if card.export.quantize == 'none' else ', ' + card.export.quantize}), "
         f"{100 * card.sparsity.weights_remaining:.1f}% weights remaining; model card in metadata_props['ticketpack']"
     )
     embed_card(model, card)
@@ -348,6 +394,10 @@ def export_model(
     max_accuracy_drop: float = 1.0,
     atol: float = 1e-4,
     min_int8_agreement: float = 0.95,
+    max_static_int8_drop: float = 1.0,
+    calibration_samples: int = 256,
+    calibration_method: str = "minmax",
+    calibration_seed: int = 0,
     threads: int | None = None,
     on_stage: Callable[[str], None] | None = None,
     allow_changed_model: bool = False,
@@ -365,6 +415,8 @@ def export_model(
     try:
         config = ExportConfig(level=level, init=init, seed=seed, format=format, quantize=quantize, opset=opset,
                               max_accuracy_drop=max_accuracy_drop, atol=atol, min_int8_agreement=min_int8_agreement,
+                              max_static_int8_drop=max_static_int8_drop, calibration_samples=calibration_samples,
+                              calibration_method=calibration_method, calibration_seed=calibration_seed,
                               threads=threads, allow_changed_model=allow_changed_model)
     except ValidationError as exc:
         raise TicketpackError(validation_message(exc, "invalid export options")) from None

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,10 +49,31 @@ def _pts(x: float) -> str:
     return f"{x:g} point" + ("" if x == 1 else "s")
 
 
-def _sparsest_within(items: list, floor: float, val_accuracy: Callable, level: Callable):
-    """The item with the fewest weights whose validation accuracy reaches ``floor`` (ties: the later level)."""
-    fits = [x for x in items if val_accuracy(x) >= floor - 1e-12]
-    return min(fits, key=lambda x: (x.weights_remaining, -level(x))) if fits else None
+def _sparsest_within(items: list, dense_val: float, max_drop_pts: float, n_val: int | None, val_accuracy: Callable,
+                     level: Callable):
+    """The item with the fewest weights whose validation accuracy is within ``max_drop_pts`` of dense *beyond the
+    validation split's noise* (ties: the later level): ``val - dense_val >= -max_drop + se``, where ``se`` is the
+    standard error of the difference of two accuracies on ``n_val`` examples, sqrt(p1(1-p1)/n + p2(1-p2)/n). On a
+    small split a level must look better than dense to count as no worse by more than ``max_drop_pts``: a pick
+    made on noise ships a model whose test accuracy can fall far below dense."""
+
+    def fits(x) -> bool:
+        acc = val_accuracy(x)
+        return acc - dense_val >= -max_drop_pts / 100 + _diff_se(acc, dense_val, n_val) - 1e-12
+
+    ok = [x for x in items if fits(x)]
+    return min(ok, key=lambda x: (x.weights_remaining, -level(x))) if ok else None
+
+
+def _diff_se(a: float, b: float, n: int | None) -> float:
+    return math.sqrt((a * (1 - a) + b * (1 - b)) / n) if n else 0.0
+
+
+def _noise_note(dense_val: float, n_val: int | None) -> str:
+    if not n_val:
+        return " (the run does not record its validation split size: no allowance for its noise)"
+    return (f"; a level counts only beyond the noise of the {n_val}-example validation split (one standard error of "
+            f"a difference: {100 * _diff_se(dense_val, dense_val, n_val):.1f} points); --level picks one yourself")
 
 
 def _is_transfer_run(root: Path) -> bool:
@@ -83,17 +105,18 @@ def _from_ticket(root: Path, level, init, seed, max_drop_pts: float) -> Selectio
             f"{m.dataset.source_domain} (leave out --init, or export from a transfer run)"
         )
     if seed is not None and seed != m.config.seed:
-        raise TicketpackError(f"ticket {root} was found with seed {m.config.seed}; --seed {seed} does not match it")
+        raise TicketpackError(f"ticket {root} was found with seed {m.config.seed}; --seed-index {seed} does not match it")
     dense = ticket.record(0) if any(r.round == 0 for r in m.rounds) else None
     if level is None:
         if dense is None:
             raise TicketpackError(f"ticket {root} has no dense round 0 to compare with; pass --level")
-        floor = dense.val_accuracy - max_drop_pts / 100
-        rec = _sparsest_within(m.rounds, floor, lambda r: r.val_accuracy, lambda r: r.round)  # round 0 always fits
+        n_val = m.dataset.split_sizes.get("val")
+        rec = _sparsest_within(m.rounds, dense.val_accuracy, max_drop_pts, n_val, lambda r: r.val_accuracy,
+                               lambda r: r.round) or dense
         reason = (
             f"round {rec.round} ({_pct(rec.weights_remaining)} weights remaining) is the sparsest whose validation "
             f"accuracy ({rec.val_accuracy:.3f}) is within {_pts(max_drop_pts)} of the dense round's "
-            f"({dense.val_accuracy:.3f})"
+            f"({dense.val_accuracy:.3f}){_noise_note(dense.val_accuracy, n_val)}"
         )
     else:
         rec = ticket.record(ticket.resolve_level(level))
@@ -142,19 +165,22 @@ def _from_run(root: Path, level, init, seed, max_drop_pts: float) -> Selection:
             have = ", ".join(str(j.level) for j in jobs)
             raise TicketpackError(f"transfer run {root} has no dense job for seed {chosen_seed} to compare with; pass --level (levels: {have})")
         else:
-            floor = dense.target_val_accuracy - max_drop_pts / 100
-            job = _sparsest_within(jobs, floor, lambda j: j.target_val_accuracy, lambda j: j.level)
+            n_val = dense.target_val_n
+            note = _noise_note(dense.target_val_accuracy, n_val)
+            job = _sparsest_within(jobs, dense.target_val_accuracy, max_drop_pts, n_val,
+                                   lambda j: j.target_val_accuracy, lambda j: j.level)
             if job is not None:
                 reason = (
                     f"level {job.level} ({_pct(job.weights_remaining)} weights remaining) is the sparsest {init} level "
                     f"whose target validation accuracy ({job.target_val_accuracy:.3f}) is within {_pts(max_drop_pts)} "
-                    f"of dense ({dense.target_val_accuracy:.3f})"
+                    f"of dense ({dense.target_val_accuracy:.3f}){note}"
                 )
             else:
-                job = max(jobs, key=lambda j: (j.target_val_accuracy, j.weights_remaining))
+                job = max(jobs, key=lambda j: (j.weights_remaining, -j.level))
                 reason = (
-                    f"no {init} level is within {_pts(max_drop_pts)} of dense ({dense.target_val_accuracy:.3f}); "
-                    f"level {job.level} has the best target validation accuracy ({job.target_val_accuracy:.3f})"
+                    f"no {init} level is shown to be within {_pts(max_drop_pts)} of dense "
+                    f"({dense.target_val_accuracy:.3f}){note}; level {job.level} is the densest (target validation "
+                    f"accuracy {job.target_val_accuracy:.3f}), and its test accuracy may still be below dense's"
                 )
         reason += seed_note
         chosen_level = job.level

@@ -11,7 +11,7 @@ hidden layer the gradient still reaches them through its random weights; without
 
 ``token_dropout`` drops whole ids (they become padding) while training, a strong regularizer for a bag of n-grams
 on a few thousand reviews; in eval mode (and so in an exported graph) it does nothing. ``sparse=True`` gives the
-embedding sparse gradients, which ticketpack's trainer updates row by row (SparseAdam): a dense Adam step over a
+embedding sparse gradients, which ticketpack's trainer updates row by row (lazy Adam): a dense Adam step over a
 2^20-row table costs ~30x more per step on CPU. ``pool="sqrt"`` divides the sum by sqrt(count) instead.
 """
 
@@ -60,11 +60,29 @@ class FastText(nn.Module):
         self.out = nn.Linear(hidden or embed_dim, num_classes)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        if self.training and self.token_dropout > 0:  # drop whole ids (they become padding); not in eval or export
-            ids = ids * (torch.rand(ids.shape, device=ids.device) >= self.token_dropout)
-        summed = self.embed(ids).sum(1)
-        count = (ids > 0).to(summed.dtype).sum(1, keepdim=True).clamp(min=1.0)  # ids are >= 0: one Greater, float sums
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():  # the exported graph: Gather → ReduceSum
+            summed = self.embed(ids).sum(1)
+            count = (ids > 0).to(summed.dtype).sum(1, keepdim=True)  # ids are >= 0: one Greater, float sums
+        else:
+            summed, count = self._bag(ids)
+        count = count.clamp(min=1.0)
         h = summed / (count if self.pool == "mean" else count.sqrt())
         if self.hidden is not None:
             h = self.hidden(self.dropout(h)).relu()
         return self.out(self.dropout(h))
+
+    def _bag(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each document's sum of rows and number of ids, over its non-padding ids only: the sums of the exported
+        Gather → ReduceSum without gathering the padding that fills a batch up to ``max_tokens`` (a review has
+        ~500 ids of the default 8192), so a training step's sparse gradient holds only the rows used. Token dropout
+        drops ids here, in training only. The embedding module is still what is called, so hooks and module swaps
+        (export's compaction) see it."""
+        doc, col = (ids > 0).nonzero(as_tuple=True)
+        flat = ids[doc, col]
+        if self.training and self.token_dropout > 0:
+            keep = torch.rand(flat.shape, device=flat.device) >= self.token_dropout
+            doc, flat = doc[keep], flat[keep]
+        rows = self.embed(flat)
+        summed = torch.zeros(ids.shape[0], rows.shape[1], dtype=rows.dtype, device=rows.device).index_add_(0, doc, rows)
+        count = torch.bincount(doc, minlength=ids.shape[0]).to(rows.dtype).unsqueeze(1)
+        return summed, count

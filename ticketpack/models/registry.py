@@ -41,6 +41,11 @@ class ModelEntry:
     doc: str = ""
     recipe: dict = field(default_factory=dict)  # training defaults (TrainConfig keys) under the user's own
 
+    def __call__(self, **options) -> nn.Module:
+        """``create_model(name, input_shape=..., num_classes=..., **options)``: the bare factory call, unchecked
+        (``build`` is the checked path a search takes)."""
+        return self.factory(**options)
+
 
 MODELS: Registry[ModelEntry] = Registry("model")
 MODELS.register("lenet-300-100", ModelEntry(MLP, "image", doc="LeNet-300-100, the MLP of Frankle & Carbin (2019)."))
@@ -58,7 +63,7 @@ DEFAULT_MODELS = {"image": "lenet-300-100", "text": "fasttext"}
 
 
 def names() -> list[str]:
-    return MODELS.names()
+    return MODELS.list()
 
 
 def recipe(name: str) -> dict:
@@ -94,7 +99,7 @@ def build(spec: ModelSpec, preprocessing: ImagePreprocessing | TextPreprocessing
     else:
         entry = MODELS.get(spec.name)
         if preprocessing.kind != entry.kind:
-            fits = [n for n in MODELS.names() if MODELS.get(n).kind == preprocessing.kind]
+            fits = [n for n in MODELS.list() if MODELS.get(n).kind == preprocessing.kind]
             raise TicketpackError(
                 f"model {spec.name!r} takes {entry.kind} inputs but the dataset is {preprocessing.kind}; try: {', '.join(fits)}"
             )

@@ -75,10 +75,27 @@ class Metrics(_Card):
     test_examples: int | None = Field(None, description="Examples in the split the accuracies were measured on.")
 
 
+class Calibration(_Card):
+    """How static int8 quantization chose its activation ranges."""
+
+    method: Literal["minmax", "entropy", "percentile"] = Field(description="ONNX Runtime's calibration method.")
+    samples: int = Field(description="Training examples run through the float graph to collect activation ranges.")
+    seed: int = Field(description="Seed of the sample drawn from the split (without replacement).")
+    split: str = Field(description="dataset/domain/split the sample was drawn from.")
+
+
 class ExportOptions(_Card):
     format: Literal["dense", "compact", "sparse"]
-    quantize: Literal["none", "int8"] = "none"
+    quantize: Literal["none", "int8", "int8-static"] = Field(
+        "none", description="int8: dynamic quantization (activation ranges at run time); int8-static: QDQ with "
+        "activation ranges calibrated at export (see calibration)."
+    )
     opset: int
+    min_onnxruntime: str | None = Field(
+        None, description="Oldest onnxruntime release this file runs on (validate fails on an older one); absent in "
+        "files exported before it was recorded."
+    )
+    calibration: Calibration | None = Field(None, description="int8-static: the calibration behind the activation ranges.")
     sparse_encoding: Literal["bitmask"] | None = Field(
         None,
         description="sparse format: nonzero values plus a packed bit mask per weight, expanded by a small subgraph of "

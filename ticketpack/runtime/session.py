@@ -1,7 +1,9 @@
-"""ONNX Runtime sessions with an explicit provider choice and thread count (torch-free)."""
+"""ONNX Runtime sessions with an explicit provider choice and thread count, and the oldest ONNX Runtime an exported
+graph runs on (torch-free)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -11,6 +13,25 @@ from ticketpack.errors import TicketpackError
 
 ProviderChoice = Literal["auto", "cpu", "cuda"]
 _NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+# The oldest onnxruntime that CI loads every stored format on and checks against the newest one's logits (.ci/run),
+# and pyproject's floor. That release implements ONNX opsets up to 21 and IR versions up to 10.
+TESTED_FLOOR = "1.18.0"
+FLOOR_OPSET, FLOOR_IR = 21, 10
+
+
+def release(version: str) -> tuple[int, ...]:
+    """``"1.20.1"`` → (1, 20, 1); a local or pre-release tail (``1.21.0.dev2024…``, ``1.19.0+cu118``) is ignored."""
+    return tuple(int(part) for part in re.findall(r"\d+", version.split("+")[0])[:3])
+
+
+def required_onnxruntime(ir_version: int, opset: int, node_domains: set[str]) -> str:
+    """The oldest onnxruntime known to run a graph: the tested floor while the graph stays within what that release
+    implements (IR version, standard ONNX opset, only standard-domain nodes), else the release running now, the
+    one the export's checks ran on."""
+    if node_domains <= {"", "ai.onnx"} and opset <= FLOOR_OPSET and ir_version <= FLOOR_IR:
+        return TESTED_FLOOR
+    return ".".join(map(str, release(ort.__version__)))
 
 
 def resolve_provider(choice: str) -> str:

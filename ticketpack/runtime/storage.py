@@ -6,15 +6,20 @@ transposed (:func:`transposed`); int8 quantization renames it ``<stored>_quantiz
 ``<stored>_scale`` beside it; the bit-mask encoding replaces an initializer ``x`` by ``x.values`` + ``x.bits``.
 :func:`stored_weight` finds a weight in any of these forms.
 
-Sparse weights (``bitmask``): a weight ``W`` with enough zeros is stored as its nonzero values in row-major order
-(``W.values``) plus one bit per entry (``W.bits``, packed little-endian in uint8), and rebuilt by standard ops:
+Sparse weights (``bitmask``): a weight ``W`` with enough zeros is stored as a 0 followed by its nonzero values in
+row-major order (``W.values``) plus one bit per entry (``W.bits``, packed little-endian in uint8), and rebuilt by
+standard ops:
 
-    bits → BitShift/Mod → bool mask → CumSum → Gather(values) → Where(mask, ·, 0) → Reshape → W
+    bits → BitShift/Mod (uint8) → Cast → CumSum · bit (int64: the rank of each kept entry, 0 for a pruned one)
+         → Gather(values) → Reshape → W
 
-Every input of that subgraph is an initializer, so ONNX Runtime folds it into a plain dense initializer when the
-session is created (graph optimization level basic or higher, the default): inference runs the same kernels as
-the unencoded graph. A value costs its element size, a position 1/8 byte: float32 weights shrink from 4 bytes to
-``4·d + 0.125`` bytes per entry at density ``d``. ONNX's own sparse initializers need int64 indices (12 bytes per
+The stored type (float32, int8, uint8) only passes through Gather and Reshape, whose kernels take every type in
+every ONNX Runtime release; the arithmetic is on uint8 and int64, which they all implement (the previous
+decoding's ``Where`` on int8 has no kernel in onnxruntime 1.30 and older). Every input of that subgraph is an
+initializer, so ONNX Runtime folds it into a plain dense initializer when the session is created (graph
+optimization level basic or higher, the default): inference runs the same kernels as the unencoded graph. A value
+costs its element size, a position 1/8 byte: float32 weights shrink from 4 bytes to ``4·d + 0.125`` bytes per
+entry at density ``d``. ONNX's own sparse initializers need int64 indices (12 bytes per
 nonzero), which only pays below 1/3 density, and ONNX Runtime densifies them at load just the same.
 """
 
@@ -82,9 +87,7 @@ def bitmask_encode(model: onnx.ModelProto, min_saving_bytes: int = MIN_SAVING_BY
             continue
         flat = array.ravel()
         nonzero = flat != 0
-        values = flat[nonzero]
-        if values.size == 0:
-            values = np.zeros(1, dtype=flat.dtype)  # Gather needs a non-empty table; every position is masked out
+        values = np.concatenate([np.zeros(1, dtype=flat.dtype), flat[nonzero]])  # index 0: every pruned entry
         bits = np.packbits(nonzero, bitorder="little")
         if array.nbytes - (values.nbytes + bits.nbytes) < max(min_saving_bytes, array.nbytes // 4):
             keep.append(t)
@@ -92,20 +95,16 @@ def bitmask_encode(model: onnx.ModelProto, min_saving_bytes: int = MIN_SAVING_BY
         n, name = flat.size, t.name
         values_name, bits_name = bitmask_parts(name)
         new_inits += [numpy_helper.from_array(values, values_name), numpy_helper.from_array(bits[:, None], bits_name)]
-        zero = const(f"bitmask.zero_{array.dtype}", np.zeros((), dtype=array.dtype))
         shifted = node("BitShift", [bits_name, const("bitmask.shifts", np.arange(8, dtype=np.uint8)[None, :])],
                        f"{name}/shifted", direction="RIGHT")
         bit = node("Mod", [shifted, const("bitmask.two", np.array(2, dtype=np.uint8))], f"{name}/bit")
         flat_bits = node("Reshape", [bit, const("bitmask.flat", np.array([-1], dtype=np.int64))], f"{name}/flat_bits")
         bits_n = node("Slice", [flat_bits, const("bitmask.start", np.array([0], dtype=np.int64)),
                                 const(f"bitmask.n_{n}", np.array([n], dtype=np.int64))], f"{name}/bits_n")
-        mask = node("Cast", [bits_n], f"{name}/mask", to=TensorProto.BOOL)
-        rank = node("CumSum", [node("Cast", [bits_n], f"{name}/ones", to=TensorProto.INT64),
-                               const("bitmask.axis", np.array(0, dtype=np.int64))], f"{name}/rank")
-        pos = node("Max", [node("Sub", [rank, const("bitmask.one", np.array(1, dtype=np.int64))], f"{name}/rank0"),
-                           const("bitmask.zero_pos", np.array(0, dtype=np.int64))], f"{name}/pos")
-        picked = node("Gather", [values_name, pos], f"{name}/picked", axis=0)
-        dense = node("Where", [mask, picked, zero], f"{name}/dense")
+        ones = node("Cast", [bits_n], f"{name}/ones", to=TensorProto.INT64)
+        rank = node("CumSum", [ones, const("bitmask.axis", np.array(0, dtype=np.int64))], f"{name}/rank")
+        pos = node("Mul", [rank, ones], f"{name}/pos")
+        dense = node("Gather", [values_name, pos], f"{name}/dense", axis=0)
         shape = const(f"bitmask.shape_{'x'.join(map(str, array.shape))}", np.array(array.shape, dtype=np.int64))
         node("Reshape", [dense, shape], name)
         encoded.append(name)
@@ -191,8 +190,12 @@ def stored_weight(arrays: dict[str, np.ndarray], name: str, shape: list[int]) ->
                 if bits.size < size:
                     raise TicketpackError(f"{name}: bit mask has {bits.size} bits for {size} weights")
                 mask = bits[:size].astype(bool)
+                count = int(mask.sum())
+                if values.size < count:
+                    raise TicketpackError(f"{name}: {values.size} stored values for {count} set bits")
                 stored = np.zeros(size, dtype=values.dtype)
-                stored[mask] = values[: int(mask.sum())]
+                # the last `count` values: after the leading 0 (earlier exports stored none)
+                stored[mask] = values[values.size - count :]
             else:
                 continue
             return key, stored, bool(suffix)

@@ -2,7 +2,10 @@
 
 Checks, in order (a check that makes later ones meaningless stops the list):
 ONNX parse → ``onnx.checker`` full check → card present and valid → graph signature matches the card →
-weight digest matches the card → sparsity in the card matches the weights → ONNX Runtime load → smoke inference.
+weight digest matches the card → sparsity in the card matches the weights → this onnxruntime is at least the card's
+minimum → ONNX Runtime load → smoke inference. An onnxruntime older than the card's minimum fails even when the file
+happens to load: nothing vouches for its kernels on that graph (a missing kernel for one type shows at load, a
+changed one would not), and validate is the gate before a deployment.
 ``strict`` adds: parity with PyTorch recorded at export and within its tolerance (int8: the float graph within
 ``atol`` and the recorded argmax agreement at least the required one).
 """
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnx import numpy_helper
 from pydantic import BaseModel, ConfigDict
 
@@ -21,7 +25,7 @@ from ticketpack.errors import GateFailed, TicketpackError
 from ticketpack.runtime.card import CARD_KEY, parse_card
 from ticketpack.runtime.cardio import card_json
 from ticketpack.runtime.digest import weights_digest
-from ticketpack.runtime.session import make_session
+from ticketpack.runtime.session import make_session, release
 from ticketpack.runtime.storage import nonzero_count
 from ticketpack.version import __version__
 
@@ -128,6 +132,17 @@ def _check_sparsity(model, card) -> str:
             f"({remaining:.1%}; card {card.sparsity.weights_remaining:.1%}){note}")
 
 
+def _check_runtime_version(card) -> str:
+    """The onnxruntime in use must be at least the oldest release the card says the file runs on."""
+    need, have = card.export.min_onnxruntime, ort.__version__
+    if need is None:
+        return f"onnxruntime {have}; the card records no minimum (exported before ticketpack recorded it)"
+    if release(have) < release(need):
+        raise TicketpackError(f"onnxruntime {have} is older than {need}, the oldest this file runs on: "
+                              f"pip install 'onnxruntime>={need}'")
+    return f"onnxruntime {have} ≥ {need} (the card's minimum)"
+
+
 def smoke_batch(card, graph_input: tuple[str, str, list[int | str]] | None = None) -> np.ndarray:
     """A small valid model input: prepared from raw examples when there is a card, else zeros of the graph's type."""
     if card is not None:
@@ -221,6 +236,7 @@ def validate_model(path: Path | str, strict: bool = False, provider: str = "cpu"
 
         run("weights digest", digest)
         run("sparsity", lambda: _check_sparsity(model, card))
+        run("onnxruntime version", lambda: _check_runtime_version(card))
 
     def ort_load() -> str:
         session, used = make_session(path, provider, threads)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -12,12 +12,19 @@ from ticketpack.data.preprocessing import TextPreprocessing
 from ticketpack.runtime.spec import ModelSpec
 from ticketpack.training.config import TrainConfig
 
+if TYPE_CHECKING:
+    from ticketpack.pruning.strategies import Strategy
+
 
 class PruneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     strategy: str | None = Field(
-        None, description="Pruning strategy: global, layerwise or random (default: the model's, see SearchConfig)."
+        None, description="Pruning strategy: global, layerwise, random or one you registered (default: the model's, "
+        "see SearchConfig; `ticketpack list strategies`)."
+    )
+    strategy_options: dict[str, Any] = Field(
+        default_factory=dict, description="Options of the strategy (its own pydantic fields), checked against it."
     )
     rate: float = Field(0.2, gt=0, lt=1, description="Fraction of the remaining weights pruned each round.")
     output_rate: float | None = Field(
@@ -45,6 +52,20 @@ class PruneConfig(BaseModel):
         "embedding dimensions, found by Torch-Pruning's dependency graph; `rate` is then the fraction of remaining "
         "units) that export compacts into smaller layers.",
     )
+
+    @model_validator(mode="after")
+    def _known_strategy(self) -> "PruneConfig":
+        """An unknown strategy lists the known ones and a bad option names itself (the strategy is None only in a
+        PruneConfig that a SearchConfig has yet to give its model's default)."""
+        if self.strategy is not None:
+            self.make_strategy()
+        return self
+
+    def make_strategy(self) -> Strategy:
+        """The configured :class:`ticketpack.pruning.strategies.Strategy`, with its options."""
+        from ticketpack.pruning.strategies import STRATEGIES
+
+        return STRATEGIES.create(self.strategy, **self.strategy_options)
 
     @property
     def effective_output_rate(self) -> float:
@@ -101,13 +122,6 @@ class SearchConfig(BaseModel):
         if prune.get("strategy") is None:
             data["prune"] = {**prune, "strategy": default_strategy(model["name"])}
         return data
-
-    @model_validator(mode="after")
-    def _check(self) -> "SearchConfig":
-        from ticketpack.pruning.strategies import STRATEGIES
-
-        STRATEGIES.get(self.prune.strategy)  # unknown names list the known ones
-        return self
 
 
 Status = Literal["in_progress", "complete"]

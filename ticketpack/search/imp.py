@@ -172,6 +172,7 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
     ticket.verify()
     init_state = ticket.init_state()
     done = {r.round for r in manifest.rounds}
+    strategy = prune_cfg.make_strategy()
 
     for r in range(n_rounds + 1):
         if r in done:
@@ -183,7 +184,7 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
         else:
             gen = torch.Generator().manual_seed(derive_seed(config.seed, "prune", r))
             mask = prune(
-                prune_cfg.strategy, ticket.trained_state(r - 1), ticket.mask(r - 1), prune_cfg.rate,
+                strategy, ticket.trained_state(r - 1), ticket.mask(r - 1), prune_cfg.rate,
                 output_names, prune_cfg.effective_output_rate, gen,
                 granularity=prune_cfg.granularity, structure=structure,
             )

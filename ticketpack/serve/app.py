@@ -383,14 +383,31 @@ def serve(config: ServeConfig, on_ready: Callable[[str, dict[str, ServedModel]],
     del models  # each worker opens its own sessions
     clean_stale_metrics_dirs()
     metrics_dir = tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-")
-    os.environ[CONFIG_ENV] = config.model_dump_json()
-    os.environ[PARENT_ENV] = str(os.getpid())
     from ticketpack.lifeline import ENV as LIFELINE_ENV
 
-    os.environ[LIFELINE_ENV] = str(os.getpid())  # workers arm on `import ticketpack`, before app_from_env runs
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    worker_env = {
+        CONFIG_ENV: config.model_dump_json(), PARENT_ENV: str(os.getpid()), "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+        LIFELINE_ENV: str(os.getpid()),  # workers arm on `import ticketpack`, before app_from_env runs
+    }
     try:
-        uvicorn.run("ticketpack.serve.app:app_from_env", factory=True, workers=config.workers,
-                    host=config.host, port=config.port, http="ticketpack.serve.app:NoDelayHTTPProtocol", **common)
+        with _environ(worker_env):
+            uvicorn.run("ticketpack.serve.app:app_from_env", factory=True, workers=config.workers, host=config.host,
+                        port=config.port, http="ticketpack.serve.app:NoDelayHTTPProtocol", **common)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+@contextmanager
+def _environ(values: dict[str, str]):
+    """``values`` in os.environ while the block runs (uvicorn's worker processes inherit it), then as before: a
+    caller of serve() keeps its environment."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -1,10 +1,14 @@
 """Executors: how the independent jobs of a transfer run get run. Each takes the same plain job descriptions and
 calls the same :func:`ticketpack.transfer.jobs.execute`, and yields each job's result as it finishes.
 
-- ``local``: ``jobs`` processes on this machine (``spawn`` start method; one job runs in-process when jobs is 1).
-- ``ray``: Ray tasks on the cluster at ``ray_address``, or on a local Ray instance started for the run
+- ``local``: ``jobs`` worker processes on this machine (``spawn`` start method), each a loop over the jobs it is
+  handed; in-process when jobs is 1.
+- ``ray``: ``jobs`` Ray actors on the cluster at ``ray_address``, or on a local Ray instance started for the run
   (``pip install 'ticketpack[ray]'``). Workers read the ticket and data and write job files at the same paths as
   the driver, so on a multi-node cluster put them on storage every node mounts at the same path.
+
+Every worker loads the run's context once and keeps it while it lives, and none outlives the executor (the run):
+a long-lived process (Ray reuses its own) never holds an earlier run's ticket and data.
 """
 
 from __future__ import annotations
@@ -12,39 +16,71 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import pickle
+import queue
 import socket
 import threading
 import time
+import traceback
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ticketpack.errors import TicketpackError
 from ticketpack.registry import Registry
 from ticketpack.transfer.records import Job
 
+if TYPE_CHECKING:
+    from ticketpack.transfer.jobs import JobContext
+
 Finished = tuple[Job, dict[str, Any] | None]
 
 
 class Executor(Protocol):
-    """A context manager that runs batches of jobs and yields (job, result dict or None) as each finishes."""
+    """A context manager that runs batches of jobs and yields (job, result dict or None) as each finishes.
+
+    ``ctx`` is the driver's own loaded context of the run, which an in-process executor reuses; workers elsewhere
+    load their own from the run directory."""
 
     def __enter__(self) -> "Executor": ...
     def __exit__(self, *exc: object) -> None: ...
-    def run(self, jobs: list[Job]) -> Iterator[Finished]: ...
+    def run(self, jobs: list[Job], ctx: JobContext) -> Iterator[Finished]: ...
 
 
 EXECUTORS: Registry[type] = Registry("executor")
 
 
-def _init_worker(threads: int, parent: int | None = None) -> None:
+def _portable(exc: Exception) -> Exception:
+    """``exc`` with the worker's traceback as a note, as something that survives pickling to the driver."""
+    exc.add_note("in a transfer worker process:\n" + traceback.format_exc())
+    try:
+        pickle.dumps(exc)
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+    return exc
+
+
+def _job_loop(root: str, threads: int, parent: int, inbox: Any, outbox: Any) -> None:
+    """A local worker process: runs the jobs from ``inbox`` until None, with the run's context loaded once, and
+    answers each with (job id, result, error) on ``outbox``."""
     from ticketpack.lifeline import die_with_parent
 
     die_with_parent(parent)  # a killed driver must not leave its workers training (and holding memory) for minutes
     import torch
 
+    from ticketpack.transfer.jobs import JobContext, execute
+
     torch.set_num_threads(threads)
+    ctx = None
+    try:
+        for job in iter(inbox.get, None):
+            try:
+                ctx = ctx or JobContext.load(Path(root))
+                outbox.put((job["job_id"], execute(ctx, job), None))
+            except Exception as exc:
+                outbox.put((job["job_id"], None, _portable(exc)))
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the driver reports it, once
+        pass
 
 
 @EXECUTORS("local")
@@ -54,7 +90,7 @@ class LocalExecutor:
         if address:
             raise TicketpackError("--ray-address only applies to --executor ray")
         self.root, self.workers, self.threads = str(root), workers, threads
-        self._pool: ProcessPoolExecutor | None = None
+        self._procs: list[Any] = []
         self._threads_before: int | None = None
 
     def __enter__(self) -> "LocalExecutor":
@@ -62,10 +98,6 @@ class LocalExecutor:
             from ticketpack.lifeline import ENV
 
             os.environ[ENV] = str(os.getpid())  # workers arm their lifeline on `import ticketpack` (until __exit__)
-            self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(self.threads, os.getpid()),
-            )
         else:
             import torch
 
@@ -74,42 +106,84 @@ class LocalExecutor:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
+        if self.workers > 1:
             from ticketpack.lifeline import ENV
 
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._stop(failed=exc[0] is not None)
             os.environ.pop(ENV, None)
         if self._threads_before is not None:
             import torch
 
             torch.set_num_threads(self._threads_before)
 
-    def run(self, jobs: list[Job]) -> Iterator[Finished]:
+    def _start(self) -> None:
+        """The worker processes, started on the first batch (the run's plan is written by then)."""
+        mp = multiprocessing.get_context("spawn")
+        self._inbox, self._outbox = mp.Queue(), mp.Queue()
+        for i in range(self.workers):
+            p = mp.Process(target=_job_loop, args=(self.root, self.threads, os.getpid(), self._inbox, self._outbox),
+                           name=f"ticketpack-worker-{i}")
+            p.start()
+            self._procs.append(p)  # only started ones: _stop must not wait for a process that never ran
+
+    def _stop(self, failed: bool) -> None:
+        """Let the workers finish (after the last batch) or, on a failure, stop them and the jobs they run."""
+        for p in self._procs:
+            if failed:
+                p.terminate()
+            else:
+                self._inbox.put(None)
+        for p in self._procs:
+            p.join()
+        if self._procs:
+            self._inbox.cancel_join_thread()  # jobs a failure left in the queue are dropped, not waited for
+            self._inbox.close()
+            self._outbox.close()
+        self._procs = []
+
+    def run(self, jobs: list[Job], ctx: JobContext) -> Iterator[Finished]:
         from ticketpack.transfer.jobs import execute
 
-        if self._pool is None:
+        if self.workers == 1:
             for job in jobs:
-                yield job, execute(self.root, job)
+                yield job, execute(ctx, job)
             return
-        pending: dict[Future, Job] = {self._pool.submit(execute, self.root, job.model_dump()): job for job in jobs}
-        try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    job = pending.pop(fut)
-                    yield job, fut.result()
-        finally:
-            for fut in pending:
-                fut.cancel()
+        if not self._procs:
+            self._start()
+        pending = {job.job_id: job for job in jobs}
+        for job in jobs:
+            self._inbox.put(job.model_dump())
+        while pending:
+            try:
+                jid, result, error = self._outbox.get(timeout=1.0)
+            except queue.Empty:
+                if dead := [p for p in self._procs if not p.is_alive()]:
+                    raise TicketpackError(
+                        f"a worker process died (exit code {dead[0].exitcode}; out of memory?); the finished jobs "
+                        "are saved: rerun with --resume, perhaps with fewer --jobs"
+                    ) from None
+                continue
+            if error is not None:
+                raise error
+            yield pending.pop(jid), result
 
 
-def _ray_job(root: str, job: dict[str, Any], threads: int) -> dict[str, Any] | None:
-    import torch
+class _RayWorker:
+    """A Ray actor: one worker of one run, which loads the run's context on its first job and keeps it for the
+    rest. Actors end with the executor; the processes that run Ray tasks outlive runs."""
 
-    from ticketpack.transfer.jobs import execute
+    def __init__(self, root: str, threads: int) -> None:
+        import torch
 
-    torch.set_num_threads(threads)
-    return execute(root, job)
+        torch.set_num_threads(threads)
+        self.root = Path(root)
+        self.ctx: JobContext | None = None
+
+    def execute(self, job: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+        from ticketpack.transfer.jobs import JobContext, execute
+
+        self.ctx = self.ctx or JobContext.load(self.root)
+        return job["job_id"], execute(self.ctx, job)
 
 
 def require_ray() -> Any:
@@ -190,6 +264,7 @@ class RayExecutor:
         self.connect_timeout_s = connect_timeout_s
         self._started = False
         self._reaper = None
+        self._actors: list[Any] = []
 
     def __enter__(self) -> "RayExecutor":
         ray = self.ray
@@ -208,10 +283,13 @@ class RayExecutor:
                 self._reaper = start_reaper()  # a killed driver leaves none of the local instance's processes
             _init_within(ray, kwargs, deadline, self.address, self.connect_timeout_s)
             self._started = True
-        self._task = ray.remote(num_cpus=self.threads)(_ray_job)
+        self._worker = ray.remote(num_cpus=self.threads)(_RayWorker)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for actor in self._actors:  # with the jobs they still run: no worker outlives the run
+            self.ray.kill(actor)
+        self._actors = []
         if self._started:
             self.ray.shutdown()
         if self._reaper is not None:  # a normal end: Ray stopped its own processes
@@ -219,15 +297,15 @@ class RayExecutor:
             self._reaper.wait()
             self._reaper = None
 
-    def run(self, jobs: list[Job]) -> Iterator[Finished]:
-        ray = self.ray
-        refs = {self._task.remote(self.root, job.model_dump(), self.threads): job for job in jobs}
-        pending = list(refs)
-        try:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                for ref in done:
-                    yield refs[ref], ray.get(ref)
-        finally:
-            for ref in pending:
-                ray.cancel(ref)
+    def run(self, jobs: list[Job], ctx: JobContext) -> Iterator[Finished]:
+        from ray.util import ActorPool
+
+        if not self._actors:  # started on the first batch: the run's plan is written by then
+            self._actors = [self._worker.remote(self.root, self.threads) for _ in range(self.workers)]
+        pool = ActorPool(self._actors)
+        pending = {job.job_id: job for job in jobs}
+        for job in jobs:
+            pool.submit(lambda actor, j: actor.execute.remote(j), job.model_dump())
+        while pool.has_next():
+            jid, result = pool.get_next_unordered()
+            yield pending.pop(jid), result

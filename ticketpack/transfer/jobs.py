@@ -1,9 +1,10 @@
 """The job list of a transfer run and the one function that runs a job, whatever the executor.
 
 A job is a plain :class:`~ticketpack.transfer.records.Job` (a few strings and ints); a worker needs only the run
-directory and that description. :func:`execute` loads the plan, the verified ticket and the data once per worker
-process, runs the job and writes its files atomically (``result.json`` last), so a finished job is never redone
-by ``--resume`` and a killed one leaves no result behind.
+directory and that description. A worker loads the plan, the verified ticket and the data once
+(:meth:`JobContext.load`) and keeps that context for as long as it works on the run, never longer: the executor owns
+it, nothing here caches one. :func:`execute` runs a job and writes its files atomically (``result.json`` last), so
+a finished job is never redone by ``--resume`` and a killed one leaves no result behind.
 """
 
 from __future__ import annotations
@@ -34,19 +35,19 @@ def job_id(level: int, init: str, seed: int) -> str:
 
 def plan_jobs(inits: list[str], levels: list[int], seeds: list[int]) -> list[Job]:
     """Every job of a grid, seed by seed (a killed run has whole seeds done first)."""
-    strategies = [INITS.get(name) for name in inits]
+    strategies = {name: INITS.get(name) for name in inits}
+    masked = [name for name, s in strategies.items() if s.masked]
     jobs: list[Job] = []
-    if any(s.needs_target_search for s in strategies):
+    if any(s.needs_target_search for s in strategies.values()):
         jobs.append(Job(job_id=TARGET_SEARCH_ID, kind="target-search"))
     for seed in seeds:
-        for level in levels if any(s.masked for s in strategies) else []:
-            for s in strategies:
-                if s.masked:
-                    jobs.append(Job(job_id=job_id(level, s.name, seed), init=s.name, level=level, seed=seed,
-                                    phase=1 if s.needs_target_search else 0))
-        for s in strategies:
+        for level in levels if masked else []:
+            for name in masked:
+                jobs.append(Job(job_id=job_id(level, name, seed), init=name, level=level, seed=seed,
+                                phase=1 if strategies[name].needs_target_search else 0))
+        for name, s in strategies.items():
             if not s.masked:
-                jobs.append(Job(job_id=job_id(0, s.name, seed), init=s.name, level=0, seed=seed))
+                jobs.append(Job(job_id=job_id(0, name, seed), init=name, level=0, seed=seed))
     return jobs
 
 
@@ -65,6 +66,11 @@ class JobContext:
         self.source = source
         self._target_ticket: Ticket | None = None
         self._structure = None
+
+    @classmethod
+    def load(cls, root: Path) -> "JobContext":
+        """The context of the run in ``root``, from its written plan (what a worker loads before its first job)."""
+        return cls(Path(root).resolve(), read_model(layout.plan(root), TransferPlan, "transfer plan"))
 
     def build_model(self):
         """A fresh model of the ticket's architecture (runs its factory)."""
@@ -104,31 +110,6 @@ def load_ticket(plan: TransferPlan) -> Ticket:
     return ticket
 
 
-_CONTEXTS: dict[str, JobContext] = {}
-
-
-def _key(root: Path) -> str:
-    # the plan's bytes are part of the key: a long-lived worker (Ray reuses its processes) must not reuse the
-    # context of an earlier run that was replaced at the same path
-    return f"{Path(root).resolve()}:{sha256_file(layout.plan(root))}"
-
-
-def context(root: Path) -> JobContext:
-    """This process's context for a run (loaded once per worker, reused by every job it runs)."""
-    key = _key(root)
-    if key not in _CONTEXTS:
-        plan = read_model(layout.plan(root), TransferPlan, "transfer plan")
-        _CONTEXTS.clear()
-        _CONTEXTS[key] = JobContext(Path(root).resolve(), plan)
-    return _CONTEXTS[key]
-
-
-def remember(ctx: JobContext) -> None:
-    """Reuse an already loaded context in this process (the in-process executor); the plan must be written."""
-    _CONTEXTS.clear()
-    _CONTEXTS[_key(ctx.root)] = ctx
-
-
 def is_done(root: Path, job: Job) -> bool:
     if job.kind == "target-search":
         from ticketpack.search import load_manifest
@@ -138,13 +119,10 @@ def is_done(root: Path, job: Job) -> bool:
     return layout.job_result(root, job.job_id).exists()
 
 
-def execute(root: str | Path, job: Job | dict[str, Any]) -> dict[str, Any] | None:
-    """Run one job of the run in ``root`` and write its files; return its JobResult as a plain dict.
-
-    Module-level and argument-plain, so local process pools and Ray tasks call it alike.
-    """
+def execute(ctx: JobContext, job: Job | dict[str, Any]) -> dict[str, Any] | None:
+    """Run one job of ``ctx``'s run and write its files; return its JobResult as a plain dict (what every executor
+    sends back alike, across processes and Ray)."""
     job = Job.model_validate(job)
-    ctx = context(Path(root))
     if job.kind == "target-search":
         search(ctx.plan.target_search, layout.target_ticket(ctx.root), resume=True)
         ctx._target_ticket = None
@@ -153,7 +131,7 @@ def execute(root: str | Path, job: Job | dict[str, Any]) -> dict[str, Any] | Non
 
 
 def run_train_job(ctx: JobContext, job: Job) -> JobResult:
-    start = INITS.get(job.init).start(ctx, job.level, job.seed)
+    start = INITS.create(job.init).start(ctx, job.level, job.seed)
     model = ctx.build_model()
     model.load_state_dict(start.state)
     train_seed = ctx.seed_for("train", job.seed)
@@ -182,6 +160,8 @@ def run_train_job(ctx: JobContext, job: Job) -> JobResult:
         weights_file_sha256=weights_sha,
         mask_file_sha256=mask_sha,
         target_round=start.target_round,
+        target_val_n=len(ctx.target.val.y),
+        target_test_n=len(ctx.target.test.y),
     )
     write_model(layout.job_result(root, jid), record)
     return record

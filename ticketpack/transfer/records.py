@@ -17,7 +17,7 @@ from ticketpack.training.config import TrainConfig
 from ticketpack.transfer.config import TransferConfig
 
 PLAN_SCHEMA_VERSION = 2  # 2: plan.json and each result.json carry a digest over their content
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 2  # 2: paired differences, costs, standard errors, warnings
 _DIGEST = ("sha256 of this file's canonical JSON without this field (sorted keys, no spaces), written by ticketpack; "
            "a file that does not match is refused.")
 
@@ -88,6 +88,8 @@ class JobResult(BaseModel):
     weights_file_sha256: str = Field("", description="sha256 of weights.safetensors.")
     mask_file_sha256: str | None = Field(None, description="sha256 of mask.safetensors (None for dense).")
     target_round: int | None = Field(None, description="target-ticket: the round of the target search used.")
+    target_val_n: int | None = Field(None, description="Examples in the target validation split.")
+    target_test_n: int | None = Field(None, description="Examples in the target test split.")
     digest: str | None = Field(None, description=_DIGEST)
 
 
@@ -102,9 +104,46 @@ class Cell(BaseModel):
     n: int = Field(description="Finished seeds.")
     target_test_mean: float
     target_test_std: float = Field(description="Sample standard deviation (0 with one seed).")
+    target_test_se: float | None = Field(
+        None, description="Binomial standard error of one accuracy at the mean on the target test split, "
+        "sqrt(p(1-p)/n): the noise of the test split itself, which averaging seeds does not remove.")
     target_val_mean: float
     source_test_mean: float
     source_test_std: float
+    iterations_mean: float = Field(0.0, description="Optimizer steps per job, mean over the seeds.")
+    seconds_mean: float = Field(0.0, description="Training wall time per job (s), mean over the seeds.")
+
+
+class PairedDifference(BaseModel):
+    """``reference − other`` target test accuracy at one level, paired by seed index (same data order), with a
+    95% t-interval over the pairs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: int
+    weights_remaining: float
+    reference: str = Field(description="Strategy the others are compared with (ticket).")
+    other: str
+    n: int = Field(description="Pairs (seeds where both finished).")
+    mean: float = Field(description="Mean of reference − other (accuracy, 0-1).")
+    low: float | None = Field(description="Lower end of the 95% interval (None with one pair).")
+    high: float | None = Field(description="Upper end of the 95% interval (None with one pair).")
+    resolved: bool = Field(description="The interval excludes 0 and |mean| is at least the smallest difference "
+                           "the test split resolves (see TransferReport.resolvable_difference).")
+
+
+class StrategyCost(BaseModel):
+    """What re-training with a strategy costs, per trained model, next to what it buys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    init: str
+    jobs: int
+    iterations_mean: float = Field(description="Optimizer steps per job (mean).")
+    seconds_mean: float = Field(description="Training wall time per job in seconds (mean).")
+    search_iterations: int = Field(0, description="Steps of an IMP search this strategy needs first (target-ticket: "
+                                   "the search on the target, all rounds), paid once per run.")
+    search_seconds: float = Field(0.0, description="Wall time of that search (s).")
 
 
 class TransferReport(BaseModel):
@@ -131,5 +170,14 @@ class TransferReport(BaseModel):
     jobs_finished: int
     dense: Cell | None = Field(None, description="The dense reference, if `dense` was run.")
     cells: list[Cell] = Field(description="One per (level, strategy) with at least one finished seed.")
+    paired: list[PairedDifference] = Field(default_factory=list, description="ticket − each other strategy, per level.")
+    costs: list[StrategyCost] = Field(default_factory=list, description="Training cost per strategy.")
+    source_search: StrategyCost | None = Field(None, description="The source ticket's own search (paid once, "
+                                               "shared by every target it is transferred to), if its manifest is readable.")
+    target_test_n: int | None = Field(None, description="Examples in the target test split.")
+    resolvable_difference: float | None = Field(
+        None, description="Smallest accuracy difference between two models that the target test split resolves at "
+        "95% (1.96 × sqrt(2) × the binomial SE at the dense accuracy).")
+    warnings: list[str] = Field(default_factory=list, description="What the numbers cannot say (split too small, ...).")
     results: list[JobResult]
     files: dict[str, str] = Field(description="Other outputs of the run, relative to the run directory.")

@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import statistics
 from pathlib import Path
 
 from ticketpack.errors import TicketpackError
 from ticketpack.fileio import atomic_path, atomic_write_text, read_model, read_versioned, write_model
 from ticketpack.transfer import layout
-from ticketpack.transfer.records import PLAN_SCHEMA_VERSION, Cell, JobResult, TransferPlan, TransferReport
+from ticketpack.transfer.records import (
+    PLAN_SCHEMA_VERSION,
+    Cell,
+    JobResult,
+    PairedDifference,
+    StrategyCost,
+    TransferPlan,
+    TransferReport,
+)
 from ticketpack.version import __version__
 
 CSV_COLUMNS = list(JobResult.model_fields)
@@ -48,26 +57,131 @@ def _std(values: list[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def binomial_se(accuracy: float, n: int | None) -> float | None:
+    """Standard error of an accuracy measured on ``n`` examples: sqrt(p(1-p)/n)."""
+    return math.sqrt(max(accuracy * (1 - accuracy), 0.0) / n) if n else None
+
+
+def t_interval(diffs: list[float], confidence: float = 0.95) -> tuple[float, float | None, float | None]:
+    """Mean and two-sided t-interval of paired differences (no interval from one pair)."""
+    mean = statistics.fmean(diffs)
+    if len(diffs) < 2:
+        return mean, None, None
+    from scipy.stats import t
+
+    half = t.ppf(0.5 + confidence / 2, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    return mean, mean - half, mean + half
+
+
+def paired_difference(level: int, weights_remaining: float, reference: str, other: str,
+                      pairs: list[tuple[float, float]], resolvable: float | None) -> PairedDifference:
+    """``reference − other`` over ``pairs`` of (reference accuracy, other accuracy) with the same seed."""
+    mean, low, high = t_interval([a - b for a, b in pairs])
+    excludes_zero = low is not None and (low > 0 or high < 0)
+    return PairedDifference(level=level, weights_remaining=weights_remaining, reference=reference, other=other,
+                            n=len(pairs), mean=mean, low=low, high=high,
+                            resolved=excludes_zero and abs(mean) >= (resolvable or 0.0))
+
+
+def _cell(level: int, init: str, rs: list[JobResult]) -> Cell:
+    mean = statistics.fmean(r.target_test_accuracy for r in rs)
+    return Cell(
+        level=level,
+        init=init,
+        weights_remaining=statistics.fmean(r.weights_remaining for r in rs),
+        n=len(rs),
+        target_test_mean=mean,
+        target_test_std=_std([r.target_test_accuracy for r in rs]),
+        target_test_se=binomial_se(mean, rs[0].target_test_n),
+        target_val_mean=statistics.fmean(r.target_val_accuracy for r in rs),
+        source_test_mean=statistics.fmean(r.source_test_accuracy for r in rs),
+        source_test_std=_std([r.source_test_accuracy for r in rs]),
+        iterations_mean=statistics.fmean(r.iterations for r in rs),
+        seconds_mean=statistics.fmean(r.seconds for r in rs),
+    )
+
+
+def _search_cost(ticket_dir: Path, init: str, jobs: int = 0) -> StrategyCost | None:
+    """Steps and wall time of every round of the IMP search in ``ticket_dir`` (None if it cannot be read)."""
+    from ticketpack.search import load_manifest
+
+    try:
+        rounds = load_manifest(ticket_dir).rounds
+    except (TicketpackError, OSError):
+        return None
+    return StrategyCost(init=init, jobs=jobs, iterations_mean=0.0, seconds_mean=0.0,
+                        search_iterations=sum(r.iterations for r in rounds),
+                        search_seconds=round(sum(r.seconds for r in rounds), 3))
+
+
+def _costs(root: Path, groups: dict[tuple[int, str], list[JobResult]], order: dict[str, int]) -> list[StrategyCost]:
+    by_init: dict[str, list[JobResult]] = {}
+    for (_, init), rs in groups.items():
+        by_init.setdefault(init, []).extend(rs)
+    costs = []
+    for init, rs in sorted(by_init.items(), key=lambda kv: order.get(kv[0], len(order))):
+        searched = any(r.target_round is not None for r in rs)  # started from a ticket found on the target
+        search = _search_cost(layout.target_ticket(root), init) if searched else None
+        costs.append(StrategyCost(
+            init=init, jobs=len(rs), iterations_mean=statistics.fmean(r.iterations for r in rs),
+            seconds_mean=round(statistics.fmean(r.seconds for r in rs), 3),
+            search_iterations=search.search_iterations if search else 0,
+            search_seconds=search.search_seconds if search else 0.0,
+        ))
+    return costs
+
+
+def _paired(cells: list[Cell], results: list[JobResult], resolvable: float | None,
+            reference: str = "ticket") -> list[PairedDifference]:
+    """``reference − other`` per level and seed, for every other strategy run (dense: its one level-0 model)."""
+    acc = {(r.level, r.init, r.seed): r.target_test_accuracy for r in results}
+    dense = {r.seed: r.target_test_accuracy for r in results if r.init == "dense"}
+    out = []
+    for cell in cells:
+        if cell.init != reference:
+            continue
+        others = sorted({r.init for r in results} - {reference}, key=lambda i: (i == "dense", i))
+        for other in others:
+            pairs = []
+            for seed in sorted({r.seed for r in results}):
+                a = acc.get((cell.level, reference, seed))
+                b = dense.get(seed) if other == "dense" else acc.get((cell.level, other, seed))
+                if a is not None and b is not None:
+                    pairs.append((a, b))
+            if pairs:
+                out.append(paired_difference(cell.level, cell.weights_remaining, reference, other, pairs, resolvable))
+    return out
+
+
+def _warnings(report_n: int | None, resolvable: float | None, paired: list[PairedDifference]) -> list[str]:
+    notes = []
+    if resolvable is not None and paired:
+        below = [p for p in paired if abs(p.mean) < resolvable]
+        if below:
+            notes.append(
+                f"the target test split has {report_n} examples: two models' accuracies on it differ by less than "
+                f"{100 * resolvable:.1f} points by chance alone (95%), and {len(below)} of the {len(paired)} paired "
+                "differences are smaller than that; read them as 'no difference resolved', or use a larger test split"
+            )
+    if any(p.n < 2 for p in paired):
+        notes.append("one seed per strategy: no interval over seeds; run --seeds 3 or more")
+    return notes
+
+
 def summarize(root: Path, plan: TransferPlan, results: list[JobResult]) -> TransferReport:
     groups: dict[tuple[int, str], list[JobResult]] = {}
     for r in results:
         groups.setdefault((r.level, r.init), []).append(r)
-    cells = []
-    for (level, init), rs in groups.items():
-        cells.append(Cell(
-            level=level,
-            init=init,
-            weights_remaining=statistics.fmean(r.weights_remaining for r in rs),
-            n=len(rs),
-            target_test_mean=statistics.fmean(r.target_test_accuracy for r in rs),
-            target_test_std=_std([r.target_test_accuracy for r in rs]),
-            target_val_mean=statistics.fmean(r.target_val_accuracy for r in rs),
-            source_test_mean=statistics.fmean(r.source_test_accuracy for r in rs),
-            source_test_std=_std([r.source_test_accuracy for r in rs]),
-        ))
+    cells = [_cell(level, init, rs) for (level, init), rs in groups.items()]
     order = {name: i for i, name in enumerate(plan.inits)}
     cells.sort(key=lambda c: (c.level, order.get(c.init, len(order))))
     dense = next((c for c in cells if c.init == "dense"), None)
+    test_n = next((r.target_test_n for r in results if r.target_test_n), None)
+    base = dense.target_test_mean if dense else statistics.fmean(r.target_test_accuracy for r in results)
+    se = binomial_se(base, test_n)
+    resolvable = 1.96 * math.sqrt(2) * se if se is not None else None
+    pruned = [c for c in cells if c.init != "dense"]
+    paired = _paired(pruned, results, resolvable)
     return TransferReport(
         ticketpack_version=__version__,
         run_dir=str(Path(root)),
@@ -85,7 +199,13 @@ def summarize(root: Path, plan: TransferPlan, results: list[JobResult]) -> Trans
         jobs_total=sum(1 for j in plan.jobs if j.kind == "train"),
         jobs_finished=len(results),
         dense=dense,
-        cells=[c for c in cells if c.init != "dense"],
+        cells=pruned,
+        paired=paired,
+        costs=_costs(Path(root), groups, order),
+        source_search=_search_cost(Path(plan.ticket), "source search"),
+        target_test_n=test_n,
+        resolvable_difference=resolvable,
+        warnings=_warnings(test_n, resolvable, paired),
         results=results,
         files={"csv": layout.results_csv(root).name, "plot": layout.plot(root).name},
     )
@@ -103,6 +223,15 @@ def csv_text(results: list[JobResult]) -> str:
 def _pct(x: float) -> str:
     p = 100 * x
     return f"{p:.0f}" if p >= 99.5 or p == round(p) else (f"{p:.1f}" if p >= 1 else f"{p:.2f}")
+
+
+def _cost_label(report: TransferReport, init: str) -> str:
+    """``ticket (2.1 s/model)``, ``target-ticket (2.0 s/model + 41 s search)``: the legend shows the cost."""
+    cost = next((c for c in report.costs if c.init == init), None)
+    if cost is None:
+        return init
+    search = f" + {cost.search_seconds:.0f} s search" if cost.search_iterations else ""
+    return f"{init} ({cost.seconds_mean:.1f} s/model{search})"
 
 
 def plot(report: TransferReport, path: Path) -> None:
@@ -124,13 +253,14 @@ def plot(report: TransferReport, path: Path) -> None:
         xs_all.update(100 * c.weights_remaining for c in cells)
         color, marker = STYLE.get(init, (None, "o"))
         ax.errorbar(xs, [100 * c.target_test_mean for c in cells], yerr=[100 * c.target_test_std for c in cells],
-                    label=init, color=color, marker=marker, capsize=3, linewidth=1.6, markersize=5)
+                    label=_cost_label(report, init), color=color, marker=marker, capsize=3, linewidth=1.6,
+                    markersize=5)
     if report.dense is not None:
         d = report.dense
         ax.axhspan(100 * (d.target_test_mean - d.target_test_std), 100 * (d.target_test_mean + d.target_test_std),
                    color="0.5", alpha=0.18, linewidth=0)
         ax.axhline(100 * d.target_test_mean, color="0.35", linestyle="--", linewidth=1.2,
-                   label=f"dense (100%): {fmt_pct(d.target_test_mean, d.target_test_std)}")
+                   label=f"{_cost_label(report, 'dense')}: {fmt_pct(d.target_test_mean, d.target_test_std)}")
     ax.set_xscale("log")
     if xs_all:
         lo, hi = min(xs_all), max(xs_all)
@@ -143,7 +273,10 @@ def plot(report: TransferReport, path: Path) -> None:
     n = max((c.n for c in [*report.cells, *([report.dense] if report.dense else [])]), default=0)
     ax.set_title(
         f"{report.model.name} ticket from {report.source} → {report.target}\n"
-        f"mean ± 1 std over {n} seed{'s' if n != 1 else ''}; dense: mean ± std band",
+        f"mean ± 1 std over {n} seed{'s' if n != 1 else ''}; dense: mean ± std band"
+        + (f"; test split {report.target_test_n} examples (SE {100 * se:.1f} pts)"
+           if (se := binomial_se(report.dense.target_test_mean if report.dense else 0.5, report.target_test_n))
+           else ""),
         fontsize=10,
     )
     ax.grid(True, which="major", alpha=0.3)
@@ -155,7 +288,8 @@ def plot(report: TransferReport, path: Path) -> None:
 
 
 def markdown_table(report: TransferReport) -> str:
-    """Target test accuracy (%), mean ± std over seeds: one row per level, one column per strategy, dense below."""
+    """Target test accuracy (%), mean ± std over seeds: one row per level, one column per strategy, dense below;
+    then the paired differences, the training cost per strategy and the warnings."""
     inits = [i for i in report.inits if i != "dense"]
     lines = [
         "| level | weights remaining | " + " | ".join(inits) + " |",
@@ -170,7 +304,55 @@ def markdown_table(report: TransferReport) -> str:
         d = report.dense
         lines += [""] if lines else []
         lines.append(f"dense (no mask, 100% weights): {fmt_pct(d.target_test_mean, d.target_test_std)} over {d.n} seeds")
+    if report.target_test_n:
+        se = binomial_se(report.dense.target_test_mean if report.dense else 0.5, report.target_test_n)
+        lines += ["", f"Mean ± std over seeds. Test split: {report.target_test_n} examples, so one accuracy has a "
+                  f"standard error of {100 * se:.1f} points from the split alone; two models differ by less than "
+                  f"{100 * (report.resolvable_difference or 0):.1f} points by chance (95%)."]
+    if report.paired:
+        lines += ["", paired_table(report.paired)]
+    if report.costs:
+        lines += ["", cost_table(report)]
+    lines += [f"\n**warning:** {w}" for w in report.warnings]
     return "\n".join(lines) + "\n"
+
+
+def fmt_interval(p: PairedDifference) -> str:
+    """``+1.2 [-0.8, +3.1]`` in points (no interval from one pair)."""
+    if p.low is None:
+        return f"{100 * p.mean:+.1f}"
+    return f"{100 * p.mean:+.1f} [{100 * p.low:+.1f}, {100 * p.high:+.1f}]"
+
+
+def paired_table(paired: list[PairedDifference]) -> str:
+    """``reference − other`` (points), mean and 95% interval over the pairs, one row per level."""
+    others = list(dict.fromkeys(p.other for p in paired))
+    ref = paired[0].reference
+    lines = [f"Paired differences in points, {ref} − other (mean [95% interval] over {max(p.n for p in paired)} "
+             "pairs; * resolved: the interval excludes 0 and the test split resolves the difference):", "",
+             "| level | weights remaining | " + " | ".join(f"{ref} − {o}" for o in others) + " |",
+             "| ---: | ---: |" + " ---: |" * len(others)]
+    for level in sorted({p.level for p in paired}):
+        row = {p.other: p for p in paired if p.level == level}
+        wr = next(iter(row.values())).weights_remaining
+        vals = [(fmt_interval(row[o]) + (" *" if row[o].resolved else "")) if o in row else "" for o in others]
+        lines.append(f"| {level} | {_pct(wr)}% | " + " | ".join(vals) + " |")
+    return "\n".join(lines)
+
+
+def cost_table(report: TransferReport) -> str:
+    """Training cost per strategy: steps and seconds per trained model, plus any search it needs first."""
+    lines = ["| strategy | models trained | steps per model | seconds per model | search first (steps, s) |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for c in report.costs:
+        search = f"{c.search_iterations:,}, {c.search_seconds:.1f}" if c.search_iterations else "none"
+        lines.append(f"| {c.init} | {c.jobs} | {c.iterations_mean:.0f} | {c.seconds_mean:.2f} | {search} |")
+    if report.source_search is not None:
+        s = report.source_search
+        lines.append(f"\nThe source ticket's own search ({s.search_iterations:,} steps, {s.search_seconds:.1f} s) is "
+                     "paid once and shared by every target it is transferred to; a target-ticket pays its search "
+                     "again in every target domain.")
+    return "\n".join(lines)
 
 
 def render(root: Path) -> TransferReport:

@@ -18,7 +18,7 @@ import torch
 from ticketpack import paths
 from ticketpack.data import get as get_dataset
 from ticketpack.data.base import DomainData
-from ticketpack.data.registry import names as dataset_names
+from ticketpack.data.registry import DATASETS
 from ticketpack.errors import TicketpackError
 from ticketpack.fileio import check_output_dir, read_model, sha256_file, write_model
 from ticketpack.models.tensors import load_tensors
@@ -28,9 +28,10 @@ from ticketpack.search.imp import load_source
 from ticketpack.transfer import layout
 from ticketpack.transfer.config import TransferConfig
 from ticketpack.transfer.executors import EXECUTORS
-from ticketpack.transfer.jobs import JobContext, is_done, load_ticket, plan_jobs, remember
+from ticketpack.transfer.jobs import JobContext, is_done, load_ticket, plan_jobs
 from ticketpack.transfer.records import Job, JobResult, TransferPlan, TransferReport
 from ticketpack.transfer.report import read_plan, read_results, render
+from ticketpack.transfer.strategies import INITS
 from ticketpack.version import __version__
 
 __all__ = ["JobResult", "TransferEvent", "TransferPlan", "TransferRun", "run_transfer"]
@@ -102,7 +103,7 @@ class TransferRun:
 
 def _dataset_ref(name: str) -> str:
     """A dataset as the plan records it: registry names as they are, directories as absolute paths."""
-    if name in dataset_names():
+    if name in DATASETS:
         return name
     get_dataset(name)  # unknown names and missing directories fail here, with the known names
     return str(Path(name).resolve())
@@ -143,13 +144,13 @@ def plan_run(config: TransferConfig) -> tuple[TransferPlan, JobContext]:
     same = (m.dataset.source_domain, source_dataset) == (config.target, dataset)
     source = target if same else ticket.load_data(m.dataset.source_domain, source_dataset)
     target_search = None
-    if "target-ticket" in config.inits:
+    if searched := [name for name in config.inits if INITS.get(name).needs_target_search]:
         target_search = _target_search(ticket, config, dataset, train, levels)
         found_labels = load_source(target_search).label_names
         if found_labels != m.dataset.label_names:
             raise TicketpackError(
-                f"target-ticket needs {config.target} to hold exactly the ticket's labels {m.dataset.label_names}; "
-                f"it holds {found_labels}"
+                f"{', '.join(searched)} needs {config.target} to hold exactly the ticket's labels "
+                f"{m.dataset.label_names}; it holds {found_labels}"
             )
     seeds = list(range(config.seeds))
     plan = TransferPlan(
@@ -239,7 +240,6 @@ def run_transfer(
         else:
             plan = previous
         ctx.root, ctx.plan = out.resolve(), plan
-        remember(ctx)
 
         todo = [job for job in plan.jobs if not is_done(out, job)]
         total = len(plan.jobs)
@@ -247,7 +247,7 @@ def run_transfer(
         if on_event:
             on_event(TransferEvent("planned", done, total))
         for phase in sorted({job.phase for job in todo}):
-            for job, result in runner.run([j for j in todo if j.phase == phase]):
+            for job, result in runner.run([j for j in todo if j.phase == phase], ctx):
                 done += 1
                 if on_event:
                     res = JobResult.model_validate(result) if result is not None else None

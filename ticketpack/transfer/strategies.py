@@ -1,20 +1,23 @@
 """Initialization strategies at transfer time (Desai, Zhan & Aly 2019): where the weights start, and which mask
 holds them, when a model is re-trained on the target domain.
 
-Each strategy is a small function ``(ctx, level, seed) -> Start`` registered in :data:`INITS` under its name; its
-docstring is the documentation users see. ``ctx`` is a :class:`StartContext` (the ticket, the derived seeds, a fresh
-random initialization, the target ticket), which :class:`ticketpack.transfer.jobs.JobContext` provides. Every
-strategy of one seed index trains on the same data order, so strategies are compared pairwise, and ``dense`` and
-``random-reinit`` share their fresh initialization.
+Each strategy is a small :class:`InitStrategy` class registered in :data:`INITS` under its name: its ``start(ctx,
+level, seed) -> Start`` method, its properties (``masked``, ``needs_target_search``), which the job grid reads
+instead of names, and its docstring, the documentation users see (``ticketpack list inits``). ``ctx`` is a
+:class:`StartContext` (the ticket, the derived seeds, a fresh random initialization, the target ticket), which
+:class:`ticketpack.transfer.jobs.JobContext` provides. Every strategy of one seed index trains on the same data order,
+so strategies are compared pairwise, and ``dense`` and ``random-reinit`` share their fresh initialization.
 
-Adding a strategy is one decorated function here.
+Adding a strategy is one registered class here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from abc import abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
 
 from ticketpack.registry import Registry
 
@@ -51,77 +54,85 @@ class Start:
     target_round: int | None = None
 
 
-@dataclass(frozen=True)
-class InitStrategy:
-    name: str
-    start: Callable[[StartContext, int, int], Start]
-    masked: bool = True  # False: no mask, so it runs once per seed at level 0 rather than at every level
-    needs_target_search: bool = False  # True: runs after IMP on the target has finished
+class InitStrategy(BaseModel):
+    """Where the jobs of one initialization strategy start; its fields, if any, are its options."""
 
-    @property
-    def doc(self) -> str:
-        return " ".join((self.start.__doc__ or "").split())
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    masked: ClassVar[bool] = True  # False: no mask, so it runs once per seed at level 0 rather than at every level
+    needs_target_search: ClassVar[bool] = False  # True: runs after IMP on the target has finished
 
-
-INITS: Registry[InitStrategy] = Registry("initialization strategy")
+    @abstractmethod
+    def start(self, ctx: StartContext, level: int, seed: int) -> Start:
+        """The weights and mask of the job at ticket round ``level`` and seed index ``seed``."""
 
 
-def strategy(name: str, masked: bool = True, needs_target_search: bool = False):
-    def deco(fn: Callable[[StartContext, int, int], Start]) -> Callable[[StartContext, int, int], Start]:
-        INITS.register(name, InitStrategy(name, fn, masked, needs_target_search))
-        return fn
-
-    return deco
+INITS: Registry[type[InitStrategy]] = Registry("initialization strategy")
 
 
-@strategy("ticket")
-def ticket(ctx: StartContext, level: int, seed: int) -> Start:
+@INITS("ticket")
+class TicketInit(InitStrategy):
     """The source mask with the ticket's own initialization θk (the rewind point it was found with): the lottery
     ticket itself, transferred."""
-    return Start(ctx.ticket.rewind_state(), ctx.ticket.mask(level))
+
+    def start(self, ctx: StartContext, level: int, seed: int) -> Start:
+        return Start(ctx.ticket.rewind_state(), ctx.ticket.mask(level))
 
 
-@strategy("random-reinit")
-def random_reinit(ctx: StartContext, level: int, seed: int) -> Start:
+@INITS("random-reinit")
+class RandomReinit(InitStrategy):
     """The source mask with a fresh random initialization (the same one `dense` starts from for this seed): does
     the ticket's initialization matter, or only its mask?"""
-    return Start(ctx.fresh_state(seed), ctx.ticket.mask(level))
+
+    def start(self, ctx: StartContext, level: int, seed: int) -> Start:
+        return Start(ctx.fresh_state(seed), ctx.ticket.mask(level))
 
 
-@strategy("finetune")
-def finetune(ctx: StartContext, level: int, seed: int) -> Start:
+@INITS("finetune")
+class Finetune(InitStrategy):
     """The source mask with the weights the ticket's round reached on the source domain: sparse fine-tuning."""
-    return Start(ctx.ticket.trained_state(level), ctx.ticket.mask(level))
+
+    def start(self, ctx: StartContext, level: int, seed: int) -> Start:
+        return Start(ctx.ticket.trained_state(level), ctx.ticket.mask(level))
 
 
-@strategy("random-mask")
-def random_mask(ctx: StartContext, level: int, seed: int) -> Start:
+@INITS("random-mask")
+class RandomMask(InitStrategy):
     """A random mask with exactly the source mask's per-layer counts, with θk: does the mask itself carry anything?
     (For a neuron-granularity ticket: the same number of whole units per layer, chosen at random.)"""
-    import torch
 
-    from ticketpack.pruning.mask import random_like
+    def start(self, ctx: StartContext, level: int, seed: int) -> Start:
+        import torch
 
-    gen = torch.Generator().manual_seed(ctx.seed_for("random-mask", level, seed))
-    mask = ctx.ticket.mask(level)
-    if ctx.ticket.granularity == "neuron":
-        from ticketpack.pruning.structure import shuffle_units
+        from ticketpack.pruning.mask import random_like
 
-        return Start(ctx.ticket.rewind_state(), shuffle_units(mask, ctx.structure(), gen))
-    return Start(ctx.ticket.rewind_state(), random_like(mask, gen))
+        gen = torch.Generator().manual_seed(ctx.seed_for("random-mask", level, seed))
+        mask = ctx.ticket.mask(level)
+        if ctx.ticket.granularity == "neuron":
+            from ticketpack.pruning.structure import shuffle_units
+
+            return Start(ctx.ticket.rewind_state(), shuffle_units(mask, ctx.structure(), gen))
+        return Start(ctx.ticket.rewind_state(), random_like(mask, gen))
 
 
-@strategy("dense", masked=False)
-def dense(ctx: StartContext, level: int, seed: int) -> Start:
+@INITS("dense")
+class Dense(InitStrategy):
     """No mask: the full network from a fresh random initialization, trained on the target: the reference accuracy."""
-    return Start(ctx.fresh_state(seed), None)
+
+    masked = False
+
+    def start(self, ctx: StartContext, level: int, seed: int) -> Start:
+        return Start(ctx.fresh_state(seed), None)
 
 
-@strategy("target-ticket", needs_target_search=True)
-def target_ticket(ctx: StartContext, level: int, seed: int) -> Start:
+@INITS("target-ticket")
+class TargetTicket(InitStrategy):
     """A ticket found by IMP directly on the target (same model, pruning, training and θ0 as the source ticket), at
     its round nearest in weights remaining, from its own θk: the upper reference a transferred ticket is held to."""
-    found = ctx.target_ticket()
-    want = ctx.ticket.record(level).weights_remaining
-    rec = min(found.manifest.rounds, key=lambda r: (abs(r.weights_remaining - want), r.round))
-    return Start(found.rewind_state(), found.mask(rec.round), target_round=rec.round)
+
+    needs_target_search = True
+
+    def start(self, ctx: StartContext, level: int, seed: int) -> Start:
+        found = ctx.target_ticket()
+        want = ctx.ticket.record(level).weights_remaining
+        rec = min(found.manifest.rounds, key=lambda r: (abs(r.weights_remaining - want), r.round))
+        return Start(found.rewind_state(), found.mask(rec.round), target_round=rec.round)

@@ -1,0 +1,128 @@
+"""Flags that set a command's pydantic config: one table per command (flag → dotted config key) from which the
+command's parameters, their help and the config itself are made, so a flag and a config key cannot disagree.
+
+    FLAGS = ConfigFlags("ticketpack.search.config:SearchConfig", Flag("--rounds", "prune.rounds", int), ...)
+
+    @FLAGS.command
+    def search_cmd(cfg, out_dir: ..., force: ...) -> None: ...
+
+The command gets the table's flags and ``--config FILE`` besides its own parameters, and is called with ``cfg``, the
+config built from the file and the flags given (flags win). A flag's help is its config field's description, read
+only when help is shown: importing a config may import torch, which the runtime-only install does not have.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+from rich.markup import escape
+
+from ticketpack.config_files import build_config, field_at
+from ticketpack.errors import TicketpackError
+
+PANEL = "Config: these flags, or their keys in a --config FILE"
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", rich_help_panel=PANEL, help=escape(
+    "TOML, YAML or JSON file of this command's config keys, each flag's [config: key] (prune.rounds: `rounds` in a "
+    "[prune] table); flags win."))]
+
+
+@dataclass(frozen=True)
+class Flag:
+    """``--prune-rate`` sets ``prune.rate``: its value on the command line has ``type``; ``parse`` turns it into the
+    config's value (comma-separated lists, JSON objects) and raises ValueError for one it cannot read."""
+
+    decl: str  # "--prune-rate", "--access-log/--no-access-log", or an argument's name
+    key: str
+    type: Any = str
+    parse: Callable[[Any], Any] | None = None
+    metavar: str | None = None  # how help shows a value that parse reads: "JSON", "A,B,..."
+    argument: bool = False
+
+    @property
+    def param(self) -> str:
+        return self.decl.split("/")[0].lstrip("-").replace("-", "_")
+
+    @property
+    def name(self) -> str:
+        return self.decl.upper() if self.argument else self.decl.split("/")[0]
+
+    def parameter(self) -> inspect.Parameter:
+        info = (typer.Argument(show_default=False, metavar=self.metavar) if self.argument
+                else typer.Option(self.decl, metavar=self.metavar, rich_help_panel=PANEL))
+        return inspect.Parameter(self.param, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                 annotation=Annotated[Optional[self.type], info])
+
+
+class ConfigFlags:
+    """The config-backed flags of one command and the config model (``"module:Model"``, imported when needed)."""
+
+    def __init__(self, model: str, *flags: Flag, show_defaults: bool = True) -> None:
+        self.model_ref = model
+        self.flags = flags
+        self.show_defaults = show_defaults  # False where defaults depend on other keys (search: the model's recipe)
+
+    def model(self) -> type[BaseModel]:
+        module, name = self.model_ref.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    def command(self, fn: Callable) -> Callable:
+        """``fn(cfg, **own)`` (or ``fn(**own)``) as a typer callback taking ``fn``'s own parameters, the flags and
+        ``--config``."""
+        params = inspect.signature(fn).parameters
+        own = [_evaluated(p, fn.__globals__) for p in params.values() if p.name != "cfg"]
+        config = inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOpt)
+        arguments = [f.parameter() for f in self.flags if f.argument]
+        options = [f.parameter() for f in self.flags if not f.argument]
+
+        def callback(**kwargs):
+            values = {f.param: kwargs.pop(f.param) for f in self.flags}
+            cfg = self.build(kwargs.pop("config"), values)  # checked even where fn has no use for it (report)
+            return fn(cfg, **kwargs) if "cfg" in params else fn(**kwargs)
+
+        # not __annotations__: they name the config class, which this module does not import
+        functools.update_wrapper(callback, fn, assigned=("__module__", "__name__", "__qualname__", "__doc__"))
+        callback.__signature__ = inspect.Signature(  # keyword-only: typer passes keywords, in any order
+            [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in arguments + own + options + [config]])
+        callback.config_flags = self
+        return callback
+
+    def build(self, config_file: Path | None, values: dict[str, Any]) -> BaseModel:
+        """The config from ``config_file`` and the flags given (``values`` by parameter name; None: not given)."""
+        overrides = {}
+        for f in self.flags:
+            value = values[f.param]
+            if value is None or isinstance(value, (list, tuple)) and not value:
+                continue
+            try:
+                overrides[f.key] = f.parse(value) if f.parse else value
+            except ValueError as exc:
+                raise TicketpackError(f"{f.name}: {exc}") from None
+        return build_config(self.model(), config_file, overrides, flags={f.key: f.name for f in self.flags})
+
+    def describe(self, params: list) -> None:
+        """Set each config-backed parameter's help to its field's description, its [key] and default."""
+        model = self.model()
+        by_param = {f.param: f for f in self.flags}
+        for p in params:
+            if (f := by_param.get(p.name)) is not None:
+                p.help = self.help_text(model, f.key)
+
+    def help_text(self, model: type[BaseModel], key: str) -> str:
+        field = field_at(model, key)
+        default = field.default
+        shown = self.show_defaults and not any(default is x for x in (PydanticUndefined, None, False))  # False: off
+        return escape(f"{field.description or ''} [config: {key}{f'; default: {default}' if shown else ''}]".strip())
+
+
+def _evaluated(p: inspect.Parameter, namespace: dict) -> inspect.Parameter:
+    """``p`` with its annotation evaluated (modules here use ``from __future__ import annotations``)."""
+    return p.replace(annotation=eval(p.annotation, namespace)) if isinstance(p.annotation, str) else p

@@ -1,0 +1,46 @@
+"""`ticketpack list models|datasets|strategies|inits [PATTERN]`: what each registry holds, with its documentation."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.table import Table
+
+from ticketpack.cli.common import JsonOpt, out
+
+
+def _options(entry: Any) -> dict[str, Any]:
+    """A pydantic entry's options and their defaults (strategies and inits); other entries have none to show."""
+    fields = getattr(entry, "model_fields", None)
+    if not isinstance(fields, dict):
+        return {}
+    return {name: None if f.is_required() else f.get_default(call_default_factory=True) for name, f in fields.items()}
+
+
+def list_cmd(
+    kind: Annotated[str, typer.Argument(help="What to list: models, datasets, strategies or inits.")],
+    pattern: Annotated[str, typer.Argument(help="Shell-style pattern over the names, e.g. 'random*'.")] = "*",
+    json_out: JsonOpt = False,
+) -> None:
+    """List the registered models, datasets, pruning strategies or transfer inits, with what each one is."""
+    from ticketpack import get_registry
+
+    registry = get_registry(kind)
+    rows = [{"name": n, "doc": registry.doc(n), "options": _options(registry.get(n))} for n in registry.list(pattern)]
+    if json_out:
+        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+        return
+    table = Table(box=box.SIMPLE_HEAD, title=f"{registry.kind}s matching {pattern!r}" if pattern != "*" else None)
+    table.add_column("name", no_wrap=True, style="bold")
+    table.add_column("what it is")
+    with_options = any(r["options"] for r in rows)
+    if with_options:
+        table.add_column("options")
+    for r in rows:
+        opts = ", ".join(f"{k}={v!r}" for k, v in r["options"].items())
+        table.add_row(r["name"], r["doc"], *([opts] if with_options else []))
+    out.print(table)

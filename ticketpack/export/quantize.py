@@ -1,0 +1,75 @@
+"""Static int8 quantization: ONNX Runtime's ``quantize_static`` in QDQ form, with activation ranges calibrated on
+a seeded sample of the training split.
+
+Dynamic int8 (:func:`ticketpack.runtime.storage.quantize_int8`) measures each activation's range at run time;
+static int8 fixes the ranges at export from examples the model was trained on, so inference skips that pass.
+Weights, embedding tables included, are symmetric int8 per tensor (zero point 0), so pruned weights stay exact
+zeros that the bit-mask encoding drops and that ``validate`` counts (per channel would need a zero point per row
+there); activations are asymmetric uint8, the pair ONNX Runtime's x86 and ARM kernels fuse. The QDQ graph is
+standard ONNX, DequantizeLinear(weight) → op ← DequantizeLinear(QuantizeLinear(x)), which ONNX Runtime fuses into
+integer kernels at load (graph optimization level extended or higher, the default).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import onnx
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+from ticketpack.errors import TicketpackError
+
+Method = Literal["minmax", "entropy", "percentile"]
+_METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+            "percentile": CalibrationMethod.Percentile}
+BATCH = 64  # examples per calibration batch: the calibrators keep per-batch tensors, so bounded memory
+
+
+def calibration_sample(x: np.ndarray, samples: int, seed: int) -> np.ndarray:
+    """``samples`` rows of ``x`` drawn without replacement by ``seed`` (all of them when there are fewer), in order."""
+    if samples >= len(x):
+        return x
+    rows = np.sort(np.random.default_rng(seed).choice(len(x), size=samples, replace=False))
+    return x[rows]
+
+
+class _Batches(CalibrationDataReader):
+    """The sample as the quantizer reads it: one ``{input: batch}`` per call, then None."""
+
+    def __init__(self, x: np.ndarray, input_name: str):
+        self._batches = iter([{input_name: x[i : i + BATCH]} for i in range(0, len(x), BATCH)])
+
+    def get_next(self) -> dict | None:
+        return next(self._batches, None)
+
+
+def quantize_static_int8(model: onnx.ModelProto, op_types: tuple[str, ...], exclude: list[str], sample: np.ndarray,
+                         method: Method) -> onnx.ModelProto:
+    """The QDQ int8 form of ``model`` (float, one input), its activation ranges calibrated on ``sample``."""
+    reader = _Batches(sample, model.graph.input[0].name)
+    inits = {t.name for t in model.graph.initializer}
+    # a gathered table is quantized like an activation (uint8 with a zero point), which would fill its pruned rows
+    tables = {n.input[0] for n in model.graph.node if n.op_type == "Gather" and n.input[0] in inits and n.name not in exclude}
+    overrides = {name: [{"quant_type": QuantType.QInt8, "symmetric": True}] for name in sorted(tables)}
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # the quantizer logs advice about pre-processing on the root logger
+    try:
+        with tempfile.TemporaryDirectory(prefix="ticketpack-qdq-") as tmp:
+            src, dst = Path(tmp) / "float.onnx", Path(tmp) / "qdq.onnx"
+            onnx.save(model, str(src))
+            quantize_static(
+                str(src), str(dst), reader, quant_format=QuantFormat.QDQ, op_types_to_quantize=list(op_types),
+                nodes_to_exclude=exclude, per_channel=False, activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8, calibrate_method=_METHODS[method],
+                extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, "TensorQuantOverrides": overrides},
+            )
+            return onnx.load(str(dst))
+    except Exception as exc:  # the quantizer raises plain exceptions for graphs it cannot handle
+        raise TicketpackError(f"static int8 quantization failed: {exc}") from None
+    finally:
+        logger.setLevel(level)
