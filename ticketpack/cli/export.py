@@ -63,7 +63,7 @@ def export_cmd(
     card = result.card
     err.print(f"level: {result.level_reason}")
     table = Table(title=f"{result.path} ({card.model.name}, {card.export.format}"
-                        f"{', int8' if card.export.quantize == 'int8' else ''})", show_header=False)
+                        f"{'' if card.export.quantize == 'none' else ', ' + card.export.quantize})", show_header=False)
     table.add_column(style="bold")
     table.add_column()
     table.add_row("file size", f"{_size(result.file_bytes)} = {result.size_ratio:.3f} × the unpruned dense export ({_size(result.dense_bytes)})")

@@ -1,9 +1,10 @@
 """fastText-style text classifier (Joulin et al., 2017) over hashed word n-gram ids; id 0 is padding.
 
-The document vector is the mean of the embeddings of its non-padding ids: ``nn.Embedding(padding_idx=0)`` keeps
-row 0 at zero, so the model just sums all rows and divides by the number of nonzero ids (no mask multiply; in ONNX
-that is Gather → ReduceSum, and Greater → Cast → ReduceSum → Clip → Div). An optional hidden layer (ReLU) and
-dropout follow, then a linear output layer.
+The document vector is the mean of the embeddings of its non-padding ids. ``nn.Embedding(padding_idx=0)`` keeps
+row 0 at zero, so the exported graph just sums all rows of the padded ids and divides by the number of nonzero
+ids (no mask multiply; in ONNX that is Gather → ReduceSum, and Greater → Cast → ReduceSum → Clip → Div). In
+PyTorch the same sums are taken over the non-padding ids only (:meth:`FastText._bag`), which is what a training
+step costs. An optional hidden layer (ReLU) and dropout follow, then a linear output layer.
 
 Embeddings start at zero (``init="zero"``, the default): an id never seen in training then stays exactly zero, as
 an unseen feature has zero weight in a linear model, instead of adding random noise to a test document. With a
