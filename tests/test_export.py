@@ -402,7 +402,7 @@ def test_not_a_ticket_exits_2(tmp_path):
 
 @pytest.fixture(scope="session")
 def transfer_run(digits_ticket, tmp_path_factory) -> Path:
-    transfer = pytest.importorskip("ticketpack.transfer")
+    from ticketpack import transfer  # part of ticketpack: a broken import must fail, not skip
     out = tmp_path_factory.mktemp("transfer") / "run"
     cfg = transfer.TransferConfig.model_validate({
         "ticket": str(digits_ticket), "target": "rot15", "inits": ["ticket", "dense"], "levels": [2, 3],
@@ -452,6 +452,14 @@ def test_exported_remapped_embedding_passes_ticketpack_validate(text_ticket, tmp
         export_prepared(prepared, tmp_path / f"{fmt}.onnx", ExportConfig(format=fmt, threads=1))
         report = validate_model(tmp_path / f"{fmt}.onnx", strict=True)
         assert report.passed, [c for c in report.checks if not c.passed]
+    # the compacted table's id remap is stored as its bits alone, and rebuilt (then folded) at load
+    stored = {t.name for t in onnx.load(str(tmp_path / "compact.onnx")).graph.initializer}
+    assert "embed.remap.bits" in stored and "embed.remap" not in stored
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(tmp_path / "compact.onnx"), options, providers=["CPUExecutionProvider"])
+    optimized = onnx.load(str(tmp_path / "optimized.onnx"))
+    assert {n.op_type for n in optimized.graph.node}.isdisjoint({"BitShift", "CumSum"})
 
 
 def test_transfer_run_of_another_schema_version_exits_2_naming_it(transfer_run, tmp_path):

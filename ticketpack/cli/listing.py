@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import Any
 
-import typer
+from pydantic import BaseModel, ConfigDict, Field
 from rich import box
 from rich.table import Table
 
 from ticketpack.cli.common import JsonOpt, out
+from ticketpack.cli.flags import ConfigFlags, Flag
+
+
+class ListConfig(BaseModel):
+    """What `ticketpack list` shows."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str = Field(description="What to list: models, datasets, strategies or inits.")
+    pattern: str = Field("*", description="Shell-style pattern over the names, e.g. 'random*'.")
+
+
+FLAGS = ConfigFlags("ticketpack.cli.listing:ListConfig", Flag("kind", "kind", argument=True),
+                    Flag("pattern", "pattern", argument=True))
 
 
 def _options(entry: Any) -> dict[str, Any]:
@@ -21,14 +35,12 @@ def _options(entry: Any) -> dict[str, Any]:
     return {name: None if f.is_required() else f.get_default(call_default_factory=True) for name, f in fields.items()}
 
 
-def list_cmd(
-    kind: Annotated[str, typer.Argument(help="What to list: models, datasets, strategies or inits.")],
-    pattern: Annotated[str, typer.Argument(help="Shell-style pattern over the names, e.g. 'random*'.")] = "*",
-    json_out: JsonOpt = False,
-) -> None:
+@FLAGS.command
+def list_cmd(cfg: ListConfig, json_out: JsonOpt = False) -> None:
     """List the registered models, datasets, pruning strategies or transfer inits, with what each one is."""
     from ticketpack import get_registry
 
+    kind, pattern = cfg.kind, cfg.pattern
     registry = get_registry(kind)
     rows = [{"name": n, "doc": registry.doc(n), "options": _options(registry.get(n))} for n in registry.list(pattern)]
     if json_out:

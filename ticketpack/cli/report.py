@@ -41,7 +41,7 @@ def transfer_table(report) -> Table:
         box=box.SIMPLE_HEAD,
         min_width=60,
     )
-    inits = [i for i in report.inits if i != "dense"]
+    inits = [i for i in report.inits if any(c.init == i for c in report.cells)]
     table.add_column("level", justify="right", no_wrap=True)
     table.add_column("weights", justify="right", no_wrap=True)
     for init in inits:

@@ -49,7 +49,7 @@ from ticketpack.runtime.card import (
 from ticketpack.runtime.cardio import embed_card
 from ticketpack.runtime.digest import weights_digest
 from ticketpack.runtime.session import make_session, required_onnxruntime
-from ticketpack.runtime.storage import bitmask_encode, quantize_int8
+from ticketpack.runtime.storage import bitmask_encode, quantize_int8, rank_encode
 from ticketpack.version import __version__
 
 if TYPE_CHECKING:  # torch-side types, imported only when a function needs them
@@ -286,6 +286,7 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
     if config.format == "sparse":
         bitmask_encode(graph)
         encoding = "bitmask"
+    rank_encode(graph)  # id remaps of compacted embeddings: their bits alone
     _check(graph, "exported")
     logits = _ort_logits(graph, prepared.x_test, prepared.threads)
     diff = float(np.abs(logits - prepared.torch_logits).max())

@@ -142,7 +142,7 @@ def _from_run(root: Path, level, init, seed, max_drop_pts: float) -> Selection:
         raise TicketpackError(f"transfer run {root} has no finished jobs yet; resume it with `ticketpack transfer --resume`")
     inits = sorted({r.init for r in results})
     if init is None:
-        pruned = [i for i in inits if i != "dense"]
+        pruned = sorted({r.init for r in results if r.mask_sha256 is not None})
         if len(pruned) != 1:
             raise TicketpackError(f"--init is needed: transfer run {root} holds strategies {', '.join(inits)}")
         init = pruned[0]
@@ -155,10 +155,10 @@ def _from_run(root: Path, level, init, seed, max_drop_pts: float) -> Selection:
             f"transfer run {root} has no finished {init} jobs for seed {seed}; available seeds: {', '.join(map(str, seeds))}"
         )
     jobs = [r for r in results if r.init == init and r.seed == chosen_seed]
-    dense = next((r for r in results if r.init == "dense" and r.seed == chosen_seed), None)
+    dense = next((r for r in results if r.mask_sha256 is None and r.seed == chosen_seed), None)  # no mask: dense
     seed_note = f" (seed {chosen_seed}, the lowest of {', '.join(map(str, seeds))})" if seed is None and len(seeds) > 1 else ""
     if level is None:
-        if init == "dense" or len(jobs) == 1:
+        if jobs[0].mask_sha256 is None or len(jobs) == 1:
             job = jobs[0]
             reason = f"the only {init} level of this run: {job.level} ({_pct(job.weights_remaining)} weights remaining)"
         elif dense is None:

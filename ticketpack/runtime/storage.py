@@ -95,15 +95,7 @@ def bitmask_encode(model: onnx.ModelProto, min_saving_bytes: int = MIN_SAVING_BY
         n, name = flat.size, t.name
         values_name, bits_name = bitmask_parts(name)
         new_inits += [numpy_helper.from_array(values, values_name), numpy_helper.from_array(bits[:, None], bits_name)]
-        shifted = node("BitShift", [bits_name, const("bitmask.shifts", np.arange(8, dtype=np.uint8)[None, :])],
-                       f"{name}/shifted", direction="RIGHT")
-        bit = node("Mod", [shifted, const("bitmask.two", np.array(2, dtype=np.uint8))], f"{name}/bit")
-        flat_bits = node("Reshape", [bit, const("bitmask.flat", np.array([-1], dtype=np.int64))], f"{name}/flat_bits")
-        bits_n = node("Slice", [flat_bits, const("bitmask.start", np.array([0], dtype=np.int64)),
-                                const(f"bitmask.n_{n}", np.array([n], dtype=np.int64))], f"{name}/bits_n")
-        ones = node("Cast", [bits_n], f"{name}/ones", to=TensorProto.INT64)
-        rank = node("CumSum", [ones, const("bitmask.axis", np.array(0, dtype=np.int64))], f"{name}/rank")
-        pos = node("Mul", [rank, ones], f"{name}/pos")
+        pos = _rank_nodes(node, const, bits_name, n, name)
         dense = node("Gather", [values_name, pos], f"{name}/dense", axis=0)
         shape = const(f"bitmask.shape_{'x'.join(map(str, array.shape))}", np.array(array.shape, dtype=np.int64))
         node("Reshape", [dense, shape], name)
@@ -115,6 +107,66 @@ def bitmask_encode(model: onnx.ModelProto, min_saving_bytes: int = MIN_SAVING_BY
     nodes = list(graph.node)
     del graph.node[:]
     graph.node.extend(decode_nodes + nodes)
+    return encoded
+
+
+def _rank_nodes(node, const, bits_name: str, n: int, name: str) -> str:
+    """Nodes turning ``n`` packed bits into each entry's rank among the set bits (1, 2, ...; 0 where unset), int64."""
+    shifted = node("BitShift", [bits_name, const("bitmask.shifts", np.arange(8, dtype=np.uint8)[None, :])],
+                   f"{name}/shifted", direction="RIGHT")
+    bit = node("Mod", [shifted, const("bitmask.two", np.array(2, dtype=np.uint8))], f"{name}/bit")
+    flat_bits = node("Reshape", [bit, const("bitmask.flat", np.array([-1], dtype=np.int64))], f"{name}/flat_bits")
+    bits_n = node("Slice", [flat_bits, const("bitmask.start", np.array([0], dtype=np.int64)),
+                            const(f"bitmask.n_{n}", np.array([n], dtype=np.int64))], f"{name}/bits_n")
+    ones = node("Cast", [bits_n], f"{name}/ones", to=TensorProto.INT64)
+    rank = node("CumSum", [ones, const("bitmask.axis", np.array(0, dtype=np.int64))], f"{name}/rank")
+    return node("Mul", [rank, ones], f"{name}/pos")
+
+
+RANK_TYPES = (TensorProto.UINT8, TensorProto.UINT16, TensorProto.INT32, TensorProto.INT64)
+
+
+def rank_encode(model: onnx.ModelProto, min_saving_bytes: int = MIN_SAVING_BYTES) -> list[str]:
+    """Replace, in place, every 1-D integer table whose nonzero entries are 1, 2, ..., k in order (the id remap
+    of a compacted embedding: kept id → its row) by its bits alone (``<name>.bits``): the ranks are the table, so
+    no value is stored. A 2^20-id remap shrinks from 4 MB (int32) to 128 KB, rebuilt by the bitmask decoding's
+    rank nodes (then a Cast back to the table's type) and folded at load like it. Returns the names encoded."""
+    graph = model.graph
+    decode_nodes: list[onnx.NodeProto] = []
+    shared: dict[str, onnx.TensorProto] = {}
+    keep, new_inits, encoded = [], [], []
+    present = {t.name for t in graph.initializer}  # the bitmask encoding's constants, if it ran: the same arrays
+
+    def const(name: str, array: np.ndarray) -> str:
+        if name not in shared and name not in present:
+            shared[name] = numpy_helper.from_array(array, name)
+        return name
+
+    def node(op: str, inputs: list[str], output: str, **attrs) -> str:
+        decode_nodes.append(helper.make_node(op, inputs, [output], name=f"{output}/{op}", **attrs))
+        return output
+
+    for t in graph.initializer:
+        array = numpy_helper.to_array(t) if t.data_type in RANK_TYPES and len(t.dims) == 1 else None
+        nonzero = array != 0 if array is not None else None
+        if (array is None or array.nbytes < min_saving_bytes
+                or not np.array_equal(array[nonzero], np.arange(1, int(nonzero.sum()) + 1))):
+            keep.append(t)
+            continue
+        name, bits_name = t.name, bitmask_parts(t.name)[1]
+        new_inits.append(numpy_helper.from_array(np.packbits(nonzero, bitorder="little")[:, None], bits_name))
+        pos = _rank_nodes(node, const, bits_name, array.size, name)
+        if t.data_type == TensorProto.INT64:
+            node("Identity", [pos], name)
+        else:
+            node("Cast", [pos], name, to=t.data_type)
+        encoded.append(name)
+    if encoded:
+        del graph.initializer[:]
+        graph.initializer.extend(keep + new_inits + list(shared.values()))
+        nodes = list(graph.node)
+        del graph.node[:]
+        graph.node.extend(decode_nodes + nodes)
     return encoded
 
 

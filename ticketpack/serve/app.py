@@ -2,8 +2,15 @@
 
 Needs the `serve` extra (``pip install 'ticketpack[serve]'``); nothing else in ticketpack imports this module
 at import time. ``serve(config)`` validates and loads every model *before* binding the port, so a server never
-starts half-configured; inference runs in a thread pool off the event loop; SIGTERM stops accepting connections
-and lets in-flight requests finish (up to ``shutdown_timeout_s``).
+starts half-configured; SIGTERM stops accepting connections and lets in-flight requests finish (up to
+``shutdown_timeout_s``).
+
+Predict requests take a fast path (:class:`_FastPredict`) in front of FastAPI: a well-formed body is parsed once
+(orjson when installed), turned into the model's input tensor without building pydantic objects, run inline when
+the model answers within ``INLINE_BUDGET_S`` (else in the inference pool, off the event loop), and answered with
+bytes serialized in one call. Anything the fast path does not accept as plainly valid (an error of any kind, an
+odd content type, a body over the limit) is handed, body and all, to the FastAPI route, whose validation and error
+answers are the API's reference: both paths give the same answer to every request.
 """
 
 import asyncio
@@ -41,6 +48,22 @@ from ticketpack.serve.api import (
 from ticketpack.serve.config import ServeConfig
 from ticketpack.serve.metrics import UNKNOWN_MODEL, Metrics
 from ticketpack.serve.models import ServedModel, load_models
+
+try:  # the serve extra installs orjson: parsing and writing JSON several times faster than the json module
+    import orjson
+
+    _loads, _dumps = orjson.loads, orjson.dumps
+except ModuleNotFoundError:  # pragma: no cover - a bare install of fastapi + uvicorn
+    import json
+
+    def _loads(body: bytes):
+        return json.loads(body, parse_constant=_no_constant)
+
+    def _dumps(obj) -> bytes:
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+
+    def _no_constant(name: str):  # NaN / Infinity: not JSON; the full path decides what to answer
+        raise ValueError(name)
 from ticketpack.version import __version__
 
 log = logging.getLogger("ticketpack.serve")
@@ -123,10 +146,143 @@ class _Guard:
         finally:
             if model is not None:
                 self.metrics.in_flight.dec()
-                self.metrics.requests.labels(model, str(status)).inc()
-                if status >= 400:
-                    self.metrics.errors.labels(model, str(status)).inc()
-                self.metrics.latency.labels(model).observe(time.perf_counter() - start)
+                self.metrics.answered(model, status, time.perf_counter() - start)
+
+
+_JSON_TYPE = b"application/json"
+INLINE_TEXT_CHARS = 8192  # texts tokenized on the event loop at most (about 0.5 ms); longer batches go to the pool
+_ANSWER_HEADERS = [(b"content-type", b"application/json")]
+
+
+class _FastPredict:
+    """The predict fast path: answers a well-formed predict request itself, or returns the body it read so that the
+    FastAPI route (the reference, with every check and error answer) handles the request instead.
+
+    "Well-formed" is checked conservatively, so that whatever the fast path accepts the route accepts too and
+    answers alike: a JSON object whose only key is ``inputs``; for image models a body with no string other than
+    that key and no true/false/null (so every leaf is a JSON number, as the route's strict float fields demand),
+    which numpy turns into a rectangular array the model's preprocessing takes; for text models a list of
+    non-blank strings within --max-text-chars. At most --max-batch inputs either way.
+    """
+
+    def __init__(self, config: ServeConfig, models: dict[str, ServedModel], metrics: Metrics, state: dict,
+                 max_body: int) -> None:
+        self.config, self.models, self.metrics, self.state, self.max_body = config, models, metrics, state, max_body
+        self.labels = {name: m.predictor.labels for name, m in models.items()}
+
+    def model_for(self, scope) -> ServedModel | None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return None
+        match = _PREDICT_PATH.match(scope["path"])
+        return self.models.get(match.group(1)) if match else None
+
+    async def __call__(self, model: ServedModel, scope, receive, send) -> tuple[bytes, bool] | None:
+        """Answer the request and return None, or return (the body read so far, whether more is to be read) for the
+        full route. None too when the client went away before its body was read."""
+        start = time.perf_counter()
+        content_type = length = None
+        for key, value in scope["headers"]:
+            if key == b"content-type":
+                content_type = value
+            elif key == b"content-length":
+                length = value
+        if content_type is None or content_type.split(b";", 1)[0].strip().lower() != _JSON_TYPE or (
+                length is not None and (not length.isdigit() or int(length) > self.max_body)):
+            return b"", True
+        chunks = []
+        seen, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away: nothing to answer
+                return None
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+            if seen > self.max_body:
+                return b"".join(chunks), more  # the route's guard answers 413
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self.metrics.in_flight.inc()
+        try:
+            try:
+                inputs, inline = self.parse(model, body)
+                if inputs is None:
+                    return body, False
+                if inline or self.state["executor"] is None:
+                    probs = model.probabilities(model.prepare(inputs))
+                else:
+                    probs = await asyncio.get_running_loop().run_in_executor(
+                        self.state["executor"], _predict_now, model, inputs)
+                answer = self.answer(model, probs)
+            except Exception:  # noqa: BLE001 - bad input of any kind: the route words the error
+                return body, False  # (and its guard counts the request)
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [*_ANSWER_HEADERS, (b"content-length", str(len(answer)).encode())]})
+            await send({"type": "http.response.body", "body": answer})
+        finally:
+            self.metrics.in_flight.dec()
+        self.metrics.batch(model.name, len(probs))
+        self.metrics.answered(model.name, 200, time.perf_counter() - start)
+        return None
+
+    def parse(self, model: ServedModel, body: bytes) -> tuple[np.ndarray | list | None, bool]:
+        """(raw inputs of a plainly valid body, else None; whether the inference is small enough to run inline)."""
+        if model.kind == "image" and (body.count(b'"') != 2 or b"true" in body or b"false" in body or b"null" in body):
+            return None, False
+        obj = _loads(body)
+        if type(obj) is not dict or len(obj) != 1:
+            return None, False
+        inputs = obj.get("inputs")
+        if type(inputs) is not list or not 0 < len(inputs) <= self.config.max_batch:
+            return None, False
+        inline = len(inputs) <= model.inline_max_rows
+        if model.kind == "image":
+            if type(inputs[0]) is not list:  # a flat list of numbers is not a batch of images
+                return None, False
+            arr = np.asarray(inputs)  # raises on ragged nesting
+            if arr.dtype.kind not in "if" or not 2 <= arr.ndim <= 4:
+                return None, False
+            return arr, inline
+        limit, chars = self.config.max_text_chars, 0
+        for text in inputs:
+            if type(text) is not str or len(text) > limit or not text.strip():
+                return None, False
+            chars += len(text)
+        return inputs, inline and chars <= INLINE_TEXT_CHARS  # tokenizing long texts takes a while too
+
+    def answer(self, model: ServedModel, probs: np.ndarray) -> bytes:
+        labels = self.labels[model.name]
+        rows, best = probs.tolist(), probs.argmax(axis=1).tolist()
+        return _dumps({"model": model.name, "predictions": [
+            {"label": labels[k], "probability": row[k], "probabilities": dict(zip(labels, row))}
+            for row, k in zip(rows, best)
+        ]})
+
+
+class _App(FastAPI):
+    """FastAPI with the predict fast path in front of its middleware stack."""
+
+    fast: _FastPredict | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        fast = self.fast
+        model = fast.model_for(scope) if fast is not None else None
+        if model is None:
+            return await super().__call__(scope, receive, send)
+        read = await fast(model, scope, receive, send)
+        if read is None:
+            return
+        body, more = read
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": more}
+            return await receive()
+
+        return await super().__call__(scope, replay, send)
 
 
 def _field(loc) -> str | None:
@@ -152,7 +308,7 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
             state["ready"] = False
             executor.shutdown(wait=True)
 
-    app = FastAPI(
+    app = _App(
         title="ticketpack",
         version=__version__,
         description="Predictions from exported ticketpack classifiers (ONNX Runtime). Every error answer has an "
@@ -250,7 +406,7 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
             for i, text in enumerate(inputs):
                 if len(text) > config.max_text_chars:
                     raise ApiError(413, "text_too_long", f"input {i} has {len(text):,} characters; the limit is {config.max_text_chars:,}", f"inputs.{i}")
-        metrics.batch_size.labels(model.name).observe(len(inputs))
+        metrics.batch(model.name, len(inputs))
         loop = asyncio.get_running_loop()
         try:
             probs = await loop.run_in_executor(state["executor"], _predict_now, model, inputs)
@@ -265,7 +421,9 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
         # returned as a Response, so FastAPI does not validate and serialize the model a second time
         return Response(body.model_dump_json(), media_type="application/json")
 
-    app.add_middleware(_Guard, metrics=metrics, names=set(models), max_body=body_limit(config, models))
+    max_body = body_limit(config, models)
+    app.add_middleware(_Guard, metrics=metrics, names=set(models), max_body=max_body)
+    app.fast = _FastPredict(config, models, metrics, state, max_body)
     return app
 
 

@@ -49,6 +49,33 @@ class Metrics:
             multiprocess_mode="livesum",
         )
 
+        # labelled children, looked up once: ``labels()`` takes a lock and builds a key on every call
+        self._answered: dict[tuple[str, int], tuple] = {}
+        self._sizes: dict[str, object] = {}
+
+    def answered(self, model: str, status: int, seconds: float) -> None:
+        """One predict request answered: its status counted (and as an error if >= 400), its latency observed."""
+        children = self._answered.get((model, status))
+        if children is None:
+            children = (
+                self.requests.labels(model, str(status)),
+                self.errors.labels(model, str(status)) if status >= 400 else None,
+                self.latency.labels(model),
+            )
+            self._answered[(model, status)] = children
+        requests, errors, latency = children
+        requests.inc()
+        if errors is not None:
+            errors.inc()
+        latency.observe(seconds)
+
+    def batch(self, model: str, size: int) -> None:
+        """The number of inputs of one predict request."""
+        child = self._sizes.get(model)
+        if child is None:
+            child = self._sizes[model] = self.batch_size.labels(model)
+        child.observe(size)
+
     def render(self) -> tuple[bytes, str]:
         if self.multiprocess:
             from prometheus_client import multiprocess

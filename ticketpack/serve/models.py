@@ -3,6 +3,7 @@ smoke-tested before the server binds its port. Needs no web framework."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,12 +15,19 @@ from ticketpack.serve.api import ModelInfo
 from ticketpack.serve.config import ModelSource, ServeConfig
 
 
+# A request whose inference is expected to take at most this long runs on the event loop itself: a hop to the
+# inference pool and back costs tens of microseconds, more than a small model's whole run. Longer runs go to the
+# pool, so that the loop keeps reading other requests while ONNX Runtime (which releases the GIL) computes.
+INLINE_BUDGET_S = 0.0005
+
+
 @dataclass
 class ServedModel:
     name: str
     predictor: Predictor
     smoke: str = "not run"
     info: ModelInfo = field(init=False)
+    inline_max_rows: int = field(default=0, init=False)  # batches up to this size run inline (see INLINE_BUDGET_S)
 
     def __post_init__(self) -> None:
         p = self.predictor
@@ -51,7 +59,26 @@ class ServedModel:
         probs = self.probabilities(self.prepare(raw))
         if probs.shape != (1, len(self.predictor.labels)) or not np.isfinite(probs).all():
             raise TicketpackError(f"smoke inference gave output of shape {probs.shape} with non-finite values or wrong classes")
+        self.inline_max_rows = self._rows_within(INLINE_BUDGET_S, self.prepare(raw))
         self.smoke = "ok"
+
+    def _rows_within(self, budget_s: float, one: np.ndarray) -> int:
+        """How many rows one inference takes at most ``budget_s`` (0: not even one), from timed runs of 1 and 16 rows."""
+
+        def median_run(x: np.ndarray, reps: int) -> float:
+            times = []
+            for _ in range(reps):
+                t = time.perf_counter()
+                self.probabilities(x)
+                times.append(time.perf_counter() - t)
+            return sorted(times)[reps // 2]
+
+        t1 = median_run(one, 7)
+        if t1 > budget_s:
+            return 0
+        t16 = median_run(np.repeat(one, 16, axis=0), 5)
+        per_row = max((t16 - t1) / 15, 1e-9)
+        return 1 + int((budget_s - t1) / per_row)
 
 
 def _validation_failure(source: ModelSource, config: ServeConfig) -> str | None:

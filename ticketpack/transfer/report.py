@@ -135,17 +135,18 @@ def _paired(cells: list[Cell], results: list[JobResult], resolvable: float | Non
             reference: str = "ticket") -> list[PairedDifference]:
     """``reference − other`` per level and seed, for every other strategy run (dense: its one level-0 model)."""
     acc = {(r.level, r.init, r.seed): r.target_test_accuracy for r in results}
-    dense = {r.seed: r.target_test_accuracy for r in results if r.init == "dense"}
+    dense = {r.seed: r.target_test_accuracy for r in results if r.mask_sha256 is None}
+    unmasked = {r.init for r in results if r.mask_sha256 is None}
     out = []
     for cell in cells:
         if cell.init != reference:
             continue
-        others = sorted({r.init for r in results} - {reference}, key=lambda i: (i == "dense", i))
+        others = sorted({r.init for r in results} - {reference}, key=lambda i: (i in unmasked, i))
         for other in others:
             pairs = []
             for seed in sorted({r.seed for r in results}):
                 a = acc.get((cell.level, reference, seed))
-                b = dense.get(seed) if other == "dense" else acc.get((cell.level, other, seed))
+                b = dense.get(seed) if other in unmasked else acc.get((cell.level, other, seed))
                 if a is not None and b is not None:
                     pairs.append((a, b))
             if pairs:
@@ -175,12 +176,13 @@ def summarize(root: Path, plan: TransferPlan, results: list[JobResult]) -> Trans
     cells = [_cell(level, init, rs) for (level, init), rs in groups.items()]
     order = {name: i for i, name in enumerate(plan.inits)}
     cells.sort(key=lambda c: (c.level, order.get(c.init, len(order))))
-    dense = next((c for c in cells if c.init == "dense"), None)
+    unmasked = {r.init for r in results if r.mask_sha256 is None}  # the dense reference: trained without a mask
+    dense = next((c for c in cells if c.init in unmasked), None)
     test_n = next((r.target_test_n for r in results if r.target_test_n), None)
     base = dense.target_test_mean if dense else statistics.fmean(r.target_test_accuracy for r in results)
     se = binomial_se(base, test_n)
     resolvable = 1.96 * math.sqrt(2) * se if se is not None else None
-    pruned = [c for c in cells if c.init != "dense"]
+    pruned = [c for c in cells if c.init not in unmasked]
     paired = _paired(pruned, results, resolvable)
     return TransferReport(
         ticketpack_version=__version__,
@@ -244,7 +246,7 @@ def plot(report: TransferReport, path: Path) -> None:
     from matplotlib.ticker import FixedLocator, NullLocator
 
     fig, ax = plt.subplots(figsize=(8, 5.2), dpi=120)
-    inits = [i for i in report.inits if i != "dense" and any(c.init == i for c in report.cells)]
+    inits = [i for i in report.inits if any(c.init == i for c in report.cells)]
     xs_all: set[float] = set()
     for k, init in enumerate(inits):
         cells = sorted((c for c in report.cells if c.init == init), key=lambda c: -c.weights_remaining)
@@ -290,7 +292,7 @@ def plot(report: TransferReport, path: Path) -> None:
 def markdown_table(report: TransferReport) -> str:
     """Target test accuracy (%), mean ± std over seeds: one row per level, one column per strategy, dense below;
     then the paired differences, the training cost per strategy and the warnings."""
-    inits = [i for i in report.inits if i != "dense"]
+    inits = [i for i in report.inits if any(c.init == i for c in report.cells)]
     lines = [
         "| level | weights remaining | " + " | ".join(inits) + " |",
         "| ---: | ---: |" + " ---: |" * len(inits),
