@@ -241,6 +241,106 @@ def test_concurrent_requests_share_the_session_and_each_gets_its_own_answer(clie
         assert list(pool.map(one, range(16))) == want
 
 
+# ---- the predict fast path answers exactly as the FastAPI route does -------------------------------------------
+
+_PIXELS = [[float(i % 17) for i in range(64)]]
+SAME_ANSWER = [
+    # (id, model, body kwargs): valid requests the fast path answers and odd or invalid ones it hands to the route
+    ("flat pixels", "digits", {"json": {"inputs": _PIXELS * 3}}),
+    ("HxW ints", "digits", {"json": {"inputs": [[[i % 16 for i in range(8)]] * 8]}}),
+    ("CxHxW", "digits", {"json": {"inputs": [[[[1.5] * 8] * 8]] * 2}}),
+    ("charset in content type", "digits", {"content": b'{"inputs": [[' + b",".join([b"2.0"] * 64) + b"]]}", "headers": {"content-type": "application/json; charset=utf-8"}}),
+    ("upper-case content type", "digits", {"content": b'{"inputs": [[' + b",".join([b"2"] * 64) + b"]]}", "headers": {"content-type": "Application/JSON"}}),
+    ("a bool among pixels", "digits", {"json": {"inputs": [[True] + [0.0] * 63]}}),
+    ("a null among pixels", "digits", {"json": {"inputs": [[None] + [0.0] * 63]}}),
+    ("a string among pixels", "digits", {"json": {"inputs": [[0.0, "1"] + [0.0] * 62]}}),
+    ("a number at image level", "digits", {"json": {"inputs": [_PIXELS[0], 3.0]}}),
+    ("a flat list of numbers", "digits", {"json": {"inputs": _PIXELS[0]}}),
+    ("4-deep nesting", "digits", {"json": {"inputs": [[[[[1.0] * 8] * 8]]]}}),
+    ("an extra key", "digits", {"json": {"inputs": _PIXELS, "extra": 1}}),
+    ("a key repeated", "digits", {"content": b'{"inputs": [[' + b",".join([b"1"] * 64) + b']], "inputs": []}', "headers": {"content-type": "application/json"}}),
+    ("Infinity pixel", "digits", {"content": b'{"inputs": [[Infinity' + b",0" * 63 + b"]]}", "headers": {"content-type": "application/json"}}),
+    ("a huge integer pixel", "digits", {"content": b'{"inputs": [[1' + b"0" * 400 + b",0" * 63 + b"]]}", "headers": {"content-type": "application/json"}}),
+    ("wrong image shape", "digits", {"json": {"inputs": [[1.0] * 65]}}),
+    ("texts to an image model", "digits", {"json": {"inputs": ["a digit"]}}),
+    ("batch over the limit", "digits", {"json": {"inputs": _PIXELS * (MAX_BATCH + 1)}}),
+    ("texts", "reviews", {"json": {"inputs": ["a wonderful book", "dull", "ok \u00e9t\u00e9"]}}),
+    ("texts at the length limit", "reviews", {"json": {"inputs": ["y" * MAX_TEXT]}}),
+    ("a text over the limit", "reviews", {"json": {"inputs": ["ok", "y" * (MAX_TEXT + 1)]}}),
+    ("a blank text", "reviews", {"json": {"inputs": ["fine", "  "]}}),
+    ("pixels to a text model", "reviews", {"json": {"inputs": [[1.0, 2.0]]}}),
+    ("a number among texts", "reviews", {"json": {"inputs": ["ok", 7]}}),
+    ("one string, not a list", "reviews", {"json": {"inputs": "ok"}}),
+    ("empty batch", "reviews", {"json": {"inputs": []}}),
+    ("not an object", "reviews", {"json": [["ok"]]}),
+    ("sent as text/plain", "reviews", {"content": b'{"inputs": ["x"]}', "headers": {"content-type": "text/plain"}}),
+    ("no content type", "reviews", {"content": b'{"inputs": ["x"]}'}),
+    ("malformed json", "reviews", {"content": b'{"inputs": ["x"', "headers": {"content-type": "application/json"}}),
+]
+
+
+FAST = [c[1:] for c in SAME_ANSWER if c[0] in {"flat pixels", "HxW ints", "CxHxW", "charset in content type",
+                                                "upper-case content type", "texts", "texts at the length limit"}]
+
+
+@pytest.fixture(scope="module")
+def route_and_fast(exported_digits, exported_text):
+    """Two in-process apps on the same models: one with the fast path, one sending everything to the route."""
+    import warnings
+
+    from ticketpack.serve import app as app_module
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    config = _config(exported_digits, exported_text)
+    models = load_models(config, validate=False)
+    fast = create_app(config, models)
+    app_module.FAST_PATH = False
+    try:
+        route = create_app(config, models)
+    finally:
+        app_module.FAST_PATH = True
+    assert fast.fast is not None and route.fast is None
+    with TestClient(route) as r, TestClient(fast) as f:
+        yield r, f, models
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "in the pool"])
+@pytest.mark.parametrize("model,kwargs", [c[1:] for c in SAME_ANSWER], ids=[c[0] for c in SAME_ANSWER])
+def test_the_fast_path_answers_every_request_as_the_route_does(route_and_fast, model, kwargs, inline):
+    route, fast, models = route_and_fast
+    saved = {n: m.inline_max_rows for n, m in models.items()}
+    try:
+        for m in models.values():
+            m.inline_max_rows = 10**6 if inline else 0
+        want = route.post(f"/v1/models/{model}/predict", **kwargs)
+        before = fast.app.fast.answers
+        got = fast.post(f"/v1/models/{model}/predict", **kwargs)
+        took_fast_path = fast.app.fast.answers == before + 1
+    finally:
+        for n, m in models.items():
+            m.inline_max_rows = saved[n]
+    assert got.status_code == want.status_code, (got.text, want.text)
+    assert got.headers["content-type"] == want.headers["content-type"] == "application/json"
+    # plainly valid requests are the fast path's; anything else, valid or not, is left to the route
+    assert took_fast_path == ((model, kwargs) in FAST), "answered by the fast path" if took_fast_path else "by the route"
+    if want.status_code == 200:
+        w, g = want.json(), got.json()
+        assert [p["label"] for p in g["predictions"]] == [p["label"] for p in w["predictions"]]
+        for pg, pw in zip(g["predictions"], w["predictions"]):
+            assert pg["probabilities"] == pytest.approx(pw["probabilities"], abs=1e-12)
+        assert g["model"] == w["model"]
+    else:
+        assert got.json() == want.json()
+
+
+def test_a_model_that_answers_in_microseconds_runs_its_batches_inline(route_and_fast):
+    _, _, models = route_and_fast
+    assert models["digits"].inline_max_rows >= MAX_BATCH  # lenet-300-100: a batch of 8 in well under 0.5 ms
+
+
 def _median_keepalive_ms(url: str, n: int = 21) -> float:
     with httpx.Client(base_url=url, timeout=10) as c:
         times = []

@@ -30,27 +30,20 @@ MIN_INPUT_SAVING = 0.125
 class RemappedEmbedding(nn.Module):
     """An embedding table that keeps only some rows: id ``kept[i]`` reads row ``i + 1``, every other id row 0 (zeros).
 
-    The remap holds one entry per id of the full vocabulary (2^20 for the default text model), so it is stored in
-    the narrowest unsigned type that holds the kept row count (uint8, uint16, else int32): 2 MB instead of 4 MB
-    for a table that keeps under 65,535 rows. ONNX ``Gather`` takes any element type, and a ``Cast`` follows."""
+    The remap holds one int32 per id of the full vocabulary (2^20 for the default text model), but the exported file
+    stores only one bit per id: its nonzero entries are 1, 2, ..., k in order, which
+    :func:`ticketpack.runtime.storage.rank_encode` rebuilds from the bits at load."""
 
     def __init__(self, table: nn.Embedding, kept: torch.Tensor) -> None:
         super().__init__()
         w = table.weight.detach()
         self.weight = nn.Parameter(torch.cat([torch.zeros(1, w.shape[1], dtype=w.dtype), w[kept]]), requires_grad=False)
-        dtype = remap_dtype(len(kept))
         remap = torch.zeros(table.num_embeddings, dtype=torch.int32)
         remap[kept] = torch.arange(1, len(kept) + 1, dtype=torch.int32)
-        self.register_buffer("remap", remap.to(dtype))
+        self.register_buffer("remap", remap)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        rows = self.remap[ids]
-        return F.embedding(rows if rows.dtype == torch.int32 else rows.to(torch.int64), self.weight)
-
-
-def remap_dtype(kept: int) -> torch.dtype:
-    """The narrowest type holding row numbers 0..kept."""
-    return torch.uint8 if kept < 2**8 else torch.uint16 if kept < 2**16 else torch.int32
+        return F.embedding(self.remap[ids], self.weight)
 
 
 class GatheredLinear(nn.Module):
@@ -234,8 +227,7 @@ def compact_inputs(model: nn.Module, example: torch.Tensor, prunable: list[str],
             continue
         kept = torch.nonzero(alive, as_tuple=True)[0]
         if isinstance(m, nn.Embedding):
-            remap_bytes = n * remap_dtype(len(kept)).itemsize
-            if dead * w.shape[1] * w.element_size() <= remap_bytes:  # the remap would cost more than the rows saved
+            if dead * w.shape[1] * w.element_size() <= n / 8:  # the stored remap (a bit per id) would cost more
                 continue
             _replace(model, name, RemappedEmbedding(m, kept))
             summary[f"vocabulary:{name}.weight"] = [len(kept), n]

@@ -71,6 +71,9 @@ log = logging.getLogger("ticketpack.serve")
 CONFIG_ENV = "TICKETPACK_SERVE_CONFIG"  # how worker processes receive the config (workers > 1)
 PARENT_ENV = "TICKETPACK_SERVE_PARENT"  # the pid of `serve`, which the workers die with
 METRICS_PREFIX = "ticketpack-metrics-"
+# False: every predict request goes through the FastAPI route (the reference), e.g. to measure what the fast path
+# saves (bench/serve_bench.py does); set before create_app is called
+FAST_PATH = True
 _PREDICT_PATH = re.compile(r"^/v1/models/([^/]+)/predict/?$")
 _ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "content_too_large",
                 415: "unsupported_media_type", 422: "invalid_request", 500: "internal_error", 503: "unavailable"}
@@ -169,6 +172,7 @@ class _FastPredict:
                  max_body: int) -> None:
         self.config, self.models, self.metrics, self.state, self.max_body = config, models, metrics, state, max_body
         self.labels = {name: m.predictor.labels for name, m in models.items()}
+        self.answers = 0  # requests answered here (not handed to the route)
 
     def model_for(self, scope) -> ServedModel | None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -223,6 +227,7 @@ class _FastPredict:
             self.metrics.in_flight.dec()
         self.metrics.batch(model.name, len(probs))
         self.metrics.answered(model.name, 200, time.perf_counter() - start)
+        self.answers += 1
         return None
 
     def parse(self, model: ServedModel, body: bytes) -> tuple[np.ndarray | list | None, bool]:
@@ -423,7 +428,8 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
 
     max_body = body_limit(config, models)
     app.add_middleware(_Guard, metrics=metrics, names=set(models), max_body=max_body)
-    app.fast = _FastPredict(config, models, metrics, state, max_body)
+    if FAST_PATH:
+        app.fast = _FastPredict(config, models, metrics, state, max_body)
     return app
 
 
