@@ -126,3 +126,15 @@ class ConfigFlags:
 def _evaluated(p: inspect.Parameter, namespace: dict) -> inspect.Parameter:
     """``p`` with its annotation evaluated (modules here use ``from __future__ import annotations``)."""
     return p.replace(annotation=eval(p.annotation, namespace)) if isinstance(p.annotation, str) else p
+
+
+# The flags of a `train` table and of how a run runs, shared by the commands whose configs have them (search, transfer).
+TRAIN_FLAGS = (
+    Flag("--epochs", "train.epochs", int),
+    Flag("--iterations", "train.iterations", int),
+    Flag("--lr", "train.lr", float),
+    Flag("--optimizer", "train.optimizer"),
+    Flag("--batch-size", "train.batch_size", int),
+    Flag("--seed", "seed", int),
+    Flag("--threads", "threads", int),
+)

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ticketpack.cli.common import JsonOpt, check_domain, err, json_object, out, pct, print_json
-from ticketpack.cli.flags import ConfigFlags, Flag
+from ticketpack.cli.flags import TRAIN_FLAGS, ConfigFlags, Flag
 
 if TYPE_CHECKING:
     from ticketpack.search import SearchConfig
@@ -31,13 +31,7 @@ FLAGS = ConfigFlags(
     Flag("--strategy", "prune.strategy"),
     Flag("--granularity", "prune.granularity"),
     Flag("--rewind-iter", "prune.rewind_iter", int),
-    Flag("--epochs", "train.epochs", int),
-    Flag("--iterations", "train.iterations", int),
-    Flag("--lr", "train.lr", float),
-    Flag("--optimizer", "train.optimizer"),
-    Flag("--batch-size", "train.batch_size", int),
-    Flag("--seed", "seed", int),
-    Flag("--threads", "threads", int),
+    *TRAIN_FLAGS,
     show_defaults=False,  # the model's training recipe and pruning strategy replace the plain defaults
 )
 

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ticketpack.cli.common import JsonOpt, comma_list, err, out, print_json
-from ticketpack.cli.flags import ConfigFlags, Flag
+from ticketpack.cli.flags import TRAIN_FLAGS, ConfigFlags, Flag
 from ticketpack.cli.report import print_outputs, print_report
 
 if TYPE_CHECKING:
@@ -28,13 +28,7 @@ FLAGS = ConfigFlags(
     Flag("--init", "inits", parse=comma_list, metavar="A,B,.."),
     Flag("--levels", "levels", parse=_levels, metavar="3,20%,.."),
     Flag("--seeds", "seeds", int),
-    Flag("--epochs", "train.epochs", int),
-    Flag("--iterations", "train.iterations", int),
-    Flag("--lr", "train.lr", float),
-    Flag("--optimizer", "train.optimizer"),
-    Flag("--batch-size", "train.batch_size", int),
-    Flag("--seed", "seed", int),
-    Flag("--threads", "threads", int),
+    *TRAIN_FLAGS,
     Flag("--allow-changed-model", "allow_changed_model", bool),
 )
 

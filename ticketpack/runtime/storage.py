@@ -61,24 +61,42 @@ ENCODABLE = {TensorProto.FLOAT: np.float32, TensorProto.INT8: np.int8, TensorPro
 MIN_SAVING_BYTES = 512
 
 
+class _Decoder:
+    """Decode nodes and their constants, added in front of a graph's nodes in one go (:meth:`apply`). Constants are
+    shared by name, with those already in the graph (an encoding that ran before) as with each other."""
+
+    def __init__(self, graph: onnx.GraphProto) -> None:
+        self.graph = graph
+        self.present = {t.name for t in graph.initializer}
+        self.nodes: list[onnx.NodeProto] = []
+        self.constants: dict[str, onnx.TensorProto] = {}
+
+    def const(self, name: str, array: np.ndarray) -> str:
+        if name not in self.constants and name not in self.present:
+            self.constants[name] = numpy_helper.from_array(array, name)
+        return name
+
+    def node(self, op: str, inputs: list[str], output: str, **attrs) -> str:
+        self.nodes.append(helper.make_node(op, inputs, [output], name=f"{output}/{op}", **attrs))
+        return output
+
+    def apply(self, keep: list[onnx.TensorProto], new: list[onnx.TensorProto]) -> None:
+        """The graph's initializers become ``keep`` + ``new`` + the constants, its nodes the decoding + its own."""
+        del self.graph.initializer[:]
+        self.graph.initializer.extend(keep + new + list(self.constants.values()))
+        nodes = list(self.graph.node)
+        del self.graph.node[:]
+        self.graph.node.extend(self.nodes + nodes)
+
+
 def bitmask_encode(model: onnx.ModelProto, min_saving_bytes: int = MIN_SAVING_BYTES) -> list[str]:
     """Replace, in place, every weight initializer that gets smaller by the bitmask encoding; return their names."""
     graph = model.graph
     consumers = {name for node in graph.node for name in node.input}
-    decode_nodes: list[onnx.NodeProto] = []
+    dec = _Decoder(graph)
+    const, node = dec.const, dec.node
     new_inits: list[onnx.TensorProto] = []
     encoded: list[str] = []
-    shared: dict[str, onnx.TensorProto] = {}
-
-    def const(name: str, array: np.ndarray) -> str:
-        if name not in shared:
-            shared[name] = numpy_helper.from_array(array, name)
-        return name
-
-    def node(op: str, inputs: list[str], output: str, **attrs) -> str:
-        decode_nodes.append(helper.make_node(op, inputs, [output], name=f"{output}/{op}", **attrs))
-        return output
-
     keep = []
     for t in graph.initializer:
         array = numpy_helper.to_array(t) if t.data_type in ENCODABLE and t.name in consumers else None
@@ -100,13 +118,8 @@ def bitmask_encode(model: onnx.ModelProto, min_saving_bytes: int = MIN_SAVING_BY
         shape = const(f"bitmask.shape_{'x'.join(map(str, array.shape))}", np.array(array.shape, dtype=np.int64))
         node("Reshape", [dense, shape], name)
         encoded.append(name)
-    if not encoded:
-        return []
-    del graph.initializer[:]
-    graph.initializer.extend(keep + new_inits + list(shared.values()))
-    nodes = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(decode_nodes + nodes)
+    if encoded:
+        dec.apply(keep, new_inits)
     return encoded
 
 
@@ -132,20 +145,9 @@ def rank_encode(model: onnx.ModelProto, min_saving_bytes: int = MIN_SAVING_BYTES
     no value is stored. A 2^20-id remap shrinks from 4 MB (int32) to 128 KB, rebuilt by the bitmask decoding's
     rank nodes (then a Cast back to the table's type) and folded at load like it. Returns the names encoded."""
     graph = model.graph
-    decode_nodes: list[onnx.NodeProto] = []
-    shared: dict[str, onnx.TensorProto] = {}
+    dec = _Decoder(graph)  # shares the bitmask encoding's constants, if it ran: the same arrays
+    const, node = dec.const, dec.node
     keep, new_inits, encoded = [], [], []
-    present = {t.name for t in graph.initializer}  # the bitmask encoding's constants, if it ran: the same arrays
-
-    def const(name: str, array: np.ndarray) -> str:
-        if name not in shared and name not in present:
-            shared[name] = numpy_helper.from_array(array, name)
-        return name
-
-    def node(op: str, inputs: list[str], output: str, **attrs) -> str:
-        decode_nodes.append(helper.make_node(op, inputs, [output], name=f"{output}/{op}", **attrs))
-        return output
-
     for t in graph.initializer:
         array = numpy_helper.to_array(t) if t.data_type in RANK_TYPES and len(t.dims) == 1 else None
         nonzero = array != 0 if array is not None else None
@@ -162,11 +164,7 @@ def rank_encode(model: onnx.ModelProto, min_saving_bytes: int = MIN_SAVING_BYTES
             node("Cast", [pos], name, to=t.data_type)
         encoded.append(name)
     if encoded:
-        del graph.initializer[:]
-        graph.initializer.extend(keep + new_inits + list(shared.values()))
-        nodes = list(graph.node)
-        del graph.node[:]
-        graph.node.extend(decode_nodes + nodes)
+        dec.apply(keep, new_inits)
     return encoded
 
 
