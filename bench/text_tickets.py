@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from ticketpack.export.exporter import export_model  # noqa: E402
 from ticketpack.search import Ticket  # noqa: E402
-from ticketpack.transfer.report import t_interval  # noqa: E402
+from ticketpack.stats import binomial_se, t_interval  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -92,7 +92,7 @@ def main() -> None:
                            "within_1_point": mean >= -0.01, "size_ok": ratio <= 0.1}
         lines.append(f"| {domain} | {100 * mean:+.1f}{interval} | {'yes' if mean >= -0.01 else 'no'} | {ratio:.3f}x | "
                      f"{'yes' if ratio <= 0.1 else 'no'} |")
-    se = (0.8 * 0.2 / rows[0]["test_n"]) ** 0.5
+    se = binomial_se(0.8, rows[0]["test_n"])
     lines.append(f"\nTest splits of {rows[0]['test_n']} reviews: one accuracy's standard error is about {100 * se:.1f} "
                  "points, so a 1-point difference is not resolved by one split; the interval is over the search seeds "
                  "(each with its own split).")

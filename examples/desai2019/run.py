@@ -33,7 +33,7 @@ from ticketpack.search import SearchConfig, search
 from ticketpack.transfer import TransferConfig, markdown_table, run_transfer
 from ticketpack.transfer import layout
 from ticketpack.transfer.records import TransferReport
-from ticketpack.transfer.report import binomial_se, t_interval
+from ticketpack.stats import binomial_se, t_interval
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -88,4 +88,6 @@ def search_cmd(
 
 def _se(accuracy: float, n: int | None) -> str:
     """Binomial standard error of an accuracy on ``n`` examples: the test split's own noise."""
-    return f"{(accuracy * (1 - accuracy) / n) ** 0.5:.3f}" if n else "?"
+    from ticketpack.stats import binomial_se
+
+    return f"{binomial_se(accuracy, n):.3f}" if n else "?"

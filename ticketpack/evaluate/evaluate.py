@@ -29,6 +29,7 @@ from ticketpack.evaluate.report import (
     ModelResult,
     SpeedUp,
 )
+from ticketpack.stats import binomial_se
 from ticketpack.version import __version__
 
 LATENCY_NOTE = (
@@ -152,7 +153,7 @@ def _result(pred, accuracy, latency: list[LatencyStats], peak_mb: float | None) 
         path=str(pred.path), file_bytes=size, compressed_bytes=compressed,
         format=card.export.format, quantize=card.export.quantize,
         weights_remaining=card.sparsity.weights_remaining,
-        accuracy=acc, accuracy_se=math.sqrt(acc * (1 - acc) / max(sum(map(sum, cm)), 1)),
+        accuracy=acc, accuracy_se=binomial_se(acc, max(sum(map(sum, cm)), 1)),
         per_class=per_class, confusion_matrix=cm, latency=latency, peak_memory_mb=peak_mb, weights_digest_verified=True,
         card_test_accuracy=card.metrics.test_accuracy, card_dense_accuracy=card.metrics.dense_test_accuracy,
         card_evaluated_on=card.metrics.evaluated_on,

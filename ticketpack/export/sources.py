@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from ticketpack.errors import TicketpackError
 from ticketpack.fileio import sha256_file
 from ticketpack.pruning.mask import Mask
 from ticketpack.search import Ticket
+from ticketpack.stats import difference_se
 
 
 @dataclass
@@ -59,21 +59,17 @@ def _sparsest_within(items: list, dense_val: float, max_drop_pts: float, n_val: 
 
     def fits(x) -> bool:
         acc = val_accuracy(x)
-        return acc - dense_val >= -max_drop_pts / 100 + _diff_se(acc, dense_val, n_val) - 1e-12
+        return acc - dense_val >= -max_drop_pts / 100 + difference_se(acc, dense_val, n_val) - 1e-12
 
     ok = [x for x in items if fits(x)]
     return min(ok, key=lambda x: (x.weights_remaining, -level(x))) if ok else None
-
-
-def _diff_se(a: float, b: float, n: int | None) -> float:
-    return math.sqrt((a * (1 - a) + b * (1 - b)) / n) if n else 0.0
 
 
 def _noise_note(dense_val: float, n_val: int | None) -> str:
     if not n_val:
         return " (the run does not record its validation split size: no allowance for its noise)"
     return (f"; a level counts only beyond the noise of the {n_val}-example validation split (one standard error of "
-            f"a difference: {100 * _diff_se(dense_val, dense_val, n_val):.1f} points); --level picks one yourself")
+            f"a difference: {100 * difference_se(dense_val, dense_val, n_val):.1f} points); --level picks one yourself")
 
 
 def _is_transfer_run(root: Path) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ticketpack.errors import TicketpackError
 from ticketpack.fileio import atomic_path, atomic_write_text, read_model, read_versioned, write_model
+from ticketpack.stats import binomial_se, t_interval
 from ticketpack.transfer import layout
 from ticketpack.transfer.records import (
     PLAN_SCHEMA_VERSION,
@@ -55,22 +56,6 @@ def read_results(root: Path, plan: TransferPlan) -> list[JobResult]:
 
 def _std(values: list[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def binomial_se(accuracy: float, n: int | None) -> float | None:
-    """Standard error of an accuracy measured on ``n`` examples: sqrt(p(1-p)/n)."""
-    return math.sqrt(max(accuracy * (1 - accuracy), 0.0) / n) if n else None
-
-
-def t_interval(diffs: list[float], confidence: float = 0.95) -> tuple[float, float | None, float | None]:
-    """Mean and two-sided t-interval of paired differences (no interval from one pair)."""
-    mean = statistics.fmean(diffs)
-    if len(diffs) < 2:
-        return mean, None, None
-    from scipy.stats import t
-
-    half = t.ppf(0.5 + confidence / 2, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
-    return mean, mean - half, mean + half
 
 
 def paired_difference(level: int, weights_remaining: float, reference: str, other: str,
