@@ -33,7 +33,8 @@ from ticketpack.search import SearchConfig, search
 from ticketpack.transfer import TransferConfig, markdown_table, run_transfer
 from ticketpack.transfer import layout
 from ticketpack.transfer.records import TransferReport
-from ticketpack.stats import binomial_se, t_interval
+from ticketpack.transfer.report import fmt_interval, paired_difference
+from ticketpack.stats import binomial_se
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -71,7 +72,7 @@ def pooled_rows(reports: dict[tuple[str, str], list[TransferReport]]) -> list[st
              "| --- | ---: | ---: |" + " ---: |" * len(COMPARED)]
     for (source, target), runs in reports.items():
         for position in range(len(runs[0].levels)):
-            acc, weights, diffs = [], [], {o: [] for o in COMPARED}
+            acc, weights, pairs = [], [], {o: [] for o in COMPARED}
             for r in runs:
                 level = r.levels[position]
                 res = {(x.level, x.init, x.seed): x for x in r.results}
@@ -86,20 +87,16 @@ def pooled_rows(reports: dict[tuple[str, str], list[TransferReport]]) -> list[st
                         other = dense.get(seed) if o == "dense" else getattr(res.get((level, o, seed)),
                                                                               "target_test_accuracy", None)
                         if other is not None:
-                            diffs[o].append(ticket.target_test_accuracy - other)
+                            pairs[o].append((ticket.target_test_accuracy, other))
             if not acc:
                 continue
             cells = []
             for o in COMPARED:
-                if not diffs[o]:
+                if not pairs[o]:
                     cells.append("")
                     continue
-                mean, low, high = t_interval(diffs[o])
-                if low is None:
-                    cells.append(f"{100 * mean:+.1f}")
-                else:
-                    star = " *" if low > 0 or high < 0 else ""
-                    cells.append(f"{100 * mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]{star}")
+                d = paired_difference(runs[0].levels[position], statistics.fmean(weights), "ticket", o, pairs[o], None)
+                cells.append(fmt_interval(d) + (" *" if d.resolved else ""))  # resolved here: the interval excludes 0
             lines.append(f"| {source} → {target} | {100 * statistics.fmean(weights):.1f}% | "
                          f"{100 * statistics.fmean(acc):.1f} | " + " | ".join(cells) + " |")
     return lines
