@@ -124,3 +124,28 @@ def test_training_commands_say_which_extra_to_install(args, tmp_path):
     result = runner.invoke(app, [a.format(tmp=tmp_path) for a in args])
     assert result.exit_code == 2, result.output
     assert "pip install 'ticketpack[train]'" in result.stderr and "Traceback" not in result.output
+
+
+class _FellBackSession:
+    """What onnxruntime-gpu gives when its CUDA libraries or the GPU are missing: a session on the CPU alone."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def get_providers(self):
+        return ["CPUExecutionProvider"]
+
+
+def test_a_cuda_session_that_fell_back_to_the_cpu_is_not_reported_as_cuda(models, monkeypatch):
+    import onnxruntime as ort
+
+    from ticketpack.errors import TicketpackError
+    from ticketpack.runtime.session import make_session
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", _FellBackSession)
+    path = models["digits"]
+    with pytest.raises(TicketpackError, match="could not start"):
+        make_session(path, "cuda")
+    assert make_session(path, "auto")[1] == "cpu"
+    assert make_session(path, "cpu")[1] == "cpu"

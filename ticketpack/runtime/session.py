@@ -72,4 +72,13 @@ def make_session(model: Path | str | bytes, provider: str = "auto",
     except Exception as exc:  # ORT raises InvalidProtobuf/Fail/etc. for bad files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TicketpackError(f"{what} is not a loadable ONNX model ({first[:300]})") from None
+    if chosen == "cuda" and _NAMES["cuda"] not in session.get_providers():
+        # onnxruntime-gpu lists CUDA as available whenever it was built with it, then quietly falls back to the CPU
+        # when the CUDA, cuBLAS or cuDNN libraries (or a GPU) are missing at session creation
+        if provider == "cuda":
+            raise TicketpackError(
+                f"onnxruntime offers CUDA but could not start it for {what} (no GPU visible, or the CUDA/cuBLAS/cuDNN "
+                f"libraries its release needs are not on the library path): docs/gpu.md; use --provider cpu meanwhile"
+            )
+        chosen = "cpu"
     return session, chosen
