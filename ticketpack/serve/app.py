@@ -47,7 +47,7 @@ from ticketpack.serve.api import (
 )
 from ticketpack.serve.config import ServeConfig
 from ticketpack.serve.metrics import UNKNOWN_MODEL, Metrics
-from ticketpack.serve.models import ServedModel, load_models
+from ticketpack.serve.models import ServedModel, load_models, usable_cpus
 
 try:  # the serve extra installs orjson: parsing and writing JSON several times faster than the json module
     import orjson
@@ -304,7 +304,7 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         # One pool for every model's inference, off the event loop; each model has one shared ORT session.
-        executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="ticketpack-infer")
+        executor = ThreadPoolExecutor(max_workers=max(usable_cpus(), 2), thread_name_prefix="ticketpack-infer")
         state["executor"] = executor
         state["ready"] = True
         try:
