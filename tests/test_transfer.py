@@ -328,3 +328,43 @@ def test_report_json_prints_only_the_report(grid):
 def test_report_of_a_directory_that_is_not_a_run_exits_2(tmp_path):
     result = runner.invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "not a transfer run" in result.output
+
+
+# ------------------------------------------------------------------ a given target ticket, kept weights
+
+
+def test_a_given_target_ticket_replaces_the_search_and_gives_the_same_jobs(grid, digits_ticket, tmp_path):
+    out, report = grid
+    given = layout.target_ticket(out)
+    cfg = _cfg(digits_ticket, inits=["ticket", "target-ticket"], target_ticket=str(given))
+    reused = run_transfer(cfg, tmp_path / "reused")
+    plan = TransferRun.load(tmp_path / "reused").plan
+    assert plan.target_ticket == str(given.resolve()) and plan.target_ticket_manifest_sha256
+    assert all(j.kind == "train" for j in plan.jobs)
+    assert not layout.target_ticket(tmp_path / "reused").exists()  # nothing searched
+    before = {k: v for k, v in _scores(report).items() if "target-ticket" in k or "-ticket-" in k}
+    assert before and {k: _scores(reused)[k] for k in before} == before
+    cost = {c.init: c for c in reused.costs}["target-ticket"]
+    assert cost.search_iterations == {c.init: c for c in report.costs}["target-ticket"].search_iterations > 0
+
+
+def test_a_target_ticket_found_by_another_search_is_refused_naming_what_differs(grid, digits_ticket, tmp_path):
+    given = layout.target_ticket(grid[0])
+    cfg = _cfg(digits_ticket, inits=["target-ticket"], target_ticket=str(given), train={"epochs": 2})
+    with pytest.raises(TicketpackError, match=r"differs in: train"):
+        run_transfer(cfg, tmp_path / "other")
+    run_transfer(_cfg(digits_ticket, inits=["target-ticket"], levels=[1], seeds=1), tmp_path / "shallow")
+    shallow = str(layout.target_ticket(tmp_path / "shallow"))  # searched 1 round deep
+    with pytest.raises(TicketpackError, match=r"has 1 pruned round\(s\); this run needs 3"):
+        run_transfer(_cfg(digits_ticket, inits=["target-ticket"], target_ticket=shallow), tmp_path / "deeper")
+
+
+def test_without_kept_weights_a_run_reports_but_cannot_be_exported(digits_ticket, tmp_path):
+    cfg = _cfg(digits_ticket, inits=["ticket"], levels=[1], seeds=1, keep_weights=False)
+    report = run_transfer(cfg, tmp_path / "run")
+    assert len(report.results) == 1 and report.results[0].weights_file_sha256 is None
+    assert not layout.job_weights(tmp_path / "run", report.results[0].job_id).exists()
+    assert not layout.job_mask(tmp_path / "run", report.results[0].job_id).exists()
+    assert report.results[0].mask_sha256 and report.results[0].mask_file_sha256 is None
+    with pytest.raises(TicketpackError, match="keep_weights off"):
+        TransferRun.load(tmp_path / "run").weights(1, "ticket", 0)

@@ -7,8 +7,10 @@ other category, with paired 95% intervals over (ticket seed × retrain seed).
 1. `ticketpack search` on every source category, once per search seed (config [search], `sources`,
    `search_seeds`), `--jobs` searches at a time (processes, or Ray tasks with `--executor ray`).
 2. `ticketpack transfer` of every ticket to every other category (config [transfer]), `--jobs` jobs at a time on
-   the same executor. A run keeps its report.json, results.csv and plot; its job weights are deleted once it has
-   finished (~80 MB per model with the default 2^20-bucket text model; export one from a run of your own).
+   the same executor. `target-ticket` reuses the target category's own ticket of the same seed (step 1 found it
+   with the very search that strategy would run: `target_ticket`), so no category is searched twice. Jobs keep no
+   weights (`keep_weights = false`: ~80 MB per model with the default 2^20-bucket text model); a run keeps its
+   report.json, results.csv and plot (export a model from a run of your own).
 3. Writes results/<source>-<target>/seed<k>/ (each run's report, table and plot) and results/summary.md: per pair
    and level, the paired differences ticket − random-mask, ticket − random-reinit, ticket − target-ticket and
    ticket − dense with a 95% t-interval over the 9 (ticket seed × retrain seed) pairs, and the training cost of
@@ -57,12 +59,6 @@ def run_searches(todo: list[tuple[dict, Path]], jobs: int, executor: str) -> lis
         return ray.get([task.remote(cfg, str(out)) for cfg, out in todo])
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         return list(pool.map(_search, [c for c, _ in todo], [str(o) for _, o in todo]))
-
-
-def drop_weights(run_dir: Path) -> None:
-    """Job weights and masks of a finished run (result.json stays, so a rerun skips the job)."""
-    for f in layout.jobs_dir(run_dir).glob("*/*.safetensors"):
-        f.unlink()
 
 
 def pooled_rows(reports: dict[tuple[str, str], list[TransferReport]]) -> list[str]:
@@ -149,10 +145,11 @@ def main() -> None:
     for source, target in itertools.permutations(sources, 2):
         for k in seeds:
             run_dir = args.work / f"{source}-{target}-seed{k}"
-            tcfg = TransferConfig.model_validate({**raw["transfer"], "ticket": str(tickets[source, k]), "target": target})
+            given = {"target_ticket": str(tickets[target, k])} if (target, k) in tickets else {}
+            tcfg = TransferConfig.model_validate({**raw["transfer"], **given, "ticket": str(tickets[source, k]),
+                                                  "target": target})
             print(f"transfer: {source} → {target}, ticket seed {k}", flush=True)
             report = run_transfer(tcfg, run_dir, resume=True, jobs=args.jobs, executor=args.executor)
-            drop_weights(run_dir)
             reports.setdefault((source, target), []).append(report)
             dest = args.results / f"{source}-{target}" / f"seed{k}"
             dest.mkdir(parents=True, exist_ok=True)
@@ -178,7 +175,8 @@ def main() -> None:
         "\n## Cost of each strategy (mean over every run)\n",
         *cost_rows(reports),
         "\nA source ticket's search is paid once and reused in every target; `target-ticket` pays a search in every "
-        "target domain.\n",
+        "target domain (here the target's own ticket from step 1, found by that same search, so the study ran it "
+        "once).\n",
         "Per run: `<source>-<target>/seed<k>/table.md` (accuracies, paired differences over the 3 retrain seeds, "
         "costs), `report.json`, `results.csv`, `accuracy_vs_sparsity.png`.\n",
     ]

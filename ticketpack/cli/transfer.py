@@ -28,7 +28,9 @@ FLAGS = ConfigFlags(
     Flag("--init", "inits", parse=comma_list, metavar="A,B,.."),
     Flag("--levels", "levels", parse=_levels, metavar="3,20%,.."),
     Flag("--seeds", "seeds", int),
+    Flag("--target-ticket", "target_ticket", metavar="<path>"),
     *TRAIN_FLAGS,
+    Flag("--keep-weights/--no-keep-weights", "keep_weights", bool),
     Flag("--allow-changed-model", "allow_changed_model", bool),
 )
 

@@ -7,7 +7,6 @@ step, so neither momentum, Adam moments nor weight decay can revive them, and ev
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -168,6 +167,16 @@ class _Masker:
                 p.index_copy_(0, idx, p.index_select(0, idx).mul_(m.index_select(0, idx)))
 
 
+@torch.no_grad()
+def _copy_into(kept: dict[str, torch.Tensor] | None, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A copy of ``state``, written into ``kept`` (an earlier copy of the same model) when there is one: a new
+    best-validation state costs a memcpy, not a fresh allocation of the whole model."""
+    if kept is None:
+        return {k: v.detach().clone() for k, v in state.items()}
+    torch._foreach_copy_(list(kept.values()), [v.detach() for v in state.values()])
+    return kept
+
+
 def train(
     model: nn.Module,
     data: DomainData,
@@ -192,7 +201,7 @@ def train(
         masker.weights(everything=True)
     loss_fn = nn.CrossEntropyLoss()
     captured = {k: v.detach().clone() for k, v in model.state_dict().items()} if capture_at == 0 else None
-    best = (-1.0, 0, copy.deepcopy(model.state_dict()))
+    best: tuple[float, int, dict[str, torch.Tensor] | None] = (-1.0, 0, None)  # every run ends on an evaluation
     step = 0
     stale = 0  # evaluations since the best validation accuracy
     model.train()
@@ -211,7 +220,7 @@ def train(
             if step % eval_every == 0 or step == steps:
                 val = accuracy(model, data.val)
                 if val > best[0]:
-                    best = (val, step, copy.deepcopy(model.state_dict()))
+                    best = (val, step, _copy_into(best[2], model.state_dict()))
                     stale = 0
                 else:
                     stale += 1

@@ -55,6 +55,15 @@ class TransferConfig(BaseModel):
     train: TrainOverrides = Field(default_factory=TrainOverrides, description="Training options (default: the ticket's).")
     seed: int = Field(0, ge=0, description="Base seed every job's seeds are derived from.")
     threads: int = Field(1, ge=1, description="Torch CPU threads per job (1: run jobs side by side instead).")
+    target_ticket: str | None = Field(
+        None, description="For `target-ticket`: a ticket already found on the target by the search it would run (same "
+        "model, recipe, pruning and seed, e.g. that domain's own ticket in a study over several domains), reused "
+        "instead of searching again.",
+    )
+    keep_weights: bool = Field(
+        True, description="Write each job's trained weights and mask (what `ticketpack export` takes from a run); "
+        "off, a job writes only its result (with the mask's digest): ~2x the model's size less per job.",
+    )
     allow_changed_model: bool = Field(
         False, description="Build the model even if its factory's source file changed since the ticket search."
     )

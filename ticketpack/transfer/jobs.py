@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ticketpack import paths
 from ticketpack.data.base import DomainData
 from ticketpack.errors import TicketpackError
 from ticketpack.fileio import read_model, sha256_file, write_model
@@ -33,12 +34,13 @@ def job_id(level: int, init: str, seed: int) -> str:
     return f"L{level:02d}-{init}-s{seed}"
 
 
-def plan_jobs(inits: list[str], levels: list[int], seeds: list[int]) -> list[Job]:
-    """Every job of a grid, seed by seed (a killed run has whole seeds done first)."""
+def plan_jobs(inits: list[str], levels: list[int], seeds: list[int], search_target: bool = True) -> list[Job]:
+    """Every job of a grid, seed by seed (a killed run has whole seeds done first). ``search_target=False``: the
+    target ticket is given, so no search job is planned for it."""
     strategies = {name: INITS.get(name) for name in inits}
     masked = [name for name, s in strategies.items() if s.masked]
     jobs: list[Job] = []
-    if any(s.needs_target_search for s in strategies.values()):
+    if search_target and any(s.needs_target_search for s in strategies.values()):
         jobs.append(Job(job_id=TARGET_SEARCH_ID, kind="target-search"))
     for seed in seeds:
         for level in levels if masked else []:
@@ -93,17 +95,17 @@ class JobContext:
 
     def target_ticket(self) -> Ticket:
         if self._target_ticket is None:
-            path = layout.target_ticket(self.root)
+            path = layout.target_ticket(self.root, self.plan.target_ticket)
             if not path.exists():
                 raise TicketpackError(f"{self.root}: the target-ticket search has not run yet")
+            if self.plan.target_ticket and sha256_file(paths.manifest(path)) != self.plan.target_ticket_manifest_sha256:
+                raise TicketpackError(f"target ticket {path} has changed since this transfer run was planned")
             self._target_ticket = Ticket.load(path)
         return self._target_ticket
 
 
 def load_ticket(plan: TransferPlan) -> Ticket:
     """The plan's ticket, hash-verified, refused if its manifest changed since the run was planned."""
-    from ticketpack import paths
-
     ticket = Ticket.load(Path(plan.ticket))
     if sha256_file(paths.manifest(Path(plan.ticket))) != plan.ticket_manifest_sha256:
         raise TicketpackError(f"ticket {plan.ticket} has changed since this transfer run was planned")
@@ -141,8 +143,10 @@ def run_train_job(ctx: JobContext, job: Job) -> JobResult:
     source_acc = accuracy(model, ctx.source.test)  # train() leaves the best-validation weights loaded
 
     root, jid = ctx.root, job.job_id
-    weights_sha = save_tensors(layout.job_weights(root, jid), result.state)
-    mask_sha = save_tensors(layout.job_mask(root, jid), masks.to_file(start.mask)) if start.mask is not None else None
+    keep = ctx.plan.config.keep_weights
+    weights_sha = save_tensors(layout.job_weights(root, jid), result.state) if keep else None
+    mask_sha = (save_tensors(layout.job_mask(root, jid), masks.to_file(start.mask))
+                if start.mask is not None and keep else None)
     record = JobResult(
         job_id=jid,
         level=job.level,

@@ -16,7 +16,9 @@ def job_dir(run: Path, job_id: str) -> Path: return jobs_dir(run) / job_id
 def job_result(run: Path, job_id: str) -> Path: return job_dir(run, job_id) / "result.json"
 def job_weights(run: Path, job_id: str) -> Path: return job_dir(run, job_id) / "weights.safetensors"
 def job_mask(run: Path, job_id: str) -> Path: return job_dir(run, job_id) / "mask.safetensors"
-def target_ticket(run: Path) -> Path: return Path(run) / "target_ticket"
+def target_ticket(run: Path, given: str | None = None) -> Path:
+    """The run's target ticket: the one its plan was given, else the one its own search writes here."""
+    return Path(given) if given else Path(run) / "target_ticket"
 def report(run: Path) -> Path: return Path(run) / "report.json"
 def results_csv(run: Path) -> Path: return Path(run) / "results.csv"
 def plot(run: Path) -> Path: return Path(run) / "accuracy_vs_sparsity.png"

@@ -59,6 +59,9 @@ class TransferPlan(BaseModel):
     seed: int = Field(description="Base seed.")
     train: TrainConfig = Field(description="Training used for every job (and for the target-ticket search).")
     target_search: SearchConfig | None = Field(None, description="IMP on the target, for `target-ticket`.")
+    target_ticket: str | None = Field(
+        None, description="Absolute path of a given target ticket (config.target_ticket) that replaces the search.")
+    target_ticket_manifest_sha256: str | None = Field(None, description="sha256 of that ticket's manifest.json.")
     jobs: list[Job]
     digest: str | None = Field(None, description=_DIGEST)
 
@@ -85,8 +88,10 @@ class JobResult(BaseModel):
     iterations: int = Field(0, description="Training steps run.")
     train_seed: int = Field(0, description="Seed of the data order (shared by every strategy of a seed index).")
     mask_sha256: str | None = Field(None, description="Content hash of the mask (None for dense).")
-    weights_file_sha256: str = Field("", description="sha256 of weights.safetensors.")
-    mask_file_sha256: str | None = Field(None, description="sha256 of mask.safetensors (None for dense).")
+    weights_file_sha256: str | None = Field(
+        "", description="sha256 of weights.safetensors; None: not written (the run's keep_weights was off).")
+    mask_file_sha256: str | None = Field(None, description="sha256 of mask.safetensors (None for dense, or when "
+                                         "the run's keep_weights was off).")
     target_round: int | None = Field(None, description="target-ticket: the round of the target search used.")
     target_val_n: int | None = Field(None, description="Examples in the target validation split.")
     target_test_n: int | None = Field(None, description="Examples in the target test split.")

@@ -99,14 +99,14 @@ def _search_cost(ticket_dir: Path, init: str, jobs: int = 0) -> StrategyCost | N
                         search_seconds=round(sum(r.seconds for r in rounds), 3))
 
 
-def _costs(root: Path, groups: dict[tuple[int, str], list[JobResult]], order: dict[str, int]) -> list[StrategyCost]:
+def _costs(target_ticket: Path, groups: dict[tuple[int, str], list[JobResult]], order: dict[str, int]) -> list[StrategyCost]:
     by_init: dict[str, list[JobResult]] = {}
     for (_, init), rs in groups.items():
         by_init.setdefault(init, []).extend(rs)
     costs = []
     for init, rs in sorted(by_init.items(), key=lambda kv: order.get(kv[0], len(order))):
         searched = any(r.target_round is not None for r in rs)  # started from a ticket found on the target
-        search = _search_cost(layout.target_ticket(root), init) if searched else None
+        search = _search_cost(target_ticket, init) if searched else None
         costs.append(StrategyCost(
             init=init, jobs=len(rs), iterations_mean=statistics.fmean(r.iterations for r in rs),
             seconds_mean=round(statistics.fmean(r.seconds for r in rs), 3),
@@ -188,7 +188,7 @@ def summarize(root: Path, plan: TransferPlan, results: list[JobResult]) -> Trans
         dense=dense,
         cells=pruned,
         paired=paired,
-        costs=_costs(Path(root), groups, order),
+        costs=_costs(layout.target_ticket(root, plan.target_ticket), groups, order),
         source_search=_search_cost(Path(plan.ticket), "source search"),
         target_test_n=test_n,
         resolvable_difference=resolvable,

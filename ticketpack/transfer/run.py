@@ -87,6 +87,9 @@ class TransferRun:
             have = ", ".join(f"(level {lv}, {i}, seed {s})" for lv, i, s in self.available()) or "none"
             raise TicketpackError(f"{self.root} has no finished job for level {level}, {init}, seed {seed}; available: {have}")
         result = read_model(path, JobResult, "job result")
+        if result.weights_file_sha256 is None:
+            raise TicketpackError(f"{self.root} was run with keep_weights off: job {jid} kept no weights to export; "
+                                  "run its transfer again with keep_weights on (the default)")
         state = load_tensors(layout.job_weights(self.root, jid), result.weights_file_sha256 or None)
         mask = None
         if result.mask_file_sha256 is not None:
@@ -125,6 +128,31 @@ def _target_search(ticket: Ticket, config: TransferConfig, dataset: str, train, 
                         train=train, prune=prune, seed=m.config.seed)  # threads: set by the executor per job
 
 
+def _given_target_ticket(path: Path, wanted: SearchConfig, rounds: int) -> Ticket:
+    """A ticket given for `target-ticket`, checked to be what the run's own search would find: the same search
+    configuration (its dataset, domain, model, featurization, split, recipe, pruning and seed; the number of rounds
+    may be larger, threads may differ), finished, with ``rounds`` rounds at least."""
+    found = Ticket.load(path)
+    m = found.manifest
+    if m.status != "complete":
+        raise TicketpackError(f"target ticket {path} is not a finished search (status {m.status})")
+    text = m.dataset.preprocessing if m.dataset.kind == "text" else None  # as _target_search resolves it
+    have = m.config.model_copy(update={"threads": None, "text": text,
+                                       "dataset": _dataset_ref(m.config.dataset),
+                                       "prune": m.config.prune.model_copy(update={"rounds": wanted.prune.rounds})})
+    want = wanted.model_copy(update={"threads": None})
+    differs = [k for k in SearchConfig.model_fields if getattr(have, k) != getattr(want, k)]
+    if differs:
+        raise TicketpackError(
+            f"target ticket {path} was not found by the search `target-ticket` would run (differs in: "
+            f"{', '.join(differs)}); search the target with the ticket's model, recipe, pruning and seed, or leave "
+            "target_ticket out"
+        )
+    if len(m.rounds) - 1 < rounds:
+        raise TicketpackError(f"target ticket {path} has {len(m.rounds) - 1} pruned round(s); this run needs {rounds}")
+    return found
+
+
 def plan_run(config: TransferConfig) -> tuple[TransferPlan, JobContext]:
     """Check everything about ``config`` and load what the jobs need; nothing is written."""
     ticket = Ticket.load(Path(config.ticket))
@@ -143,7 +171,7 @@ def plan_run(config: TransferConfig) -> tuple[TransferPlan, JobContext]:
     target = ticket.load_data(config.target, dataset)  # unknown domain, other kind or other labels fail here
     same = (m.dataset.source_domain, source_dataset) == (config.target, dataset)
     source = target if same else ticket.load_data(m.dataset.source_domain, source_dataset)
-    target_search = None
+    target_search = given = None
     if searched := [name for name in config.inits if INITS.get(name).needs_target_search]:
         target_search = _target_search(ticket, config, dataset, train, levels)
         found_labels = load_source(target_search).label_names
@@ -152,6 +180,8 @@ def plan_run(config: TransferConfig) -> tuple[TransferPlan, JobContext]:
                 f"{', '.join(searched)} needs {config.target} to hold exactly the ticket's labels "
                 f"{m.dataset.label_names}; it holds {found_labels}"
             )
+        if config.target_ticket:
+            given = _given_target_ticket(Path(config.target_ticket), target_search, max(levels))
     seeds = list(range(config.seeds))
     plan = TransferPlan(
         ticketpack_version=__version__,
@@ -171,7 +201,9 @@ def plan_run(config: TransferConfig) -> tuple[TransferPlan, JobContext]:
         seed=config.seed,
         train=train,
         target_search=target_search,
-        jobs=plan_jobs(config.inits, levels, seeds),
+        target_ticket=str(given.root.resolve()) if given else None,
+        target_ticket_manifest_sha256=sha256_file(paths.manifest(given.root)) if given else None,
+        jobs=plan_jobs(config.inits, levels, seeds, search_target=given is None),
     )
     return plan, JobContext(Path("."), plan, ticket, target, source)
 
