@@ -353,6 +353,8 @@ def test_a_target_ticket_found_by_another_search_is_refused_naming_what_differs(
     cfg = _cfg(digits_ticket, inits=["target-ticket"], target_ticket=str(given), train={"epochs": 2})
     with pytest.raises(TicketpackError, match=r"differs in: train"):
         run_transfer(cfg, tmp_path / "other")
+    with pytest.raises(TicketpackError, match="used only by strategies"):
+        run_transfer(_cfg(digits_ticket, inits=["ticket"], target_ticket=str(given)), tmp_path / "unused")
     run_transfer(_cfg(digits_ticket, inits=["target-ticket"], levels=[1], seeds=1), tmp_path / "shallow")
     shallow = str(layout.target_ticket(tmp_path / "shallow"))  # searched 1 round deep
     with pytest.raises(TicketpackError, match=r"has 1 pruned round\(s\); this run needs 3"):

@@ -172,7 +172,11 @@ def plan_run(config: TransferConfig) -> tuple[TransferPlan, JobContext]:
     same = (m.dataset.source_domain, source_dataset) == (config.target, dataset)
     source = target if same else ticket.load_data(m.dataset.source_domain, source_dataset)
     target_search = given = None
-    if searched := [name for name in config.inits if INITS.get(name).needs_target_search]:
+    searched = [name for name in config.inits if INITS.get(name).needs_target_search]
+    if config.target_ticket and not searched:
+        raise TicketpackError("target_ticket is used only by strategies that start from a ticket found on the target "
+                              "(target-ticket): add one to the inits, or leave target_ticket out")
+    if searched:
         target_search = _target_search(ticket, config, dataset, train, levels)
         found_labels = load_source(target_search).label_names
         if found_labels != m.dataset.label_names:
