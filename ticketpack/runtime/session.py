@@ -3,7 +3,10 @@ graph runs on (torch-free)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -66,19 +69,40 @@ def make_session(model: Path | str | bytes, provider: str = "auto",
         opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     providers = [_NAMES[chosen]] + ([_NAMES["cpu"]] if chosen != "cpu" else [])
+    printed = io.StringIO()
     try:
-        session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), sess_options=opts,
-                                       providers=providers)
+        # onnxruntime-gpu prints an "EP Error ... Falling back" banner on stdout when CUDA fails to start (seen with
+        # 1.31 and no GPU visible): kept off stdout, which `--json` promises to hold JSON alone
+        with contextlib.redirect_stdout(printed):
+            session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), sess_options=opts,
+                                           providers=providers)
     except Exception as exc:  # ORT raises InvalidProtobuf/Fail/etc. for bad files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TicketpackError(f"{what} is not a loadable ONNX model ({first[:300]})") from None
     if chosen == "cuda" and _NAMES["cuda"] not in session.get_providers():
-        # onnxruntime-gpu lists CUDA as available whenever it was built with it, then quietly falls back to the CPU
-        # when the CUDA, cuBLAS or cuDNN libraries (or a GPU) are missing at session creation
+        # onnxruntime-gpu lists CUDA as available whenever it was built with it, then falls back to the CPU when
+        # the CUDA, cuBLAS or cuDNN libraries (or a GPU) are missing at session creation
+        why = _cuda_failure(printed.getvalue())
+        why = f" ({why})" if why else ""
         if provider == "cuda":
             raise TicketpackError(
-                f"onnxruntime offers CUDA but could not start it for {what} (no GPU visible, or the CUDA/cuBLAS/cuDNN "
-                f"libraries its release needs are not on the library path): docs/gpu.md; use --provider cpu meanwhile"
+                f"onnxruntime offers CUDA but could not start it for {what}: no GPU visible, or the CUDA/cuBLAS/cuDNN "
+                f"libraries its release needs are missing{why}; see docs/gpu.md, or use --provider cpu"
             )
+        warnings.warn(f"CUDA could not start for {what}{why}: running on the CPU", ProviderFallbackWarning,
+                      stacklevel=2)
         chosen = "cpu"
     return session, chosen
+
+
+def _cuda_failure(banner: str) -> str:
+    """The reason in onnxruntime's fallback banner: "CUDA failure 100: no CUDA-capable device is detected", or the
+    library that failed to load, rather than the C++ signature it starts with."""
+    for pattern in (r"(CUDA (?:failure|error)[^;\n]*)", r"with error: ([^\n]*)", r"EP Error ([^\n]*)"):
+        if m := re.search(pattern, banner):
+            return m.group(1).strip()[:200]
+    return ""
+
+
+class ProviderFallbackWarning(UserWarning):
+    """``auto`` found CUDA offered but could not start it, and runs on the CPU."""
