@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python bench/gpu_evaluate.py" + (" " + " ".join(sys.argv[1:]) if argv is None and sys.argv[1:] else ""),
         "gpu": gpu_name(), "onnxruntime": onnxruntime.__version__,
         "providers": onnxruntime.get_available_providers(), "python": platform.python_version(),
-        "machine": f"{platform.machine()} ({__import__('os').cpu_count()} CPUs)", "budget_s": args.budget,
+        "machine": f"{platform.machine()} ({os.cpu_count()} CPUs)", "budget_s": args.budget,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "gpu_evaluate.json", json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")

@@ -50,16 +50,10 @@ def fasttext_val(ds, name: str, opts: dict, rec: dict) -> dict:
 
 
 def baseline_val(ds) -> dict:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
+    from text_quality import baseline  # bench/, beside this script
 
-    vals = {}
-    for dom in DOMAINS:
-        for seed in SEEDS:
-            data = ds.load(dom, seed, SplitConfig(), TextPreprocessing())
-            vec = TfidfVectorizer(ngram_range=(1, 2))
-            clf = LogisticRegression(C=10, max_iter=5000).fit(vec.fit_transform(data.train.raw), data.train.y)
-            vals[(dom, seed)] = float(clf.score(vec.transform(data.val.raw), data.val.y))
+    vals = {(dom, seed): baseline(ds.load(dom, seed, SplitConfig(), TextPreprocessing()), C=10.0, split="val")
+            for dom in DOMAINS for seed in SEEDS}
     return summary("tfidf-lr", vals)
 
 

@@ -121,7 +121,7 @@ def test_text_features_have_the_card_shape_and_id_range(texts):
     for row, text in zip(x, texts):
         n = min(len(TEXT.tokens(text)), TEXT.max_tokens)
         assert (row[:n] > 0).all() and (row[n:] == 0).all()  # ids first, then padding
-        assert row[:n].tolist() == [TEXT.token_id(t) for t in TEXT.tokens(text)[:n]]  # one hash, whole rows or single
+        assert row[:n].tolist() == [TEXT.token_id(t) for t in TEXT.tokens(text)[:n]]  # one hash: rows, lists, single
     assert np.array_equal(TEXT.transform(texts), x)  # deterministic
 
 

@@ -122,8 +122,14 @@ class TextPreprocessing(BaseModel):
             out.extend(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
         return out
 
+    def token_ids(self, tokens: list[str]) -> np.ndarray:
+        """int64 ids of ``tokens``: 1 + crc32(utf-8) mod (num_buckets - 1), so that 0 stays the padding id."""
+        crc32 = zlib.crc32
+        crcs = np.fromiter((crc32(t.encode("utf-8")) for t in tokens), dtype=np.int64, count=len(tokens))
+        return 1 + crcs % (self.num_buckets - 1)
+
     def token_id(self, token: str) -> int:
-        return 1 + zlib.crc32(token.encode("utf-8")) % (self.num_buckets - 1)
+        return int(self.token_ids([token])[0])
 
     def transform_counting(self, raw: np.ndarray | list) -> tuple[np.ndarray, np.ndarray]:
         """A batch of strings → (int64 ids (N, max_tokens), int64 number of ids of each document before the cut).
@@ -134,15 +140,13 @@ class TextPreprocessing(BaseModel):
         texts = list(raw)
         out = np.zeros((len(texts), self.max_tokens), dtype=np.int64)
         lengths = np.zeros(len(texts), dtype=np.int64)
-        crc32, cut = zlib.crc32, self.max_tokens
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TicketpackError(f"text input {i} is {type(text).__name__}, expected a string")
             tokens = self.tokens(text)
             lengths[i] = len(tokens)
-            if tokens:  # token_id's arithmetic on the whole row at once
-                crcs = np.fromiter((crc32(t.encode("utf-8")) for t in tokens[:cut]), dtype=np.int64)
-                out[i, : len(crcs)] = 1 + crcs % (self.num_buckets - 1)
+            kept = tokens[: self.max_tokens]
+            out[i, : len(kept)] = self.token_ids(kept)
         return out, lengths
 
     def transform(self, raw: np.ndarray | list) -> np.ndarray:

@@ -54,7 +54,7 @@ def collision_stats(preprocessing: TextPreprocessing, texts: list[str] | np.ndar
     if not counts:
         return {"distinct_tokens": 0, "distinct_ids": 0, "shared_id_tokens": 0.0, "shared_id_occurrences": 0.0,
                 "ids_lost": 0.0}
-    ids = np.array([preprocessing.token_id(t) for t in counts], dtype=np.int64)
+    ids = preprocessing.token_ids(list(counts))
     occurrences = np.array(list(counts.values()), dtype=np.int64)
     _, inverse, per_id = np.unique(ids, return_inverse=True, return_counts=True)
     shared = per_id[inverse] > 1

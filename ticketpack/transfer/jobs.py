@@ -98,18 +98,24 @@ class JobContext:
             path = layout.target_ticket(self.root, self.plan.target_ticket)
             if not path.exists():
                 raise TicketpackError(f"{self.root}: the target-ticket search has not run yet")
-            if self.plan.target_ticket and sha256_file(paths.manifest(path)) != self.plan.target_ticket_manifest_sha256:
-                raise TicketpackError(f"target ticket {path} has changed since this transfer run was planned")
-            self._target_ticket = Ticket.load(path)
+            if self.plan.target_ticket:  # given, not searched by this run: held to the manifest it was planned with
+                self._target_ticket = _planned_ticket(path, self.plan.target_ticket_manifest_sha256, "target ticket")
+            else:
+                self._target_ticket = Ticket.load(path)
         return self._target_ticket
+
+
+def _planned_ticket(path: Path, manifest_sha256: str | None, what: str) -> Ticket:
+    """The ticket at ``path``, refused if its manifest changed since the run was planned."""
+    ticket = Ticket.load(path)
+    if sha256_file(paths.manifest(path)) != manifest_sha256:
+        raise TicketpackError(f"{what} {path} has changed since this transfer run was planned")
+    return ticket
 
 
 def load_ticket(plan: TransferPlan) -> Ticket:
     """The plan's ticket, hash-verified, refused if its manifest changed since the run was planned."""
-    ticket = Ticket.load(Path(plan.ticket))
-    if sha256_file(paths.manifest(Path(plan.ticket))) != plan.ticket_manifest_sha256:
-        raise TicketpackError(f"ticket {plan.ticket} has changed since this transfer run was planned")
-    return ticket
+    return _planned_ticket(Path(plan.ticket), plan.ticket_manifest_sha256, "ticket")
 
 
 def is_done(root: Path, job: Job) -> bool:
