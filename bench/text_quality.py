@@ -6,10 +6,11 @@
 Both models see the same ticketpack splits (``TextDirDataset.load``: duplicates dropped, stratified 70/15/15 by
 seed). The baseline is scikit-learn's ``TfidfVectorizer(ngram_range=(1, 2))`` fit on the raw train texts and
 ``LogisticRegression(C=10)``; it is the bench-only extra (``pip install scikit-learn``). The default model is
-``FastText`` over ticketpack's own preprocessing (hashed word 1-2 grams), trained with the default recipe below
+``FastText`` over ticketpack's own preprocessing (hashed word 1-3 grams), trained with the default recipe below
 (best validation accuracy, early stopping), and scored once on test. Reports the mean test accuracy over seeds per
-domain, the difference to the baseline, how often hashed ids collide (train split of the first seed) and how many
-documents the maximum length cut. Writes ``<out>/text_quality.md`` and ``<out>/text_quality.json``.
+domain, the difference to the baseline with its paired 95% interval, how often hashed ids collide (train split of
+the first seed) and how many documents the maximum length cut. Writes ``<out>/text_quality.md`` and
+``<out>/text_quality.json``; ``--from-json`` writes the markdown again from a JSON it wrote, without training.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ticketpack.data import get as get_dataset
 from ticketpack.data.text import collision_stats
 from ticketpack.models.fasttext import FastText
 from ticketpack.models.registry import DEFAULT_MODELS, recipe
+from ticketpack.stats import binomial_se, t_interval
 from ticketpack.training import TrainConfig, train
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mdsd"
@@ -60,7 +62,11 @@ def main() -> None:
     ap.add_argument("--recipe", type=json.loads, default=RECIPE, help="JSON TrainConfig fields")
     ap.add_argument("--text", type=json.loads, default=TEXT, help="JSON TextPreprocessing fields")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--from-json", type=Path, help="only write the markdown again from a text_quality.json")
     args = ap.parse_args()
+    if args.from_json:
+        write_report(json.loads(args.from_json.read_text()), args.out)
+        return
 
     torch.set_num_threads(args.threads)
     try:
@@ -120,37 +126,61 @@ def main() -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "text_quality.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_report(result, args.out)
+
+
+def paired(runs: list[dict]) -> str:
+    """fastText − TF-IDF + LR in points over ``runs`` (each pair: one split, both models): mean [95% t-interval]."""
+    mean, lo, hi = t_interval([100 * (r["fasttext_test"] - r["baseline_test"]) for r in runs])
+    return f"{mean:+.1f} [{lo:+.1f}, {hi:+.1f}]" if lo is not None else f"{mean:+.1f}"
+
+
+def write_report(result: dict, out: Path) -> None:
+    """``<out>/text_quality.md`` from a result (what ``main`` measured, or a JSON file it wrote)."""
+    rows, runs, seeds, prep = result["domains"], result["runs"], result["seeds"], result["preprocessing"]
+    summary = result["summary"]
+    mean_m, mean_b = summary["mean_fasttext"], summary["mean_baseline"]
+    n_test = rows[0]["split_sizes"][2]
+    se = 100 * binomial_se(mean_b / 100, n_test)
     lines = [
         "# Text quality: default text model vs TF-IDF + logistic regression",
         "",
         f"Same ticketpack splits (70/15/15, duplicates dropped), test accuracy in %, mean over seeds {seeds};"
-        f" torch threads: {torch.get_num_threads()}. Written by `python bench/text_quality.py`.",
+        f" torch threads: {result['threads']}. Written by `python bench/text_quality.py`.",
         "",
-        f"- model: `FastText` {json.dumps(args.model_options)}; recipe {json.dumps(args.recipe)}",
-        f"- features: word 1-{prep.ngrams} grams hashed into {prep.num_buckets:,} buckets, max_tokens {prep.max_tokens}",
-        f"- baseline: TF-IDF 1-2 grams (scikit-learn defaults) + LogisticRegression(C={args.C:g})",
+        f"- model: `FastText` {json.dumps(result['model']['options'])}; recipe {json.dumps(result['recipe'])}",
+        f"- features: word 1-{prep['ngrams']} grams hashed into {prep['num_buckets']:,} buckets, max_tokens"
+        f" {prep['max_tokens']}",
+        f"- baseline: TF-IDF 1-2 grams (scikit-learn defaults) + LogisticRegression(C={result['baseline']['logreg_C']:g})",
         "",
-        "| domain | fasttext | TF-IDF + LR | diff | per seed (fasttext / LR) | within 1 pt | docs cut | ids shared by >1 n-gram |",
-        "|---|---:|---:|---:|---|:-:|---:|---:|",
+        "| domain | fasttext | TF-IDF + LR | diff | paired diff [95% CI] | per seed (fasttext / LR) | within 1 pt |"
+        " docs cut | ids shared by >1 n-gram |",
+        "|---|---:|---:|---:|---:|---|:-:|---:|---:|",
     ]
     for r in rows:
         per = ", ".join(f"{a:.1f}/{c:.1f}" for a, c in zip(r["fasttext_per_seed"], r["baseline_per_seed"]))
         col = r["collisions"]
-        lines.append(f"| {r['domain']} | {r['fasttext']:.2f} | {r['baseline']:.2f} | {r['diff']:+.2f} | {per} |"
+        lines.append(f"| {r['domain']} | {r['fasttext']:.2f} | {r['baseline']:.2f} | {r['diff']:+.2f} |"
+                     f" {paired([x for x in runs if x['domain'] == r['domain']])} | {per} |"
                      f" {'yes' if r['within_1_point'] else 'no'} | {r['truncated']} |"
                      f" {100 * col['shared_id_tokens']:.1f}% of {col['distinct_tokens']:,} |")
     lines += [
-        f"| **mean** | **{mean_m:.2f}** | **{mean_b:.2f}** | {mean_m - mean_b:+.2f} | | | | |",
+        f"| **mean** | **{mean_m:.2f}** | **{mean_b:.2f}** | {mean_m - mean_b:+.2f} | {paired(runs)} | | | | |",
         "",
         f"All within 1 point: {'yes' if summary['all_within_1_point'] else 'no'}; "
         f"mean at least the baseline's: {'yes' if summary['mean_at_least_baseline'] else 'no'}.",
+        "",
+        f"How much these differences can say: a test split holds {n_test} reviews, so one accuracy near"
+        f" {mean_b:.0f}% has a binomial standard error of {se:.1f} points. The paired difference uses the same split"
+        f" for both models; its 95% t-interval is over the seeds of a domain ({len(seeds)} pairs), and over every"
+        f" domain and seed ({len(runs)} pairs) on the mean row.",
         "",
         "Collisions: share of the distinct word n-grams of the first seed's train split whose hashed id some other"
         " n-gram there also has (by occurrences: "
         + ", ".join(f"{r['domain']} {100 * r['collisions']['shared_id_occurrences']:.1f}%" for r in rows) + ").",
         "",
     ]
-    (args.out / "text_quality.md").write_text("\n".join(lines))
+    (out / "text_quality.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 

@@ -14,12 +14,12 @@ from ticketpack.cli.app import app
 from ticketpack.config_files import build_config
 from ticketpack.errors import TicketpackError
 from ticketpack.pruning import mask as masks
-from ticketpack.search import Ticket
-from ticketpack.transfer import INITS, TransferConfig, TransferReport, TransferRun, layout, run_transfer
+from ticketpack.search import Ticket, search
+from ticketpack.transfer import INITS, TransferConfig, TransferReport, TransferRun, layout, open_executor, run_transfer
 from ticketpack.transfer.jobs import JobContext
 from ticketpack.transfer.run import plan_run
 
-from conftest import FIXTURES, copy_with_flipped_byte, copy_with_schema_version
+from conftest import FIXTURES, copy_with_flipped_byte, copy_with_schema_version, text_config
 
 runner = CliRunner()
 ALL = ["ticket", "random-reinit", "finetune", "random-mask", "dense", "target-ticket"]
@@ -205,6 +205,48 @@ def test_two_local_processes_give_the_same_results_as_one(digits_ticket, tmp_pat
 
 
 @pytest.mark.slow
+def test_an_executor_opened_once_serves_several_runs_with_the_same_results(digits_ticket, tmp_path):
+    first = _cfg(digits_ticket, inits=["ticket", "dense"], levels=[3], seeds=1)
+    second = _cfg(digits_ticket, inits=["ticket", "random-mask"], levels=[1], seeds=1)
+    alone = [run_transfer(cfg, tmp_path / f"alone{i}", jobs=2) for i, cfg in enumerate((first, second))]
+    with open_executor("local", jobs=2) as workers:
+        shared = [run_transfer(first, tmp_path / "shared0", executor=workers)]
+        pids = [p.pid for p in workers._procs]
+        shared.append(run_transfer(second, tmp_path / "shared1", executor=workers))
+        assert [p.pid for p in workers._procs] == pids and len(pids) == 2  # started once, for both runs
+    assert [_scores(r) for r in shared] == [_scores(r) for r in alone]
+    assert workers._procs == []  # none outlives the executor
+
+
+@pytest.mark.slow
+def test_a_run_that_fails_in_a_shared_executor_leaves_the_next_run_whole(digits_ticket, tmp_path):
+    cfg = _cfg(digits_ticket, inits=["ticket", "dense"], levels=[3], seeds=2)
+
+    def stop(event):
+        if event.kind == "job_end":
+            raise KeyError("stopped by the caller")
+
+    with open_executor("local", jobs=2) as workers:
+        with pytest.raises(KeyError):
+            run_transfer(cfg, tmp_path / "failed", executor=workers, on_event=stop)
+        assert workers._procs == []  # the failed run's queued and running jobs went with its workers
+        report = run_transfer(cfg, tmp_path / "next", executor=workers)
+    assert _scores(report) == _scores(run_transfer(cfg, tmp_path / "alone"))
+
+
+def test_the_same_directory_planned_anew_is_a_new_context_for_a_worker(grid, tmp_path):
+    from ticketpack.transfer.executors import _Contexts
+
+    run = tmp_path / "run"
+    shutil.copytree(grid[0], run)
+    contexts = _Contexts()
+    a = contexts.get(str(run), JobContext.load(run).plan_digest)
+    assert contexts.get(str(run), a.plan_digest) is a
+    b = contexts.get(str(run), "another plan")
+    assert b is not a and contexts.get(str(grid[0]), a.plan_digest) is not b
+
+
+@pytest.mark.slow
 def test_ray_executor_runs_the_same_jobs_on_a_local_ray_instance(digits_ticket, tmp_path):
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'ticketpack[ray]')")
     cfg = _cfg(digits_ticket, inits=["ticket", "random-mask"], levels=[3], seeds=1)
@@ -277,6 +319,21 @@ def test_target_dataset_with_other_labels_exits_2(text_ticket, tmp_path):
     (other / "electronics.jsonl").write_text(lines)
     _invoke_fails([str(text_ticket), "--target", "electronics", "--dataset", str(other)], tmp_path / "r",
                   "has labels ['bad', 'good'] that the ticket does not know")
+
+
+def test_target_ticket_on_a_target_that_lacks_one_of_the_tickets_labels_exits_2(tmp_path):
+    data = tmp_path / "reviews"
+    data.mkdir()
+    books = (FIXTURES / "reviews" / "books.jsonl").read_text().splitlines()
+    # a third class on the source only: every third review of books becomes "mixed"
+    (data / "books.jsonl").write_text("\n".join(
+        r.replace('"pos"', '"mixed"').replace('"neg"', '"mixed"') if i % 3 == 0 else r
+        for i, r in enumerate(books)) + "\n")
+    shutil.copy(FIXTURES / "reviews" / "electronics.jsonl", data / "electronics.jsonl")
+    ticket = tmp_path / "ticket"
+    search(text_config().model_copy(update={"dataset": str(data)}), ticket)
+    _invoke_fails([str(ticket), "--target", "electronics", "--init", "ticket,target-ticket"], tmp_path / "r",
+                  "needs electronics to hold exactly the ticket's labels ['mixed', 'neg', 'pos']; it holds ['neg', 'pos']")
 
 
 def test_target_dataset_of_another_input_kind_exits_2(text_ticket, tmp_path):

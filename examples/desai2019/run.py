@@ -7,7 +7,7 @@ other category, with paired 95% intervals over (ticket seed × retrain seed).
 1. `ticketpack search` on every source category, once per search seed (config [search], `sources`,
    `search_seeds`), `--jobs` searches at a time (processes, or Ray tasks with `--executor ray`).
 2. `ticketpack transfer` of every ticket to every other category (config [transfer]), `--jobs` jobs at a time on
-   the same executor. `target-ticket` reuses the target category's own ticket of the same seed (step 1 found it
+   the same executor, whose workers serve every run (they start, import torch and featurize each category once). `target-ticket` reuses the target category's own ticket of the same seed (step 1 found it
    with the very search that strategy would run: `target_ticket`), so no category is searched twice. Jobs keep no
    weights (`keep_weights = false`: ~80 MB per model with the default 2^20-bucket text model); a run keeps its
    report.json, results.csv and plot (export a model from a run of your own).
@@ -32,7 +32,7 @@ from pathlib import Path
 
 from ticketpack.config_files import read_mapping
 from ticketpack.search import SearchConfig, search
-from ticketpack.transfer import TransferConfig, markdown_table, run_transfer
+from ticketpack.transfer import TransferConfig, markdown_table, open_executor, run_transfer
 from ticketpack.transfer import layout
 from ticketpack.transfer.records import TransferReport
 from ticketpack.transfer.report import fmt_interval, paired_difference
@@ -140,22 +140,26 @@ def main() -> None:
     run_searches(todo, args.jobs, args.executor)
     timings = {"searches": round(time.perf_counter() - t0, 1)}
 
-    reports: dict[tuple[str, str], list[TransferReport]] = {}
+    reports: dict[tuple[str, str], list[TransferReport]] = {
+        pair: [] for pair in itertools.permutations(sources, 2)}
     t0 = time.perf_counter()
-    for source, target in itertools.permutations(sources, 2):
+    threads = raw["transfer"].get("threads", 1)
+    # one set of workers for every run; seed by seed, so that a worker's featurized categories serve six runs
+    with open_executor(args.executor, args.jobs, threads) as workers:
         for k in seeds:
-            run_dir = args.work / f"{source}-{target}-seed{k}"
-            given = {"target_ticket": str(tickets[target, k])} if (target, k) in tickets else {}
-            tcfg = TransferConfig.model_validate({**raw["transfer"], **given, "ticket": str(tickets[source, k]),
-                                                  "target": target})
-            print(f"transfer: {source} → {target}, ticket seed {k}", flush=True)
-            report = run_transfer(tcfg, run_dir, resume=True, jobs=args.jobs, executor=args.executor)
-            reports.setdefault((source, target), []).append(report)
-            dest = args.results / f"{source}-{target}" / f"seed{k}"
-            dest.mkdir(parents=True, exist_ok=True)
-            for src in (layout.report(run_dir), layout.results_csv(run_dir), layout.plot(run_dir)):
-                shutil.copy2(src, dest / src.name)
-            (dest / "table.md").write_text(markdown_table(report))
+            for source, target in reports:
+                run_dir = args.work / f"{source}-{target}-seed{k}"
+                given = {"target_ticket": str(tickets[target, k])} if (target, k) in tickets else {}
+                tcfg = TransferConfig.model_validate({**raw["transfer"], **given, "ticket": str(tickets[source, k]),
+                                                      "target": target})
+                print(f"transfer: {source} → {target}, ticket seed {k}", flush=True)
+                report = run_transfer(tcfg, run_dir, resume=True, executor=workers)
+                reports[source, target].append(report)
+                dest = args.results / f"{source}-{target}" / f"seed{k}"
+                dest.mkdir(parents=True, exist_ok=True)
+                for src in (layout.report(run_dir), layout.results_csv(run_dir), layout.plot(run_dir)):
+                    shutil.copy2(src, dest / src.name)
+                (dest / "table.md").write_text(markdown_table(report))
     timings["transfers"] = round(time.perf_counter() - t0, 1)
     timings["total"] = round(time.perf_counter() - started, 1)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ticketpack.cli.common import JsonOpt, comma_list, err, out, print_json
+from ticketpack.cli.common import JsonOpt, comma_list, err, print_json
 from ticketpack.cli.flags import TRAIN_FLAGS, ConfigFlags, Flag
 from ticketpack.cli.report import print_outputs, print_report
 

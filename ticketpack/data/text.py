@@ -6,6 +6,9 @@ otherwise leak between train and test). Labels may be ints or strings; the label
 
 No document is cut silently: when a document has more ids (n-grams included) than ``max_tokens``, loading records
 the count in ``DomainData.info["truncated"]`` and warns with a :class:`TruncationWarning` that says how many.
+
+A process keeps the domain files it featurized last (up to 1 GiB of ids, keyed by the file's path, size and
+modification time, the featurization and the labels), so loading one again only splits it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import csv
 import json
 import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +121,44 @@ def sort_labels(labels: set[int | str]) -> list[int | str]:
     return sorted(labels, key=str)
 
 
+@dataclass(frozen=True)
+class _Featurized:
+    """A domain file read, deduplicated and featurized: what every split seed of it starts from."""
+
+    label_names: list[str]
+    raw: np.ndarray
+    y: np.ndarray
+    x: np.ndarray
+    lengths: np.ndarray
+    info: dict
+
+
+class _LRU:
+    """The most recently used values up to ``max_bytes`` in all: a process that loads the same domain file again
+    (a transfer worker serving run after run, a study's driver) skips reading and featurizing it. Splits index
+    copies out of a value, so no caller can change one."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, tuple[object, int]] = OrderedDict()
+
+    def get(self, key: tuple) -> object | None:
+        if key not in self._items:
+            return None
+        self._items.move_to_end(key)
+        return self._items[key][0]
+
+    def put(self, key: tuple, value: object, nbytes: int) -> None:
+        if nbytes > self.max_bytes:
+            return
+        self._items[key] = (value, nbytes)
+        while sum(n for _, n in self._items.values()) > self.max_bytes:
+            self._items.popitem(last=False)
+
+
+_FEATURIZED = _LRU(max_bytes=1 << 30)
+
+
 class TextDirDataset:
     """A dataset directory given by path; each domain is a file in it."""
 
@@ -153,6 +196,19 @@ class TextDirDataset:
         a file label matches a name by its text, so ``1`` and ``"1"`` are the same class."""
         prep = preprocessing or TextPreprocessing()
         path = self.file(domain)
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, prep.model_dump_json(),
+               None if label_names is None else tuple(label_names))
+        done = _FEATURIZED.get(key)
+        if done is None:
+            done = self._featurize(path, domain, prep, label_names, labels_of)
+            _FEATURIZED.put(key, done, done.x.nbytes + done.y.nbytes)
+        info = {**done.info, **truncation_report(f"{self.name}/{domain}", done.lengths, prep.max_tokens)}
+        return split_domain(self.name, domain, list(done.label_names), prep, done.raw, done.y, seed, split, info,
+                            x=done.x)
+
+    def _featurize(self, path: Path, domain: str, prep: TextPreprocessing, label_names: list[str] | None,
+                   labels_of: str) -> _Featurized:
         rows = read_rows(path)
         if not rows:
             raise TicketpackError(f"{path} has no rows")
@@ -168,6 +224,5 @@ class TextDirDataset:
         y = np.array([index[str(label)] for _, label in unique], dtype=np.int64)
         raw = np.array([text for text, _ in unique], dtype=object)
         x, lengths = prep.transform_counting(raw)
-        info = {"rows": len(rows), "duplicates_dropped": len(rows) - len(unique), "file_sha256": sha256_file(path),
-                **truncation_report(f"{self.name}/{domain}", lengths, prep.max_tokens)}
-        return split_domain(self.name, domain, list(label_names), prep, raw, y, seed, split, info, x=x)
+        info = {"rows": len(rows), "duplicates_dropped": len(rows) - len(unique), "file_sha256": sha256_file(path)}
+        return _Featurized(list(label_names), raw, y, x, lengths, info)

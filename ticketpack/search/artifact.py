@@ -31,6 +31,7 @@ class Ticket:
     def __init__(self, root: Path, manifest: TicketManifest) -> None:
         self.root = Path(root)
         self.manifest = manifest
+        self._kept: dict[str, dict[str, torch.Tensor]] | None = None
 
     @classmethod
     def load(cls, root: Path, require_complete: bool = True) -> "Ticket":
@@ -57,8 +58,19 @@ class Ticket:
             if sha256_file(path) != f.sha256:
                 raise TicketpackError(f"ticket {self.root}: {f.path} fails its sha256 check (changed or truncated)")
 
+    def keep_loaded(self) -> "Ticket":
+        """From now on, read each tensor file once and hand out the same tensors again (for a transfer worker that
+        starts dozens of jobs from the same θk and masks): callers must then not change them in place."""
+        if self._kept is None:
+            self._kept = {}
+        return self
+
     def _tensors(self, f: TensorFile) -> dict[str, torch.Tensor]:
-        return load_tensors(self.root / f.path, f.sha256)
+        if self._kept is None:
+            return load_tensors(self.root / f.path, f.sha256)
+        if f.path not in self._kept:
+            self._kept[f.path] = load_tensors(self.root / f.path, f.sha256)
+        return self._kept[f.path]
 
     def init_state(self) -> dict[str, torch.Tensor]:
         return self._tensors(self.manifest.init_file)
@@ -74,7 +86,14 @@ class Ticket:
         raise TicketpackError(f"ticket has no round {r}; rounds: {', '.join(str(x.round) for x in self.manifest.rounds)}")
 
     def mask(self, r: int) -> Mask:
-        return from_file(self._tensors(self.record(r).mask_file))
+        f = self.record(r).mask_file
+        if self._kept is None:
+            return from_file(self._tensors(f))
+        key = f"mask:{f.path}"  # checked and converted once
+        if key not in self._kept:
+            self._kept[key] = from_file(self._tensors(f))
+            del self._kept[f.path]
+        return self._kept[key]
 
     def trained_state(self, r: int) -> dict[str, torch.Tensor]:
         return self._tensors(self.record(r).weights_file)

@@ -7,8 +7,12 @@ calls the same :func:`ticketpack.transfer.jobs.execute`, and yields each job's r
   (``pip install 'ticketpack[ray]'``). Workers read the ticket and data and write job files at the same paths as
   the driver, so on a multi-node cluster put them on storage every node mounts at the same path.
 
-Every worker loads the run's context once and keeps it while it lives, and none outlives the executor (the run):
-a long-lived process (Ray reuses its own) never holds an earlier run's ticket and data.
+An executor lives as long as its ``with`` block: one transfer run by default, or several when a caller opens one
+(:func:`open_executor`) and hands it to each :func:`~ticketpack.transfer.run_transfer` (a study of many runs then
+starts its workers, and imports torch in them, once). A worker loads a run's context on its first job of that run
+and keeps it while it serves the run; a job of another run (or of the same directory planned anew) loads that one
+instead. No worker outlives its executor: a long-lived process (Ray reuses its own) never holds an old run's ticket
+and data.
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ class Executor(Protocol):
     ``ctx`` is the driver's own loaded context of the run, which an in-process executor reuses; workers elsewhere
     load their own from the run directory."""
 
+    in_process: bool  # jobs run in the caller's process (and can use a model object that lives only there)
+    threads: int  # torch threads of each worker
+
     def __enter__(self) -> "Executor": ...
     def __exit__(self, *exc: object) -> None: ...
     def run(self, jobs: list[Job], ctx: JobContext) -> Iterator[Finished]: ...
@@ -60,23 +67,44 @@ def _portable(exc: Exception) -> Exception:
     return exc
 
 
-def _job_loop(root: str, threads: int, parent: int, inbox: Any, outbox: Any) -> None:
-    """A local worker process: runs the jobs from ``inbox`` until None, with the run's context loaded once, and
-    answers each with (job id, result, error) on ``outbox``."""
+class _Contexts:
+    """A worker's context of the run it serves: loaded on the run's first job, replaced when a job of another run
+    (another directory, or the same one planned anew: another plan digest) arrives."""
+
+    def __init__(self) -> None:
+        self.key: tuple[str, str] | None = None
+        self.ctx: JobContext | None = None
+
+    def get(self, root: str, plan_digest: str) -> JobContext:
+        from ticketpack.transfer.jobs import JobContext
+
+        if self.ctx is None or self.key != (root, plan_digest):
+            self.ctx = None  # the old run's ticket and data go before the new ones load
+            self.ctx, self.key = JobContext.load(Path(root)), (root, plan_digest)
+        return self.ctx
+
+
+def _message(job: Job, ctx: JobContext) -> tuple[str, str, dict[str, Any]]:
+    """What a worker is sent for one job: the run's directory, its plan's digest and the job."""
+    return str(ctx.root), ctx.plan_digest, job.model_dump()
+
+
+def _job_loop(threads: int, parent: int, inbox: Any, outbox: Any) -> None:
+    """A local worker process: runs the jobs from ``inbox`` until None, each with its run's context (loaded once
+    per run, :class:`_Contexts`), and answers each with (job id, result, error) on ``outbox``."""
     from ticketpack.lifeline import die_with_parent
 
     die_with_parent(parent)  # a killed driver must not leave its workers training (and holding memory) for minutes
     import torch
 
-    from ticketpack.transfer.jobs import JobContext, execute
+    from ticketpack.transfer.jobs import execute
 
     torch.set_num_threads(threads)
-    ctx = None
+    contexts = _Contexts()
     try:
-        for job in iter(inbox.get, None):
+        for root, digest, job in iter(inbox.get, None):
             try:
-                ctx = ctx or JobContext.load(Path(root))
-                outbox.put((job["job_id"], execute(ctx, job), None))
+                outbox.put((job["job_id"], execute(contexts.get(root, digest), job), None))
             except Exception as exc:
                 outbox.put((job["job_id"], None, _portable(exc)))
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the driver reports it, once
@@ -85,11 +113,11 @@ def _job_loop(root: str, threads: int, parent: int, inbox: Any, outbox: Any) -> 
 
 @EXECUTORS("local")
 class LocalExecutor:
-    def __init__(self, root: Path, workers: int, threads: int, address: str | None = None,
-                 connect_timeout_s: float = 30.0) -> None:
+    def __init__(self, workers: int, threads: int, address: str | None = None, connect_timeout_s: float = 30.0) -> None:
         if address:
             raise TicketpackError("--ray-address only applies to --executor ray")
-        self.root, self.workers, self.threads = str(root), workers, threads
+        self.workers, self.threads = workers, threads
+        self.in_process = workers == 1
         self._procs: list[Any] = []
         self._threads_before: int | None = None
 
@@ -117,11 +145,11 @@ class LocalExecutor:
             torch.set_num_threads(self._threads_before)
 
     def _start(self) -> None:
-        """The worker processes, started on the first batch (the run's plan is written by then)."""
+        """The worker processes, started on the first batch."""
         mp = multiprocessing.get_context("spawn")
         self._inbox, self._outbox = mp.Queue(), mp.Queue()
         for i in range(self.workers):
-            p = mp.Process(target=_job_loop, args=(self.root, self.threads, os.getpid(), self._inbox, self._outbox),
+            p = mp.Process(target=_job_loop, args=(self.threads, os.getpid(), self._inbox, self._outbox),
                            name=f"ticketpack-worker-{i}")
             p.start()
             self._procs.append(p)  # only started ones: _stop must not wait for a process that never ran
@@ -151,39 +179,41 @@ class LocalExecutor:
         if not self._procs:
             self._start()
         pending = {job.job_id: job for job in jobs}
-        for job in jobs:
-            self._inbox.put(job.model_dump())
-        while pending:
-            try:
-                jid, result, error = self._outbox.get(timeout=1.0)
-            except queue.Empty:
-                if dead := [p for p in self._procs if not p.is_alive()]:
-                    raise TicketpackError(
-                        f"a worker process died (exit code {dead[0].exitcode}; out of memory?); the finished jobs "
-                        "are saved: rerun with --resume, perhaps with fewer --jobs"
-                    ) from None
-                continue
-            if error is not None:
-                raise error
-            yield pending.pop(jid), result
+        try:
+            for job in jobs:
+                self._inbox.put(_message(job, ctx))
+            while pending:
+                try:
+                    jid, result, error = self._outbox.get(timeout=1.0)
+                except queue.Empty:
+                    if dead := [p for p in self._procs if not p.is_alive()]:
+                        raise TicketpackError(
+                            f"a worker process died (exit code {dead[0].exitcode}; out of memory?); the finished "
+                            "jobs are saved: rerun with --resume, perhaps with fewer --jobs"
+                        ) from None
+                    continue
+                if error is not None:
+                    raise error
+                yield pending.pop(jid), result
+        except BaseException:
+            self._stop(failed=True)  # what is queued or running belongs to a failed run: a next run starts afresh
+            raise
 
 
 class _RayWorker:
-    """A Ray actor: one worker of one run, which loads the run's context on its first job and keeps it for the
-    rest. Actors end with the executor; the processes that run Ray tasks outlive runs."""
+    """A Ray actor: one worker of the executor, which keeps the context of the run it serves (:class:`_Contexts`).
+    Actors end with the executor; the processes that run Ray tasks outlive it."""
 
-    def __init__(self, root: str, threads: int) -> None:
+    def __init__(self, threads: int) -> None:
         import torch
 
         torch.set_num_threads(threads)
-        self.root = Path(root)
-        self.ctx: JobContext | None = None
+        self.contexts = _Contexts()
 
-    def execute(self, job: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
-        from ticketpack.transfer.jobs import JobContext, execute
+    def execute(self, root: str, digest: str, job: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+        from ticketpack.transfer.jobs import execute
 
-        self.ctx = self.ctx or JobContext.load(self.root)
-        return job["job_id"], execute(self.ctx, job)
+        return job["job_id"], execute(self.contexts.get(root, digest), job)
 
 
 def require_ray() -> Any:
@@ -257,10 +287,11 @@ def _init_within(ray: Any, kwargs: dict[str, Any], deadline: float, address: str
 
 @EXECUTORS("ray")
 class RayExecutor:
-    def __init__(self, root: Path, workers: int, threads: int, address: str | None = None,
-                 connect_timeout_s: float = 30.0) -> None:
+    in_process = False
+
+    def __init__(self, workers: int, threads: int, address: str | None = None, connect_timeout_s: float = 30.0) -> None:
         self.ray = require_ray()
-        self.root, self.workers, self.threads, self.address = str(root), workers, threads, address
+        self.workers, self.threads, self.address = workers, threads, address
         self.connect_timeout_s = connect_timeout_s
         self._started = False
         self._reaper = None
@@ -287,9 +318,7 @@ class RayExecutor:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for actor in self._actors:  # with the jobs they still run: no worker outlives the run
-            self.ray.kill(actor)
-        self._actors = []
+        self._kill_actors()  # no worker outlives the executor
         if self._started:
             self.ray.shutdown()
         if self._reaper is not None:  # a normal end: Ray stopped its own processes
@@ -300,12 +329,37 @@ class RayExecutor:
     def run(self, jobs: list[Job], ctx: JobContext) -> Iterator[Finished]:
         from ray.util import ActorPool
 
-        if not self._actors:  # started on the first batch: the run's plan is written by then
-            self._actors = [self._worker.remote(self.root, self.threads) for _ in range(self.workers)]
+        if not self._actors:  # started on the first batch
+            self._actors = [self._worker.remote(self.threads) for _ in range(self.workers)]
         pool = ActorPool(self._actors)
         pending = {job.job_id: job for job in jobs}
         for job in jobs:
-            pool.submit(lambda actor, j: actor.execute.remote(j), job.model_dump())
-        while pool.has_next():
-            jid, result = pool.get_next_unordered()
-            yield pending.pop(jid), result
+            pool.submit(lambda actor, m: actor.execute.remote(*m), _message(job, ctx))
+        try:
+            while pool.has_next():
+                jid, result = pool.get_next_unordered()
+                yield pending.pop(jid), result
+        except BaseException:
+            self._kill_actors()  # what is queued or running belongs to a failed run: a next run starts afresh
+            raise
+
+    def _kill_actors(self) -> None:
+        for actor in self._actors:  # with the jobs they still run
+            self.ray.kill(actor)
+        self._actors = []
+
+
+def open_executor(name: str = "local", jobs: int = 1, threads: int = 1, ray_address: str | None = None,
+                  ray_timeout_s: float = 30.0) -> Executor:
+    """An executor to use as a context manager and hand to several runs, so that its workers start once::
+
+        with open_executor("local", jobs=2) as ex:
+            for target in ("dvd", "electronics"):
+                run_transfer(TransferConfig(ticket="tickets/books", target=target), f"runs/{target}", executor=ex)
+
+    ``jobs`` workers of ``threads`` torch threads each ("local": processes on this machine, in-process when
+    ``jobs`` is 1; "ray": actors on ``ray_address`` or on a local Ray instance, which fails after
+    ``ray_timeout_s`` seconds when unreachable). A missing Ray extra or an unknown name fails here."""
+    if jobs < 1:
+        raise TicketpackError("--jobs must be at least 1")
+    return EXECUTORS.get(name)(jobs, threads, ray_address, connect_timeout_s=ray_timeout_s)

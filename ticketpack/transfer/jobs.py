@@ -9,6 +9,8 @@ a finished job is never redone by ``--resume`` and a killed one leaves no result
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +62,7 @@ class JobContext:
                  target: DomainData | None = None, source: DomainData | None = None) -> None:
         self.root = Path(root)
         self.plan = plan
-        self.ticket = ticket or load_ticket(plan)
+        self.ticket = (ticket or load_ticket(plan)).keep_loaded()  # every job starts from its θk and masks
         self.target = target or self.ticket.load_data(plan.target, plan.dataset)
         if source is None:
             same = (plan.source, plan.source_dataset) == (plan.target, plan.dataset)
@@ -68,14 +70,27 @@ class JobContext:
         self.source = source
         self._target_ticket: Ticket | None = None
         self._structure = None
+        self._template = None
 
     @classmethod
     def load(cls, root: Path) -> "JobContext":
         """The context of the run in ``root``, from its written plan (what a worker loads before its first job)."""
         return cls(Path(root).resolve(), read_model(layout.plan(root), TransferPlan, "transfer plan"))
 
+    @property
+    def plan_digest(self) -> str:
+        """A digest of the plan: the same directory planned anew (created_at included) gets another."""
+        return hashlib.sha256(self.plan.model_dump_json().encode()).hexdigest()
+
     def build_model(self):
-        """A fresh model of the ticket's architecture (runs its factory)."""
+        """A model of the ticket's architecture for a job to load its start state into: a copy of one built once
+        per context (a 2^20-row embedding's random initialization costs a tenth of a second per build)."""
+        if self._template is None:
+            self._template = self._build()
+        return copy.deepcopy(self._template)
+
+    def _build(self):
+        """A freshly built model of the ticket's architecture (runs its factory)."""
         return self.ticket.build_model(self.plan.config.allow_changed_model)
 
     def structure(self):
@@ -91,7 +106,7 @@ class JobContext:
     def fresh_state(self, seed: int) -> dict[str, torch.Tensor]:
         """A fresh random initialization of the ticket's architecture for seed index ``seed``."""
         torch.manual_seed(self.seed_for("init", seed))
-        return self.build_model().state_dict()
+        return self._build().state_dict()
 
     def target_ticket(self) -> Ticket:
         if self._target_ticket is None:
@@ -102,6 +117,7 @@ class JobContext:
                 self._target_ticket = _planned_ticket(path, self.plan.target_ticket_manifest_sha256, "target ticket")
             else:
                 self._target_ticket = Ticket.load(path)
+            self._target_ticket.keep_loaded()
         return self._target_ticket
 
 

@@ -6,6 +6,7 @@ directory, the executor) is checked before the run directory is created, so a ba
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ticketpack import paths
@@ -24,10 +26,9 @@ from ticketpack.fileio import check_output_dir, read_model, sha256_file, write_m
 from ticketpack.models.tensors import load_tensors
 from ticketpack.pruning.mask import Mask, from_file
 from ticketpack.search import SearchConfig, Ticket
-from ticketpack.search.imp import load_source
 from ticketpack.transfer import layout
 from ticketpack.transfer.config import TransferConfig
-from ticketpack.transfer.executors import EXECUTORS
+from ticketpack.transfer.executors import Executor, open_executor
 from ticketpack.transfer.jobs import JobContext, is_done, load_ticket, plan_jobs
 from ticketpack.transfer.records import Job, JobResult, TransferPlan, TransferReport
 from ticketpack.transfer.report import read_plan, read_results, render
@@ -119,6 +120,13 @@ def _levels(ticket: Ticket, levels: list[int | str] | None) -> list[int]:
     return sorted({ticket.resolve_level(lv) for lv in levels})
 
 
+def _labels_present(data: DomainData) -> list[str]:
+    """The labels ``data`` holds examples of, in its label order: a target loaded with the ticket's labels (which
+    refuses labels the ticket does not know) may still lack some."""
+    present = set().union(*(np.unique(s.y).tolist() for s in (data.train, data.val, data.test)))
+    return [name for i, name in enumerate(data.label_names) if i in present]
+
+
 def _target_search(ticket: Ticket, config: TransferConfig, dataset: str, train, levels: list[int]) -> SearchConfig:
     """IMP on the target with the ticket's own model, pruning and seed (so the same splits and the same θ0)."""
     m = ticket.manifest
@@ -178,7 +186,7 @@ def plan_run(config: TransferConfig) -> tuple[TransferPlan, JobContext]:
                               "(target-ticket): add one to the inits, or leave target_ticket out")
     if searched:
         target_search = _target_search(ticket, config, dataset, train, levels)
-        found_labels = load_source(target_search).label_names
+        found_labels = _labels_present(target)  # what that search would find: the target, loaded as the ticket's
         if found_labels != m.dataset.label_names:
             raise TicketpackError(
                 f"{', '.join(searched)} needs {config.target} to hold exactly the ticket's labels "
@@ -226,14 +234,14 @@ def _check_out(out: Path, plan: TransferPlan, resume: bool, force: bool) -> Tran
     return previous
 
 
-def _register_ticket_model(ticket: Path, model, jobs: int, executor: str) -> None:
+def _register_ticket_model(ticket: Path, model, in_process: bool) -> None:
     """Build the ticket's model from ``model`` (a factory or module) in this process."""
     from ticketpack.models.factory import OBJECT_PREFIX, register_object
     from ticketpack.search import load_manifest
 
     reference = load_manifest(ticket).config.model.name
     register_object(model, reference)
-    if reference.startswith(OBJECT_PREFIX) and (jobs > 1 or executor != "local"):
+    if reference.startswith(OBJECT_PREFIX) and not in_process:
         raise TicketpackError(
             f"the model {reference!r} lives in this Python process only: run with jobs=1 and the local executor, "
             "or give it as path/to/file.py:factory"
@@ -246,7 +254,7 @@ def run_transfer(
     resume: bool = False,
     force: bool = False,
     jobs: int = 1,
-    executor: str = "local",
+    executor: str | Executor = "local",
     ray_address: str | None = None,
     ray_timeout_s: float = 30.0,
     on_event: Callable[[TransferEvent], None] | None = None,
@@ -256,18 +264,22 @@ def run_transfer(
     ``out`` (see :mod:`ticketpack.transfer.layout`) and return its report.
 
     ``jobs`` jobs run at once, on ``executor`` ("local" processes, or "ray" tasks on ``ray_address`` or a local
-    Ray instance; an unreachable ``ray_address`` fails after ``ray_timeout_s`` seconds). ``resume`` skips the jobs ``out`` already holds; ``force`` replaces a previous run.
+    Ray instance; an unreachable ``ray_address`` fails after ``ray_timeout_s`` seconds), each job with
+    ``config.threads`` torch threads. An executor already open (:func:`~ticketpack.transfer.open_executor`) may
+    be given instead, to share its workers between runs: its own jobs and threads then apply. ``resume`` skips the
+    jobs ``out`` already holds; ``force`` replaces a previous run.
     """
     out = Path(out)
-    if jobs < 1:
-        raise TicketpackError("--jobs must be at least 1")
+    if isinstance(executor, str):  # a missing Ray extra or a bad --jobs fails here, before anything is loaded
+        runner = open_executor(executor, jobs, config.threads, ray_address, ray_timeout_s)
+        scope = runner
+    else:
+        runner, scope = executor, contextlib.nullcontext(executor)
     if model is not None:
-        _register_ticket_model(Path(config.ticket), model, jobs, executor)
-    runner = EXECUTORS.get(executor)(out.resolve(), jobs, config.threads, ray_address,  # a missing Ray extra fails here
-                                     connect_timeout_s=ray_timeout_s)
+        _register_ticket_model(Path(config.ticket), model, runner.in_process)
     plan, ctx = plan_run(config)
     previous = _check_out(out, plan, resume, force)
-    with runner:  # connects to Ray (if asked) before anything is written
+    with scope:  # connects to Ray (if asked) before anything is written
         if previous is None:
             if out.exists():
                 shutil.rmtree(out)
