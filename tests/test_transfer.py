@@ -234,6 +234,13 @@ def test_a_run_that_fails_in_a_shared_executor_leaves_the_next_run_whole(digits_
     assert _scores(report) == _scores(run_transfer(cfg, tmp_path / "alone"))
 
 
+def test_jobs_given_beside_an_open_executor_are_refused_before_anything_is_written(digits_ticket, tmp_path):
+    with open_executor("local", jobs=1) as workers:
+        with pytest.raises(TicketpackError, match="belong to open_executor"):
+            run_transfer(_cfg(digits_ticket), tmp_path / "run", jobs=2, executor=workers)
+    assert not (tmp_path / "run").exists()
+
+
 def test_the_same_directory_planned_anew_is_a_new_context_for_a_worker(grid, tmp_path):
     from ticketpack.transfer.executors import _Contexts
 

@@ -7,8 +7,8 @@ otherwise leak between train and test). Labels may be ints or strings; the label
 No document is cut silently: when a document has more ids (n-grams included) than ``max_tokens``, loading records
 the count in ``DomainData.info["truncated"]`` and warns with a :class:`TruncationWarning` that says how many.
 
-A process keeps the domain files it featurized last (up to 1 GiB of ids, keyed by the file's path, size and
-modification time, the featurization and the labels), so loading one again only splits it.
+A process keeps the domain files it featurized last (up to 1 GiB of ids, keyed by the file's sha256, the
+featurization and the labels), so loading one again only splits it.
 """
 
 from __future__ import annotations
@@ -196,19 +196,21 @@ class TextDirDataset:
         a file label matches a name by its text, so ``1`` and ``"1"`` are the same class."""
         prep = preprocessing or TextPreprocessing()
         path = self.file(domain)
-        stat = path.stat()
-        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, prep.model_dump_json(),
-               None if label_names is None else tuple(label_names))
+        try:
+            digest = sha256_file(path)  # the content, not the mtime: a rewrite within a clock tick is still seen
+        except OSError as exc:
+            raise TicketpackError(f"cannot read {path}: {exc.strerror}") from None
+        key = (digest, prep.model_dump_json(), None if label_names is None else tuple(label_names))
         done = _FEATURIZED.get(key)
         if done is None:
-            done = self._featurize(path, domain, prep, label_names, labels_of)
+            done = self._featurize(path, digest, domain, prep, label_names, labels_of)
             _FEATURIZED.put(key, done, done.x.nbytes + done.y.nbytes)
         info = {**done.info, **truncation_report(f"{self.name}/{domain}", done.lengths, prep.max_tokens)}
         return split_domain(self.name, domain, list(done.label_names), prep, done.raw, done.y, seed, split, info,
                             x=done.x)
 
-    def _featurize(self, path: Path, domain: str, prep: TextPreprocessing, label_names: list[str] | None,
-                   labels_of: str) -> _Featurized:
+    def _featurize(self, path: Path, digest: str, domain: str, prep: TextPreprocessing,
+                   label_names: list[str] | None, labels_of: str) -> _Featurized:
         rows = read_rows(path)
         if not rows:
             raise TicketpackError(f"{path} has no rows")
@@ -224,5 +226,5 @@ class TextDirDataset:
         y = np.array([index[str(label)] for _, label in unique], dtype=np.int64)
         raw = np.array([text for text, _ in unique], dtype=object)
         x, lengths = prep.transform_counting(raw)
-        info = {"rows": len(rows), "duplicates_dropped": len(rows) - len(unique), "file_sha256": sha256_file(path)}
+        info = {"rows": len(rows), "duplicates_dropped": len(rows) - len(unique), "file_sha256": digest}
         return _Featurized(list(label_names), raw, y, x, lengths, info)

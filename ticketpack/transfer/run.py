@@ -266,13 +266,15 @@ def run_transfer(
     ``jobs`` jobs run at once, on ``executor`` ("local" processes, or "ray" tasks on ``ray_address`` or a local
     Ray instance; an unreachable ``ray_address`` fails after ``ray_timeout_s`` seconds), each job with
     ``config.threads`` torch threads. An executor already open (:func:`~ticketpack.transfer.open_executor`) may
-    be given instead, to share its workers between runs: its own jobs and threads then apply. ``resume`` skips the
-    jobs ``out`` already holds; ``force`` replaces a previous run.
+    be given instead, to share its workers between runs: its own jobs and threads then apply (leave ``jobs`` and
+    ``ray_address`` out). ``resume`` skips the jobs ``out`` already holds; ``force`` replaces a previous run.
     """
     out = Path(out)
     if isinstance(executor, str):  # a missing Ray extra or a bad --jobs fails here, before anything is loaded
         runner = open_executor(executor, jobs, config.threads, ray_address, ray_timeout_s)
         scope = runner
+    elif jobs != 1 or ray_address:
+        raise TicketpackError("jobs and ray_address belong to open_executor when an executor is given")
     else:
         runner, scope = executor, contextlib.nullcontext(executor)
     if model is not None:
