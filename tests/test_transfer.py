@@ -234,6 +234,14 @@ def test_a_run_that_fails_in_a_shared_executor_leaves_the_next_run_whole(digits_
     assert _scores(report) == _scores(run_transfer(cfg, tmp_path / "alone"))
 
 
+def test_a_jobs_context_reads_each_ticket_file_once_and_hands_out_what_a_fresh_load_gives(ctx):
+    fresh = Ticket.load(ctx.ticket.root)
+    assert ctx.ticket.mask(1) is ctx.ticket.mask(1) and _same_mask(ctx.ticket.mask(1), fresh.mask(1))
+    assert ctx.ticket.rewind_state() is ctx.ticket.rewind_state()
+    assert _same_state(ctx.ticket.rewind_state(), fresh.rewind_state())
+    assert fresh.mask(1) is not fresh.mask(1)  # a ticket not kept loaded reads its files each time
+
+
 def test_jobs_given_beside_an_open_executor_are_refused_before_anything_is_written(digits_ticket, tmp_path):
     with open_executor("local", jobs=1) as workers:
         with pytest.raises(TicketpackError, match="belong to open_executor"):
