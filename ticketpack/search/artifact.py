@@ -65,12 +65,16 @@ class Ticket:
             self._kept = {}
         return self
 
-    def _tensors(self, f: TensorFile) -> dict[str, torch.Tensor]:
+    def _once(self, key: str, load):
+        """``load()``, or once kept loaded (:meth:`keep_loaded`), what it gave the first time for ``key``."""
         if self._kept is None:
-            return load_tensors(self.root / f.path, f.sha256)
-        if f.path not in self._kept:
-            self._kept[f.path] = load_tensors(self.root / f.path, f.sha256)
-        return self._kept[f.path]
+            return load()
+        if key not in self._kept:
+            self._kept[key] = load()
+        return self._kept[key]
+
+    def _tensors(self, f: TensorFile) -> dict[str, torch.Tensor]:
+        return self._once(f.path, lambda: load_tensors(self.root / f.path, f.sha256))
 
     def init_state(self) -> dict[str, torch.Tensor]:
         return self._tensors(self.manifest.init_file)
@@ -86,14 +90,8 @@ class Ticket:
         raise TicketpackError(f"ticket has no round {r}; rounds: {', '.join(str(x.round) for x in self.manifest.rounds)}")
 
     def mask(self, r: int) -> Mask:
-        f = self.record(r).mask_file
-        if self._kept is None:
-            return from_file(self._tensors(f))
-        key = f"mask:{f.path}"  # checked and converted once
-        if key not in self._kept:
-            self._kept[key] = from_file(self._tensors(f))
-            del self._kept[f.path]
-        return self._kept[key]
+        f = self.record(r).mask_file  # kept as the checked bool mask, not as the uint8 file tensors
+        return self._once(f"mask:{f.path}", lambda: from_file(load_tensors(self.root / f.path, f.sha256)))
 
     def trained_state(self, r: int) -> dict[str, torch.Tensor]:
         return self._tensors(self.record(r).weights_file)

@@ -84,9 +84,10 @@ class _Contexts:
         return self.ctx
 
 
-def _message(job: Job, ctx: JobContext) -> tuple[str, str, dict[str, Any]]:
-    """What a worker is sent for one job: the run's directory, its plan's digest and the job."""
-    return str(ctx.root), ctx.plan_digest, job.model_dump()
+def _messages(jobs: list[Job], ctx: JobContext) -> list[tuple[str, str, dict[str, Any]]]:
+    """What a worker is sent for each job: the run's directory, its plan's digest (hashed once) and the job."""
+    root, digest = str(ctx.root), ctx.plan_digest
+    return [(root, digest, job.model_dump()) for job in jobs]
 
 
 def _job_loop(threads: int, parent: int, inbox: Any, outbox: Any) -> None:
@@ -180,8 +181,8 @@ class LocalExecutor:
             self._start()
         pending = {job.job_id: job for job in jobs}
         try:
-            for job in jobs:
-                self._inbox.put(_message(job, ctx))
+            for message in _messages(jobs, ctx):
+                self._inbox.put(message)
             while pending:
                 try:
                     jid, result, error = self._outbox.get(timeout=1.0)
@@ -333,8 +334,8 @@ class RayExecutor:
             self._actors = [self._worker.remote(self.threads) for _ in range(self.workers)]
         pool = ActorPool(self._actors)
         pending = {job.job_id: job for job in jobs}
-        for job in jobs:
-            pool.submit(lambda actor, m: actor.execute.remote(*m), _message(job, ctx))
+        for message in _messages(jobs, ctx):
+            pool.submit(lambda actor, m: actor.execute.remote(*m), message)
         try:
             while pool.has_next():
                 jid, result = pool.get_next_unordered()
