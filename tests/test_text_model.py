@@ -121,6 +121,32 @@ def test_fasttext_trains_and_keeps_the_padding_row_zero():
     assert torch.count_nonzero(model.embed.weight[0]) == 0
 
 
+@pytest.mark.parametrize("optimizer,extra", [("adamw", {"weight_decay": 0.1}), ("sgd", {"weight_decay": 0.01})])
+def test_pruned_rows_of_a_sparse_embedding_stay_exactly_zero(optimizer, extra):
+    """The lazy row-wise optimizer keeps a masked table's pruned weights at zero itself (its update is multiplied
+    by the mask, with no pass after the step): from nonzero initial weights, under decay."""
+    from ticketpack.models.fasttext import FastText
+    from ticketpack.training.config import TrainConfig
+    from ticketpack.training.train import train
+
+    torch.set_num_threads(1)
+    data = _data()
+    torch.manual_seed(0)
+    model = FastText(data.preprocessing.input_shape, data.num_classes, data.preprocessing.num_buckets,
+                     embed_dim=8, init="normal", sparse=True, token_dropout=0.0)
+    before = model.embed.weight.detach().clone()
+    gen = torch.Generator().manual_seed(1)
+    mask = {n: torch.rand(p.shape, generator=gen) < 0.5 for n, p in model.named_parameters() if p.dim() > 1}
+    cfg = TrainConfig(optimizer=optimizer, lr=0.5 if optimizer == "sgd" else 0.05, iterations=30, batch_size=8, **extra)
+    result = train(model, data, cfg, seed=0, mask=mask)
+    params = dict(model.named_parameters())
+    for name, m in mask.items():
+        assert (params[name][~m] == 0).all() and (result.state[name][~m] == 0).all()
+    used = torch.from_numpy(np.unique(data.train.x[data.train.x > 0]))
+    kept = mask["embed.weight"][used]
+    assert (model.embed.weight[used][kept] != before[used][kept]).float().mean() > 0.99  # the kept weights trained
+
+
 def test_fasttext_mean_ignores_padding():
     from ticketpack.models.fasttext import FastText
 

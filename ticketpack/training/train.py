@@ -2,7 +2,9 @@
 
 Pruned weights stay exactly zero whatever the optimizer: the mask is re-applied right after every optimizer
 step, so neither momentum, Adam moments nor weight decay can revive them, and every forward pass sees zeros.
-(Masking gradients too would change nothing that the model computes, and costs a second pass per step.)
+(Masking gradients too would change nothing that the model computes, and costs a second pass per step.) The
+row-sparse tables of a lazy optimizer are the exception in how, not in what: their step multiplies its update of
+the touched rows by the mask before adding it, so a pruned weight gets +0 and no pass over the rows follows.
 """
 
 from __future__ import annotations
@@ -55,18 +57,22 @@ class _RowAdam:
         self.steps = 0
 
     @torch.no_grad()
-    def step(self, rows: list[torch.Tensor | None], grads: list[torch.Tensor | None]) -> None:
+    def step(self, rows: list[torch.Tensor | None], grads: list[torch.Tensor | None],
+             keep: list[torch.Tensor | None]) -> None:
+        """One step on the touched ``rows`` of each table; ``keep``: each table's mask, if any (its update of a
+        pruned weight is multiplied by 0)."""
         self.steps += 1
         b1, b2 = self.betas
         step_size = self.lr * math.sqrt(1 - b2**self.steps) / (1 - b1**self.steps)
-        for p, (m, v), idx, g in zip(self.params, self.moments, rows, grads):
+        for p, (m, v), idx, g, mask in zip(self.params, self.moments, rows, grads, keep):
             if idx is None:
                 continue
             m_rows = m.index_select(0, idx).mul_(b1).add_(g, alpha=1 - b1)
             v_rows = v.index_select(0, idx).mul_(b2).addcmul_(g, g, value=1 - b2)
             m.index_copy_(0, idx, m_rows)
             v.index_copy_(0, idx, v_rows)
-            p.index_add_(0, idx, m_rows.div_(v_rows.sqrt_().add_(self.eps)).mul_(-step_size))
+            update = m_rows.div_(v_rows.sqrt_().add_(self.eps)).mul_(-step_size)
+            p.index_add_(0, idx, update if mask is None else update.mul_(mask.index_select(0, idx)))
 
 
 class _WithSparse:
@@ -74,14 +80,24 @@ class _WithSparse:
     (a large hashed n-gram embedding): a step then costs the rows a batch touches, not the whole table.
 
     Sparse tables get lazy Adam (:class:`_RowAdam`; plain SGD on the touched rows when the optimizer is ``sgd``),
-    with weight decay applied decoupled (AdamW-style) to the touched rows only. :attr:`touched` holds the rows each
-    table's last step changed, so that a mask is re-applied to those rows only."""
+    with weight decay applied decoupled (AdamW-style) to the touched rows only. A table given a mask
+    (:meth:`keep_masked`) gets its update multiplied by it, so its pruned weights stay zero with no pass after the
+    step (decay only scales a zero)."""
 
     def __init__(self, dense: list[nn.Parameter], sparse: list[nn.Parameter], cfg: TrainConfig) -> None:
         self.sparse, self.lr, self.decay, self.sgd = sparse, cfg.lr, cfg.weight_decay, cfg.optimizer == "sgd"
         self.row_adam = None if self.sgd else _RowAdam(sparse, cfg.lr)
         self.dense = _dense_optimizer(dense, cfg) if dense else None
-        self.touched: list[torch.Tensor | None] = [None] * len(sparse)
+        self.masks: list[torch.Tensor | None] = [None] * len(sparse)
+
+    def keep_masked(self, param: nn.Parameter, mask: torch.Tensor) -> bool:
+        """Keep ``param``'s pruned weights at zero from now on (its update is multiplied by ``mask``); False when
+        ``param`` is not one of the row-sparse tables."""
+        for i, p in enumerate(self.sparse):
+            if p is param:
+                self.masks[i] = mask.bool()  # a quarter of a float copy: less memory traffic per row gathered
+                return True
+        return False
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.sparse:
@@ -100,12 +116,11 @@ class _WithSparse:
             if idx is not None and self.decay:
                 p.index_copy_(0, idx, p.index_select(0, idx).mul_(1.0 - self.lr * self.decay))
         if self.sgd:
-            for p, idx, g in zip(self.sparse, rows, values):
+            for p, idx, g, mask in zip(self.sparse, rows, values, self.masks):
                 if idx is not None:
-                    p.index_add_(0, idx, g, alpha=-self.lr)
+                    p.index_add_(0, idx, g if mask is None else g * mask.index_select(0, idx), alpha=-self.lr)
         else:
-            self.row_adam.step(rows, values)
-        self.touched = rows
+            self.row_adam.step(rows, values, self.masks)
         if self.dense is not None:
             self.dense.step()
 
@@ -139,18 +154,16 @@ def accuracy(model: nn.Module, split: Split, batch_size: int = 512) -> float:
 
 
 class _Masker:
-    """Re-applies a mask to the weights after every step: dense parameters in one fused call, the row-sparse
-    tables of a lazy optimizer on the rows that step touched (no other row can have changed)."""
+    """Re-applies a mask to the weights after every step, in one fused call; the row-sparse tables of a lazy
+    optimizer are masked once here and then kept at zero by the optimizer itself (:meth:`_WithSparse.keep_masked`)."""
 
     def __init__(self, model: nn.Module, mask: Mask, opt: torch.optim.Optimizer | _WithSparse) -> None:
         named = dict(model.named_parameters())
-        rowwise = {id(p): i for i, p in enumerate(opt.sparse)} if isinstance(opt, _WithSparse) else {}
-        self.opt = opt
-        self.params, self.masks, self.rows = [], [], []
+        self.params, self.masks, self.rowwise = [], [], []
         for name, m in mask.items():
             p = named[name]
-            if id(p) in rowwise:
-                self.rows.append((rowwise[id(p)], p, m.to(p.dtype)))
+            if isinstance(opt, _WithSparse) and opt.keep_masked(p, m):
+                self.rowwise.append((p, m))
             else:
                 self.params.append(p)
                 self.masks.append(m.to(p.dtype))
@@ -159,12 +172,9 @@ class _Masker:
     def weights(self, everything: bool = False) -> None:
         if self.params:
             torch._foreach_mul_(self.params, self.masks)
-        for i, p, m in self.rows:
-            idx = None if everything else self.opt.touched[i]
-            if everything:
+        if everything:
+            for p, m in self.rowwise:
                 p.mul_(m)
-            elif idx is not None:
-                p.index_copy_(0, idx, p.index_select(0, idx).mul_(m.index_select(0, idx)))
 
 
 @torch.no_grad()
