@@ -83,7 +83,7 @@ def kill_parent_and_count_survivors(proc: subprocess.Popen, children: set[int]) 
 
 
 def _cli(*args: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"} | {"PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "ticketpack.cli.app", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, env=env)
 
@@ -93,6 +93,8 @@ def test_transfer_workers_die_with_a_killed_driver(digits_ticket, tmp_path):
                 "--out", str(tmp_path / "run"))
     workers = lambda: {p for p in descendants(proc.pid) if "multiprocessing" in cmdline(p)}  # noqa: E731
     wait_for(lambda: len([p for p in workers() if "spawn_main" in cmdline(p)]) >= 2, START_S, proc)
+    for p in workers():  # the command asked for huge pages before starting them (ticketpack/hugepages.py)
+        assert b"THP_MEM_ALLOC_ENABLE=1\0" in Path(f"/proc/{p}/environ").read_bytes()
     children = descendants(proc.pid)  # the two workers and multiprocessing's resource tracker
     assert len(children) >= 2
     survivors = kill_parent_and_count_survivors(proc, children)

@@ -31,6 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ticketpack.config_files import read_mapping
+from ticketpack.hugepages import prefer_huge_pages
 from ticketpack.search import SearchConfig, search
 from ticketpack.transfer import TransferConfig, markdown_table, open_executor, run_transfer
 from ticketpack.transfer import layout
@@ -126,6 +127,7 @@ def main() -> None:
     ap.add_argument("--executor", choices=["local", "ray"], default="local")
     ap.add_argument("--results", type=Path, default=HERE / "results")
     args = ap.parse_args()
+    prefer_huge_pages()  # what the ticketpack command does: before any tensor (the search processes inherit it)
 
     started = time.perf_counter()
     raw = read_mapping(args.config)

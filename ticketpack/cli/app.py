@@ -216,6 +216,9 @@ for _info in app.registered_commands:
 
 def main() -> None:
     """Console entry point."""
+    from ticketpack.hugepages import prefer_huge_pages
+
+    prefer_huge_pages()  # before any tensor; transfer workers inherit it
     try:
         app()
     except KeyboardInterrupt:  # outside a command (e.g. while parsing)

@@ -96,6 +96,9 @@ def _job_loop(threads: int, parent: int, inbox: Any, outbox: Any) -> None:
     from ticketpack.lifeline import die_with_parent
 
     die_with_parent(parent)  # a killed driver must not leave its workers training (and holding memory) for minutes
+    from ticketpack.hugepages import prefer_huge_pages
+
+    prefer_huge_pages()  # before the first tensor (a driver in a notebook may not have asked)
     import torch
 
     from ticketpack.transfer.jobs import execute
@@ -206,6 +209,9 @@ class _RayWorker:
     Actors end with the executor; the processes that run Ray tasks outlive it."""
 
     def __init__(self, threads: int) -> None:
+        from ticketpack.hugepages import prefer_huge_pages
+
+        prefer_huge_pages()  # effective unless this Ray process made a large tensor before
         import torch
 
         torch.set_num_threads(threads)
