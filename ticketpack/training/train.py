@@ -4,7 +4,8 @@ Pruned weights stay exactly zero whatever the optimizer: the mask is re-applied 
 step, so neither momentum, Adam moments nor weight decay can revive them, and every forward pass sees zeros.
 (Masking gradients too would change nothing that the model computes, and costs a second pass per step.) The
 row-sparse tables of a lazy optimizer are the exception in how, not in what: their step multiplies its update of
-the touched rows by the mask before adding it, so a pruned weight gets +0 and no pass over the rows follows.
+the touched rows by the mask before adding it, so a pruned weight gets a zero added and no pass over the rows
+follows.
 """
 
 from __future__ import annotations
