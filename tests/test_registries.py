@@ -108,7 +108,7 @@ def test_list_matches_a_pattern_and_every_entry_is_documented(kind, pattern, exp
 def test_create_makes_each_kind_of_thing():
     model = ticketpack.create_model("lenet-300-100", input_shape=(1, 8, 8), num_classes=10)
     assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
-    assert ticketpack.create_dataset("digits").kind == "image"
+    assert ticketpack.create_dataset("digits").kind == "image"  # declared: no rows are read to know it
     assert ticketpack.create_strategy("global").scope == "global"
     assert ticketpack.create_strategy("random").scope == "layer"
     assert not ticketpack.create_init("dense").masked and ticketpack.create_init("target-ticket").needs_target_search

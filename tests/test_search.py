@@ -182,7 +182,7 @@ def test_cli_config_file_sets_options_and_flags_win(tmp_path):
         (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
         (["--source", "upside-down"], "unknown digits domain"),
         (["--strategy", "lucky"], "unknown pruning strategy 'lucky'; known: global, layerwise, random"),
-        (["--model", "bow"], "takes text inputs but the dataset is image"),
+        (["--model", "bow"], "takes text inputs but the dataset holds image inputs"),
         (["--prune-rate", "1.5"], "prune.rate"),
         (["--config", "missing.toml"], "cannot read config"),
         (["--dataset", str(FIXTURES / "reviews"), "--source", "garden"], "unknown domain 'garden'"),

@@ -45,12 +45,4 @@ def check_domain(dataset: str, domain: str) -> None:
     """Refuse an unknown dataset or domain before anything is loaded, deleted or written (cheap: no rows are read)."""
     from ticketpack.data import get
 
-    ds = get(dataset)
-    if ds.name == "digits":
-        import numpy as np
-
-        from ticketpack.data.digits import apply_shift
-
-        apply_shift(np.zeros((1, 8, 8), dtype=np.float32), domain)  # knows rot<deg> as well as the listed ones
-    elif hasattr(ds, "file"):
-        ds.file(domain)
+    get(dataset).check_domain(domain)

@@ -30,7 +30,7 @@ def predict_cmd(
     cfg: PredictConfig,
     model: Annotated[Path, typer.Argument(help="Exported ticketpack ONNX model.")],
     texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify (text models).")] = None,
-    input_file: Annotated[Optional[Path], typer.Option("--input", "-i", help="Inputs: .jsonl/.csv/.txt for text models, .npy/.jsonl/.csv for image models.")] = None,
+    input_file: Annotated[Optional[Path], typer.Option("--input", "-i", help="Inputs: .jsonl/.csv/.txt for text models; .npy/.npz/.jsonl/.csv, an image file or a folder of images for image models; .csv/.parquet/.jsonl for table models.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Classify raw inputs with an exported model (ONNX Runtime only): a label and class probabilities per row."""
@@ -44,14 +44,15 @@ def predict_cmd(
     shown = labels if len(labels) <= _MAX_PROB_COLUMNS else None
     table = Table(title=f"{escape(str(model))} ({result.provider})")
     table.add_column("#", justify="right")
-    if result.kind == "text":
-        table.add_column("text", overflow="ellipsis", max_width=48)
+    shows = any(row.text is not None for row in result.rows)
+    if shows:
+        table.add_column("input", overflow="ellipsis", max_width=48)
     table.add_column("label")
     table.add_column("p(label)", justify="right")
     for name in shown or ["top 3"]:
         table.add_column(f"p({escape(name)})" if shown else name, justify="right")
     for i, row in enumerate(result.rows):
-        cells = [str(i)] + ([escape(row.text or "")] if result.kind == "text" else [])
+        cells = [str(i)] + ([escape(row.text or "")] if shows else [])
         cells += [escape(row.label), f"{row.probability:.3f}"]
         if shown:
             cells += [f"{p:.3f}" for p in row.probabilities]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ticketpack.data.preprocessing import ImagePreprocessing, TextPreprocessing
+from ticketpack.data.kinds import InputKind
+from ticketpack.data.rows import Rows
 from ticketpack.errors import TicketpackError
 
 
@@ -24,14 +25,38 @@ class SplitConfig(BaseModel):
 
 @dataclass(frozen=True)
 class Split:
-    """One split: raw inputs (what a user would feed a served model), model-ready inputs and label indices."""
+    """One split: its raw rows (what a user would feed a served model), their label indices, and the preprocessing
+    that turns rows into model input. ``features`` holds the model input of every row when it fits in memory (small
+    arrays, featurized text); otherwise :meth:`batch` preprocesses the rows a batch asks for (image files)."""
 
-    raw: np.ndarray
-    x: np.ndarray
+    rows: Rows
     y: np.ndarray
+    preprocessing: InputKind
+    features: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
+
+    @property
+    def streamed(self) -> bool:
+        """True when batches are read and preprocessed as they are asked for (worth loader worker processes)."""
+        return self.features is None and not self.rows.in_memory
+
+    def batch(self, idx: np.ndarray) -> np.ndarray:
+        """Model input of rows ``idx``."""
+        if self.features is not None:
+            return self.features[idx]
+        return self.preprocessing.transform(self.rows.take(idx))
+
+    @property
+    def raw(self) -> Any:
+        """Every raw row (read whole: for evaluation on ONNX Runtime, which preprocesses them itself)."""
+        return self.rows.take(np.arange(len(self)))
+
+    @property
+    def x(self) -> np.ndarray:
+        """Model input of every row."""
+        return self.batch(np.arange(len(self)))
 
 
 @dataclass(frozen=True)
@@ -39,7 +64,7 @@ class DomainData:
     dataset: str
     domain: str
     label_names: list[str]
-    preprocessing: ImagePreprocessing | TextPreprocessing
+    preprocessing: InputKind
     train: Split
     val: Split
     test: Split
@@ -59,13 +84,20 @@ class Dataset(Protocol):
     """A named source of labelled domains (see ``ticketpack.data.registry``)."""
 
     name: str
-    kind: str  # "image" or "text"
 
     def domains(self) -> list[str]: ...
 
-    def load(
-        self, domain: str, seed: int, split: SplitConfig, preprocessing: TextPreprocessing | None = None
-    ) -> DomainData: ...
+    def check_domain(self, domain: str) -> None:
+        """Refuse an unknown domain cheaply (no rows read)."""
+        ...
+
+    def load(self, domain: str, seed: int, split: SplitConfig, preprocessing: InputKind | None = None,
+             label_names: list[str] | None = None, labels_of: str = "the label set",
+             options: dict[str, Any] | None = None) -> DomainData:
+        """The domain cut into train/val/test with ``seed``. ``preprocessing``: a ticket's or a model's, used as is
+        (else one is fitted to the training split, with ``options`` over the kind's defaults); ``label_names``: the
+        classes and their order that the domain must have."""
+        ...
 
 
 def stratified_indices(y: np.ndarray, seed: int, split: SplitConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -80,22 +112,6 @@ def stratified_indices(y: np.ndarray, seed: int, split: SplitConfig) -> tuple[np
     val_share = split.val_fraction / (1.0 - split.test_fraction)
     train, val = train_test_split(rest, test_size=val_share, random_state=seed, stratify=y[rest])
     return np.sort(train), np.sort(val), np.sort(test)
-
-
-def split_domain(
-    dataset: str, domain: str, label_names: list[str], preprocessing: ImagePreprocessing | TextPreprocessing,
-    raw: np.ndarray, y: np.ndarray, seed: int, split: SplitConfig, info: dict, x: np.ndarray | None = None,
-) -> DomainData:
-    """Preprocess raw inputs once (unless ``x`` is given: already preprocessed) and cut them into stratified
-    train/val/test splits (``seed`` picks the rows)."""
-    check_labels(y, f"{dataset}/{domain}")
-    if x is None:
-        x = preprocessing.transform(raw)
-    train, val, test = (Split(raw=raw[i], x=x[i], y=y[i]) for i in stratified_indices(y, seed, split))
-    info = {**info, "class_shares": check_balance(f"{dataset}/{domain}", label_names,
-                                                  {"train": train.y, "val": val.y, "test": test.y})}
-    return DomainData(dataset=dataset, domain=domain, label_names=label_names, preprocessing=preprocessing,
-                      train=train, val=val, test=test, info=info)
 
 
 class SplitWarning(UserWarning):

@@ -15,11 +15,14 @@ every domain, and a target-domain test image is never a transformed source-domai
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 
-from ticketpack.data.base import DomainData, SplitConfig, split_domain
-from ticketpack.data.preprocessing import ImagePreprocessing, TextPreprocessing
+from ticketpack.data.base import DomainData, SplitConfig
+from ticketpack.data.domain import DomainSource, assemble
+from ticketpack.data.kinds import ImagePreprocessing, InputKind
+from ticketpack.data.rows import ArrayRows
 from ticketpack.errors import TicketpackError
 
 LISTED_DOMAINS = ["clean", "rot15", "rot30", "rot45", "rot60", "rot75", "invert", "blur", "noise"]
@@ -55,21 +58,30 @@ def apply_shift(images: np.ndarray, domain: str) -> np.ndarray:
 
 
 class DigitsDataset:
+    """scikit-learn's bundled digits under the shifts above; every domain has the same rows, labels and split."""
+
     name = "digits"
-    kind = "image"
+    kind = "image"  # known before reading: a search picks the image kind's default model
 
     def domains(self) -> list[str]:
         return list(LISTED_DOMAINS)
 
-    def load(
-        self, domain: str, seed: int, split: SplitConfig, preprocessing: TextPreprocessing | None = None
-    ) -> DomainData:
+    def check_domain(self, domain: str) -> None:
+        apply_shift(np.zeros((1, 8, 8), dtype=np.float32), domain)  # knows rot<deg> as well as the listed ones
+
+    def load(self, domain: str, seed: int, split: SplitConfig, preprocessing: InputKind | None = None,
+             label_names: list[str] | None = None, labels_of: str = "the label set",
+             options: dict[str, Any] | None = None) -> DomainData:
         from sklearn.datasets import load_digits
 
-        if preprocessing is not None:
-            raise TicketpackError("digits is an image dataset; text preprocessing options do not apply")
+        fixed = ImagePreprocessing()
+        if options and ImagePreprocessing.from_options(options, f"digits/{domain}") != fixed:
+            raise TicketpackError(f"digits has fixed preprocessing (8x8 intensities 0-16); options {sorted(options)} "
+                                  "do not apply")
         bunch = load_digits()
         images = apply_shift(bunch.images.astype(np.float32), domain)
-        y = bunch.target.astype(np.int64)
-        return split_domain(self.name, domain, [str(d) for d in range(10)], ImagePreprocessing(),
-                            images[:, None], y, seed, split, {"rows": int(len(y))})  # raw: (N, 1, 8, 8)
+        source = DomainSource(
+            where=f"digits/{domain}", kind=ImagePreprocessing, rows=ArrayRows(images[:, None]),  # raw: (N, 1, 8, 8)
+            labels=bunch.target.astype(np.int64).tolist(), fixed=fixed, info={"rows": int(len(images))},
+        )
+        return assemble(source, self.name, domain, seed, split, preprocessing, label_names, labels_of)

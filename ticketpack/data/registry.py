@@ -1,4 +1,5 @@
-"""Datasets by name (``digits``) or by path (a directory of ``<domain>.jsonl``/``.csv`` files)."""
+"""Datasets by name (``digits``), by directory (one entry per domain: ``ticketpack.data.directory``) or by factory
+(``file.py:factory``: ``ticketpack.data.factory``)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from pathlib import Path
 
 from ticketpack.data.base import Dataset
 from ticketpack.data.digits import DigitsDataset
-from ticketpack.data.text import TextDirDataset
 from ticketpack.errors import TicketpackError
+from ticketpack.references import is_reference
 from ticketpack.registry import Registry
 
 DATASETS: Registry[type] = Registry("dataset")
@@ -16,13 +17,26 @@ DATASETS.register("digits", DigitsDataset, doc="scikit-learn's bundled 8x8 handw
 
 
 def get(name_or_path: str | Path, **options) -> Dataset:
-    """``get("digits")`` or ``get("../shared/data/mdsd")`` (``ticketpack.create_dataset``): a registered name, or
-    a directory of ``<domain>.jsonl``/``.csv`` files."""
+    """``get("digits")``, ``get("../shared/data/mdsd")`` or ``get("my_data.py:domains")``
+    (``ticketpack.create_dataset``)."""
     name = str(name_or_path)
     if name in DATASETS:
         return DATASETS.create(name, **options)
-    if Path(name).is_dir():
-        return TextDirDataset(Path(name), **options)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        from ticketpack.data.directory import DirDataset
+
+        return DirDataset(path, **options)
+    if is_reference(name) and not path.exists():
+        from ticketpack.data.factory import FactoryDataset
+
+        return FactoryDataset(name)
+    if path.exists():
+        raise TicketpackError(f"dataset {name!r} is a file; --dataset takes a directory with one entry per domain "
+                              "(e.g. <domain>.jsonl, <domain>.npz, <domain>/<class>/<image>) or file.py:factory")
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise TicketpackError(f"dataset path {name!r} does not exist")
     raise TicketpackError(
-        f"unknown dataset {name!r}; known: {', '.join(DATASETS.list())}, or a directory of <domain>.jsonl/.csv files"
+        f"unknown dataset {name!r}; known: {', '.join(DATASETS.list())}, a directory with one entry per domain, or "
+        "path/to/file.py:factory"
     )

@@ -78,13 +78,10 @@ def _verify_digest(pred, say: Callable[[str], None]) -> None:
 
 def _load_data(card, dataset: str | None, domain: str | None, data_file: Path | None, seed: int | None) -> _Data:
     labels = list(card.label_names)
-    kind = card.preprocessing.kind
     if data_file is not None:
         if dataset is not None or domain is not None:
             raise TicketpackError("give either --data-file or --dataset/--domain, not both")
-        from ticketpack.evaluate.inputs import read_file
-
-        raw, names = read_file(Path(data_file), kind, labelled=True)
+        raw, names = card.preprocessing.read_inputs(Path(data_file), labelled=True)
         unknown = sorted(set(names) - set(labels))
         if unknown:
             raise TicketpackError(f"{data_file}: labels {unknown} are not among the model's labels {labels}")
@@ -105,15 +102,7 @@ def _load_data(card, dataset: str | None, domain: str | None, data_file: Path | 
         if dataset == prov.dataset:
             raise TicketpackError(f"{exc} (the dataset named in the model's card); pass --dataset or --data-file") from None
         raise
-    if ds.kind != kind:
-        raise TicketpackError(f"dataset {ds.name} holds {ds.kind} data but {card.model.name} is {'an' if kind == 'image' else 'a'} {kind} model")
-    if kind == "text":
-        data = ds.load(domain, seed, split, preprocessing=card.preprocessing,
-                       label_names=labels, labels_of="the model")
-    else:
-        data = ds.load(domain, seed, split)
-    if data.label_names != labels:
-        raise TicketpackError(f"{ds.name}/{domain} has labels {data.label_names}; the model has {labels}")
+    data = ds.load(domain, seed, split, preprocessing=card.preprocessing, label_names=labels, labels_of="the model")
     return _Data(data.test.raw, data.test.y, ds.name, domain, None, "test", seed)
 
 
@@ -217,8 +206,9 @@ def evaluate_model(
         _verify_digest(base, say)
         if base.card.label_names != card.label_names:
             raise TicketpackError(f"the baseline's labels {base.card.label_names} differ from the model's {card.label_names}")
-        if base.card.preprocessing.kind != card.preprocessing.kind:
-            raise TicketpackError("the baseline takes a different kind of input (text vs image) than the model")
+        if type(base.card.preprocessing) is not type(card.preprocessing):
+            raise TicketpackError(f"the baseline takes {base.card.preprocessing.kind} inputs but the model takes "
+                                  f"{card.preprocessing.kind} inputs")
         preds.append(base)
 
     data = _load_data(card, dataset, domain, Path(data_file) if data_file is not None else None, seed)

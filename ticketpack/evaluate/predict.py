@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ticketpack.errors import TicketpackError
+from ticketpack.runtime.predictor import empty_text_index
 
 _CHUNK = 1024
 
@@ -16,7 +17,7 @@ _CHUNK = 1024
 class PredictionRow(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    text: str | None = Field(None, description="The input text (text models).")
+    text: str | None = Field(None, description="The input as the model's kind shows it (text models: the text).")
     label: str = Field(description="Most probable label.")
     probability: float = Field(description="Probability of that label.")
     probabilities: list[float] = Field(description="Probability of every label, in the order of `labels`.")
@@ -29,7 +30,7 @@ class Predictions(BaseModel):
 
     model: str
     provider: str
-    kind: str = Field(description="text or image")
+    kind: str = Field(description="The model's input kind: image, text, tabular, ...")
     labels: list[str]
     rows: list[PredictionRow]
 
@@ -41,7 +42,6 @@ def predict_rows(
     provider: str = "auto",
     threads: int | None = None,
 ) -> Predictions:
-    from ticketpack.evaluate.inputs import read_file
     from ticketpack.runtime.predictor import load
 
     if texts and input_file is not None:
@@ -49,28 +49,25 @@ def predict_rows(
     if not texts and input_file is None:
         raise TicketpackError("nothing to predict: give texts as arguments or --input FILE")
     pred = load(model, provider=provider, threads=threads)
-    kind = pred.kind
+    prep = pred.card.preprocessing
     if texts:
-        if kind != "text":
-            raise TicketpackError(
-                f"{model} is an {kind} model: give --input FILE.npy (or .jsonl/.csv) with pixel arrays, not texts"
-            )
-        raw: Sequence | np.ndarray = list(texts)
+        try:
+            raw = prep.from_request(list(texts))
+        except TicketpackError:
+            raise TicketpackError(f"{model} is an {prep.kind} model: it takes {prep.noun}, not texts; give --input FILE "
+                                  f"({', '.join(prep.file_types)})") from None
     else:
-        raw, _ = read_file(Path(input_file), kind)
-    if kind == "text":
-        from ticketpack.runtime.predictor import empty_text_index
-
-        if (i := empty_text_index(raw)) is not None:  # training refuses such texts, so no prediction for them
-            where = f"{input_file}: row {i + 1}" if input_file is not None else f"text {i + 1}"
-            raise TicketpackError(f"{where} is empty or only whitespace: give some text to classify")
+        raw, _ = prep.read_inputs(Path(input_file), labelled=False)
+    if (i := empty_text_index(raw)) is not None:  # training refuses such texts, so no prediction for them
+        where = f"{input_file}: row {i + 1}" if input_file is not None else f"text {i + 1}"
+        raise TicketpackError(f"{where} is empty or only whitespace: give some text to classify")
     probs = np.concatenate([pred.predict_proba(raw[i : i + _CHUNK]) for i in range(0, len(raw), _CHUNK)])
     labels = pred.labels
     rows = [
         PredictionRow(
-            text=raw[i] if kind == "text" else None, label=labels[int(p.argmax())],
+            text=prep.show(raw, i), label=labels[int(p.argmax())],
             probability=float(p.max()), probabilities=[round(float(v), 6) for v in p],
         )
         for i, p in enumerate(probs)
     ]
-    return Predictions(model=str(model), provider=pred.provider, kind=kind, labels=labels, rows=rows)
+    return Predictions(model=str(model), provider=pred.provider, kind=prep.kind, labels=labels, rows=rows)

@@ -8,33 +8,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib
-import importlib.util
 import inspect
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ticketpack.errors import TicketpackError
+from ticketpack.references import resolve_reference
 from ticketpack.runtime.spec import ModelSource, ModelSpec
-
-
-def _load_file(path: Path):
-    module_name = f"ticketpack_user_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise TicketpackError(f"--model {path}: cannot import this file as Python")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        del sys.modules[module_name]
-        raise TicketpackError(f"--model {path}: importing it failed: {type(exc).__name__}: {exc}") from None
-    return module
 
 
 # Models handed over as Python objects (a notebook's factory or module instance), by reference, this process only.
@@ -93,29 +74,7 @@ def resolve(reference: str) -> tuple[Callable, Path | None]:
             f"the model {reference!r} was given as a Python object in another session: pass the same factory or "
             "module again (model=...), or use a path/to/file.py:factory reference"
         )
-    where, _, attr = reference.rpartition(":")
-    if not where or not attr:
-        raise TicketpackError(f"--model {reference!r}: expected path/to/file.py:factory or package.module:factory")
-    if where.endswith(".py") or "/" in where or "\\" in where:
-        path = Path(where).expanduser().resolve()
-        if not path.is_file():
-            raise TicketpackError(f"--model {reference!r}: file {where} not found")
-        module = _load_file(path)
-    else:
-        try:
-            module = importlib.import_module(where)
-        except ModuleNotFoundError as exc:
-            raise TicketpackError(f"--model {reference!r}: no module named {exc.name!r}") from None
-        except Exception as exc:
-            raise TicketpackError(f"--model {reference!r}: importing {where} failed: {type(exc).__name__}: {exc}") from None
-        path = Path(module.__file__).resolve() if getattr(module, "__file__", None) else None
-    factory = getattr(module, attr, None)
-    if factory is None or not callable(factory):
-        known = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
-                       and getattr(v, "__module__", None) == module.__name__)
-        raise TicketpackError(f"--model {reference!r}: no callable {attr!r} in {where}"
-                              + (f"; callables there: {', '.join(known)}" if known else ""))
-    return factory, path
+    return resolve_reference(reference, "--model")
 
 
 def source_of(spec: ModelSpec) -> ModelSource:

@@ -13,13 +13,10 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
-
-import numpy as np
 import torch
 from torch import nn
 
-from ticketpack.data.preprocessing import ImagePreprocessing, TextPreprocessing
+from ticketpack.data.kinds import ImagePreprocessing, InputKind, TabularPreprocessing, TextPreprocessing
 from ticketpack.errors import TicketpackError
 from ticketpack.models.conv import ConvNet
 from ticketpack.models.fasttext import FastText
@@ -33,10 +30,10 @@ from ticketpack.runtime.spec import ModelSpec
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered model: its factory, the input kind it takes, and the pruning strategy it defaults to."""
+    """A registered model: its factory, the input kinds it takes, and the pruning strategy it defaults to."""
 
     factory: Callable[..., nn.Module]
-    kind: Literal["image", "text"]
+    takes: tuple[type[InputKind], ...]  # the input kinds it is built for
     default_strategy: str = "global"
     doc: str = ""
     recipe: dict = field(default_factory=dict)  # training defaults (TrainConfig keys) under the user's own
@@ -48,19 +45,15 @@ class ModelEntry:
 
 
 MODELS: Registry[ModelEntry] = Registry("model")
-MODELS.register("lenet-300-100", ModelEntry(MLP, "image", doc="LeNet-300-100, the MLP of Frankle & Carbin (2019)."))
-MODELS.register("convnet", ModelEntry(ConvNet, "image", doc="Two 3x3 conv layers, a max-pool, two linear layers."))
+MODELS.register("lenet-300-100", ModelEntry(MLP, (ImagePreprocessing, TabularPreprocessing), doc="LeNet-300-100, the MLP of Frankle & Carbin (2019)."))
+MODELS.register("convnet", ModelEntry(ConvNet, (ImagePreprocessing,), doc="Two 3x3 conv layers, a max-pool, two linear layers."))
 # global magnitude would rank N(0, 1) embeddings above the small dense layers of text models and empty them
-MODELS.register("bow", ModelEntry(BagOfWords, "text", "layerwise", "Mean of token embeddings, one hidden layer."))
-MODELS.register("textcnn", ModelEntry(TextCNN, "text", "layerwise", "Kim (2014): 1-D convolutions, max over time."))
+MODELS.register("bow", ModelEntry(BagOfWords, (TextPreprocessing,), "layerwise", "Mean of token embeddings, one hidden layer."))
+MODELS.register("textcnn", ModelEntry(TextCNN, (TextPreprocessing,), "layerwise", "Kim (2014): 1-D convolutions, max over time."))
 MODELS.register("fasttext", ModelEntry(
-    FastText, "text", "layerwise", "fastText: mean of hashed n-gram embeddings, optional hidden layer, logits.",
+    FastText, (TextPreprocessing,), "layerwise", "fastText: mean of hashed n-gram embeddings, optional hidden layer, logits.",
     recipe={"optimizer": "adamw", "lr": 0.01, "weight_decay": 0.0, "batch_size": 32, "epochs": 20, "patience": 10},
 ))
-
-# The model a search uses when none is named, by the dataset's kind.
-DEFAULT_MODELS = {"image": "lenet-300-100", "text": "fasttext"}
-
 
 def names() -> list[str]:
     return MODELS.list()
@@ -77,12 +70,9 @@ def default_strategy(name: str) -> str:
     return MODELS.get(name).default_strategy if name in MODELS else "layerwise"
 
 
-def example_input(preprocessing: ImagePreprocessing | TextPreprocessing, batch: int = 2) -> torch.Tensor:
-    """A small valid input batch for ``preprocessing`` (zeros images; token ids 1.. for text)."""
-    if isinstance(preprocessing, TextPreprocessing):
-        ids = np.arange(1, batch * preprocessing.max_tokens + 1).reshape(batch, -1) % (preprocessing.num_buckets - 1) + 1
-        return torch.from_numpy(ids.astype(np.int64))
-    return torch.zeros((batch, *preprocessing.input_shape), dtype=torch.float32)
+def example_input(preprocessing: InputKind, batch: int = 2) -> torch.Tensor:
+    """A small valid model-ready batch for ``preprocessing`` (its kind's :meth:`~InputKind.example`)."""
+    return torch.from_numpy(preprocessing.example(batch))
 
 
 def _where(exc: BaseException) -> str:
@@ -91,22 +81,22 @@ def _where(exc: BaseException) -> str:
     return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
 
-def build(spec: ModelSpec, preprocessing: ImagePreprocessing | TextPreprocessing, num_classes: int,
+def build(spec: ModelSpec, preprocessing: InputKind, num_classes: int,
           example: torch.Tensor | None = None) -> nn.Module:
     """Build ``spec`` for this input and number of classes, and check it on an example batch."""
     if spec.is_reference:
         factory, _path = resolve(spec.name)
     else:
         entry = MODELS.get(spec.name)
-        if preprocessing.kind != entry.kind:
-            fits = [n for n in MODELS.list() if MODELS.get(n).kind == preprocessing.kind]
+        if not isinstance(preprocessing, entry.takes):
+            fits = [n for n in MODELS.list() if isinstance(preprocessing, MODELS.get(n).takes)]
+            takes = " or ".join(k.model_fields["kind"].default for k in entry.takes)
             raise TicketpackError(
-                f"model {spec.name!r} takes {entry.kind} inputs but the dataset is {preprocessing.kind}; try: {', '.join(fits)}"
+                f"model {spec.name!r} takes {takes} inputs but the dataset holds {preprocessing.kind} inputs; "
+                f"try: {', '.join(fits) or 'a model of your own (path/to/file.py:factory)'}"
             )
         factory = entry.factory
-    kwargs = {"input_shape": tuple(preprocessing.input_shape), "num_classes": num_classes}
-    if isinstance(preprocessing, TextPreprocessing):
-        kwargs["vocab_size"] = preprocessing.num_buckets
+    kwargs = {**preprocessing.factory_options(), "num_classes": num_classes}
     try:
         model = factory(**kwargs, **spec.options)
     except TypeError as exc:

@@ -147,11 +147,7 @@ def smoke_batch(card, graph_input: tuple[str, str, list[int | str]] | None = Non
     """A small valid model input: prepared from raw examples when there is a card, else zeros of the graph's type."""
     if card is not None:
         prep = card.preprocessing
-        if prep.kind == "text":
-            return prep.transform(["ticketpack smoke test: a short review", "another line of text"])
-        rng = np.random.default_rng(0)
-        raw = rng.uniform(prep.pixel_min, prep.pixel_max, size=(2, *prep.input_shape)).astype(np.float32)
-        return prep.transform(raw)
+        return prep.transform(prep.smoke_inputs())
     _, dtype, dims = graph_input
     shape = [2] + [d if isinstance(d, int) and d > 0 else 1 for d in dims[1:]]
     return np.zeros(shape, dtype=np.int64 if dtype == "int64" else np.float32)

@@ -151,15 +151,5 @@ class Ticket:
 
         m = self.manifest
         ds = get(dataset or m.config.dataset)
-        if ds.kind != m.dataset.kind:
-            raise TicketpackError(f"dataset {ds.name} holds {ds.kind} data but the ticket was found on {m.dataset.kind} data")
-        kwargs = {}
-        if ds.kind == "text":
-            kwargs = {"preprocessing": m.dataset.preprocessing, "label_names": m.dataset.label_names, "labels_of": "the ticket"}
-        data = ds.load(domain, m.config.seed, m.config.split, **kwargs)
-        if data.label_names != m.dataset.label_names:
-            raise TicketpackError(
-                f"{ds.name}/{domain} has labels {data.label_names}; the ticket was found with {m.dataset.label_names}"
-            )
-        return data
-
+        return ds.load(domain, m.config.seed, m.config.split, preprocessing=m.dataset.preprocessing,
+                       label_names=m.dataset.label_names, labels_of="the ticket")

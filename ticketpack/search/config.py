@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ticketpack.data.base import SplitConfig
-from ticketpack.data.preprocessing import TextPreprocessing
+from ticketpack.data.kinds import InputKind, TextPreprocessing
 from ticketpack.runtime.spec import ModelSpec
 from ticketpack.training.config import TrainConfig
+
+AUTO_MODEL = "auto"
 
 if TYPE_CHECKING:
     from ticketpack.pruning.strategies import Strategy
@@ -83,13 +85,19 @@ class SearchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    dataset: str = Field("digits", description="Dataset name (digits) or a directory of <domain>.jsonl/.csv files.")
+    dataset: str = Field(
+        "digits", description="Dataset: a name (digits), a directory with one entry per domain (image folders, .npz, "
+        ".csv/.parquet tables, .jsonl/.csv text) or path/to/file.py:factory.")
     source: str = Field("clean", description="Source domain the ticket is found in.")
     model: ModelSpec = Field(
-        default_factory=lambda: ModelSpec(name="lenet-300-100"),
-        description="Default: lenet-300-100 for image datasets, fasttext for text datasets.",
+        default_factory=lambda: ModelSpec(name=AUTO_MODEL),
+        description="Default (auto): the input kind's model, lenet-300-100 for images and tables, fasttext for text.",
     )
-    text: TextPreprocessing | None = Field(None, description="Text preprocessing (text datasets only).")
+    preprocessing: dict[str, Any] = Field(
+        default_factory=dict, description="Options of the input kind's preprocessing over what is fitted to the data "
+        "(images: resize, height, width, mean, std; text: ngrams, max_tokens, num_buckets, ...).")
+    text: TextPreprocessing | None = Field(None, description="Text preprocessing (text datasets only; kept for "
+                                           "older configs: the same as its options in `preprocessing`).")
     split: SplitConfig = Field(default_factory=SplitConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     prune: PruneConfig = Field(default_factory=PruneConfig)
@@ -99,13 +107,13 @@ class SearchConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _defaults(cls, data):
-        """Fill what depends on other fields: the model (by the dataset's kind: ``lenet-300-100`` for images,
-        ``fasttext`` for text), the model's training recipe under the given ``train`` keys, and ``prune.strategy``
-        (the model's: ``global``; ``layerwise`` for text models, whose embeddings would outweigh their small dense
-        layers in a global ranking and empty them)."""
+        """Fill what depends on other fields: the model's training recipe under the given ``train`` keys, and
+        ``prune.strategy`` (the model's: ``global``; ``layerwise`` for text models, whose embeddings would outweigh
+        their small dense layers in a global ranking and empty them). An unnamed model stays ``auto`` until the data
+        says its kind (:meth:`for_input`)."""
         if not isinstance(data, dict):
             return data
-        from ticketpack.models.registry import DEFAULT_MODELS, default_strategy, recipe
+        from ticketpack.models.registry import default_strategy, recipe
 
         def plain(value):
             return value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else dict(value or {})
@@ -113,15 +121,41 @@ class SearchConfig(BaseModel):
         data = dict(data)
         model = plain(data.get("model"))
         if "name" not in model:
-            kind = "image" if str(data.get("dataset", "digits")) == "digits" else "text"
-            model["name"] = DEFAULT_MODELS[kind]
+            model["name"] = _known_default_model(data.get("dataset", "digits"))
             data["model"] = model
+        if model["name"] == AUTO_MODEL:
+            return data
         if recipe(model["name"]):
             data["train"] = {**recipe(model["name"]), **plain(data.get("train"))}
         prune = plain(data.get("prune"))
         if prune.get("strategy") is None:
             data["prune"] = {**prune, "strategy": default_strategy(model["name"])}
         return data
+
+    @property
+    def preprocessing_options(self) -> dict[str, Any]:
+        """The user's preprocessing options (``text`` folded into ``preprocessing``)."""
+        text = self.text.model_dump(exclude_unset=True, exclude={"kind"}) if self.text is not None else {}
+        return {**text, **self.preprocessing}
+
+    def for_input(self, preprocessing: InputKind) -> "SearchConfig":
+        """This config with ``auto`` resolved to the input kind's default model (and that model's recipe and pruning
+        strategy under what the user set)."""
+        if self.model.name != AUTO_MODEL:
+            return self
+        given = self.model_dump(exclude_unset=True)
+        given["model"] = {**given.get("model", {}), "name": preprocessing.default_model}
+        return type(self).model_validate(given)
+
+
+def _known_default_model(dataset: object) -> str:
+    """The default model of a registered dataset that declares its input kind (``kind``); else ``auto``: the input
+    kind's default, chosen once the data is read (:meth:`SearchConfig.for_input`)."""
+    from ticketpack.data.kinds import KINDS
+    from ticketpack.data.registry import DATASETS
+
+    kind = getattr(DATASETS.get(dataset), "kind", None) if isinstance(dataset, str) and dataset in DATASETS else None
+    return KINDS.get(kind).default_model if kind in KINDS else AUTO_MODEL
 
 
 Status = Literal["in_progress", "complete"]

@@ -60,11 +60,13 @@ def derive_seed(seed: int, *parts: object) -> int:
 
 def load_source(config: SearchConfig) -> DomainData:
     ds = get_dataset(config.dataset)
-    if ds.kind == "text":
-        return ds.load(config.source, config.seed, config.split, config.text)
-    if config.text is not None:
-        raise TicketpackError(f"text preprocessing options were given but {config.dataset} is an image dataset")
-    return ds.load(config.source, config.seed, config.split)
+    return ds.load(config.source, config.seed, config.split, options=config.preprocessing_options)
+
+
+def dataset_fingerprint(name: str) -> dict | None:
+    """A dataset factory's source file and sha256 (None for names and directories)."""
+    ds = get_dataset(name)
+    return ds.fingerprint() if hasattr(ds, "fingerprint") else None
 
 
 def prepare_out(out: Path, resume: bool, force: bool) -> TicketManifest | None:
@@ -104,16 +106,19 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
         from ticketpack.models.factory import register_object
         from ticketpack.runtime.spec import ModelSpec
 
-        config = config.model_copy(update={"model": ModelSpec(name=register_object(model), options=config.model.options)})
+        given = config.model_dump(exclude_unset=True)  # re-validated: the model's defaults (strategy) follow it
+        given["model"] = ModelSpec(name=register_object(model), options=config.model.options).model_dump()
+        config = type(config).model_validate(given)
     out = Path(out)
     previous = prepare_out(out, resume, force)
+    data = load_source(config)
+    config = config.for_input(data.preprocessing)
     if previous is not None:
         check_source(previous.model_source, config.model)
     if previous is not None and previous.config != config:
         raise TicketpackError(
             f"--resume: {out} was made with a different configuration; use the same options, or --force to start over"
         )
-    data = load_source(config)
     prune_cfg = config.prune
     n_rounds = prune_cfg.planned_rounds
     if prune_cfg.rewind_iter and prune_cfg.rewind_iter >= total_steps(config.train, len(data.train)):
@@ -144,6 +149,7 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
             dataset=DatasetInfo(
                 name=config.dataset,
                 kind=data.preprocessing.kind,
+                factory=dataset_fingerprint(config.dataset),
                 source_domain=config.source,
                 label_names=data.label_names,
                 preprocessing=data.preprocessing,

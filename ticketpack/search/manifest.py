@@ -25,12 +25,14 @@ class DatasetInfo(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="Registry name or directory the data came from.")
-    kind: Literal["image", "text"]
+    kind: str = Field(description="Input kind (image, text, tabular, or one registered).")
+    factory: dict[str, str | None] | None = Field(
+        None, description="A dataset factory's source file and its sha256 when the search ran.")
     source_domain: str
     label_names: list[str] = Field(description="Class names in output-index order.")
     preprocessing: Preprocessing
     rows: int = Field(description="Rows in the source domain (before de-duplication).")
-    file_sha256: str | None = Field(None, description="sha256 of the source domain file (text datasets).")
+    file_sha256: str | None = Field(None, description="sha256 of the source domain file (text files).")
     split_sizes: dict[str, int] = Field(description="Rows in train/val/test.")
 
 

@@ -45,7 +45,7 @@ class ModelInfo(BaseModel):
     """A served model, from the card embedded in its ONNX file."""
 
     name: str
-    kind: Literal["image", "text"] = Field(description="Input kind: texts or images.")
+    kind: str = Field(description="Input kind: image, text, tabular or one registered.")
     labels: list[str] = Field(description="Class names in output order.")
     input: InputSignature = Field(description="The graph's input (after preprocessing).")
     weights_remaining: float = Field(description="Fraction of the prunable weights kept (1.0: dense).")

@@ -98,12 +98,7 @@ def _error(status: int, error: str, message: str, field: str | None = None) -> J
 
 def body_limit(config: ServeConfig, models: dict[str, ServedModel]) -> int:
     """Largest request body worth reading: a full batch of the longest inputs, JSON-escaped, with slack."""
-    per_input = 0
-    for m in models.values():
-        if m.kind == "text":
-            per_input = max(per_input, 6 * config.max_text_chars + 16)  # worst case: every char as \\uXXXX
-        else:
-            per_input = max(per_input, 64 * int(np.prod(m.predictor.card.preprocessing.input_shape)) + 16)
+    per_input = max(m.predictor.card.preprocessing.request_bytes(config.max_text_chars) for m in models.values())
     return config.max_batch * per_input + 65_536
 
 
@@ -232,7 +227,7 @@ class _FastPredict:
 
     def parse(self, model: ServedModel, body: bytes) -> tuple[np.ndarray | list | None, bool]:
         """(raw inputs of a plainly valid body, else None; whether the inference is small enough to run inline)."""
-        if model.kind == "image" and (body.count(b'"') != 2 or b"true" in body or b"false" in body or b"null" in body):
+        if not model.takes_text and (body.count(b'"') != 2 or b"true" in body or b"false" in body or b"null" in body):
             return None, False
         obj = _loads(body)
         if type(obj) is not dict or len(obj) != 1:
@@ -241,7 +236,7 @@ class _FastPredict:
         if type(inputs) is not list or not 0 < len(inputs) <= self.config.max_batch:
             return None, False
         inline = len(inputs) <= model.inline_max_rows
-        if model.kind == "image":
+        if not model.takes_text:
             if type(inputs[0]) is not list:  # a flat list of numbers is not a batch of images
                 return None, False
             arr = np.asarray(inputs)  # raises on ragged nesting
@@ -398,10 +393,11 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
         if len(inputs) > config.max_batch:
             raise ApiError(413, "batch_too_large", f"{len(inputs)} inputs; this server takes at most {config.max_batch} per request", "inputs")
         is_text = isinstance(inputs[0], str)
-        if model.kind == "text" and not is_text:
+        if model.takes_text and not is_text:
             raise ApiError(422, "wrong_input_kind", f"model {model.name!r} takes texts: inputs must be a list of strings", "inputs")
-        if model.kind == "image" and is_text:
-            raise ApiError(422, "wrong_input_kind", f"model {model.name!r} takes images: inputs must be nested lists of numbers", "inputs")
+        if not model.takes_text and is_text:
+            raise ApiError(422, "wrong_input_kind", f"model {model.name!r} takes {model.predictor.card.preprocessing.noun}: "
+                           "inputs must be nested lists of numbers", "inputs")
         if is_text:
             from ticketpack.runtime.predictor import empty_text_index
 

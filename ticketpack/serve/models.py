@@ -60,6 +60,11 @@ class ServedModel:
     def kind(self) -> str:
         return self.predictor.kind
 
+    @property
+    def takes_text(self) -> bool:
+        """Whether a request's inputs are strings (else nested lists of numbers)."""
+        return self.predictor.card.preprocessing.takes_text
+
     def prepare(self, raw) -> np.ndarray:
         """Raw inputs → the graph's input tensor (raises TicketpackError on bad input)."""
         return self.predictor.prepare(raw)
@@ -69,10 +74,7 @@ class ServedModel:
         return softmax(self.predictor.logits_from_inputs(x).astype(np.float64))
 
     def smoke_test(self) -> None:
-        raw: list = ["ticketpack smoke test"]
-        if self.kind == "image":
-            pre = self.predictor.card.preprocessing
-            raw = np.full((1, *pre.input_shape), pre.pixel_min, dtype=np.float32)
+        raw = self.predictor.card.preprocessing.smoke_inputs()[:1]
         probs = self.probabilities(self.prepare(raw))
         if probs.shape != (1, len(self.predictor.labels)) or not np.isfinite(probs).all():
             raise TicketpackError(f"smoke inference gave output of shape {probs.shape} with non-finite values or wrong classes")

@@ -21,3 +21,7 @@ class TrainConfig(BaseModel):
         None, ge=1, description="Early stopping: stop after this many evaluations (one per epoch) without a better "
         "validation accuracy; the best weights are kept either way (default: train all steps).",
     )
+    loader_workers: int = Field(
+        2, ge=0, le=64, description="Worker processes that read and preprocess batches of data that is not held in "
+        "memory (image folders, dataset objects); 0 reads them in the training process. In-memory data ignores it.",
+    )

@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
 from ticketpack.data.base import DomainData, Split
 from ticketpack.pruning.mask import Mask
+from ticketpack.training.batches import batches, in_order, shuffled
 from ticketpack.training.config import TrainConfig
 
 EpochCallback = Callable[[int, int, float], None]  # (step done, total steps, val accuracy)
@@ -138,20 +138,13 @@ def total_steps(cfg: TrainConfig, n_train: int) -> int:
     return cfg.iterations or cfg.epochs * math.ceil(n_train / cfg.batch_size)
 
 
-def _tensors(split: Split) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.from_numpy(np.ascontiguousarray(split.x)), torch.from_numpy(split.y)
-
-
 @torch.no_grad()
-def accuracy(model: nn.Module, split: Split, batch_size: int = 512) -> float:
-    x, y = _tensors(split)
+def accuracy(model: nn.Module, split: Split, batch_size: int = 512, workers: int = 0) -> float:
     was_training = model.training
     model.eval()
-    correct = sum(
-        int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum()) for i in range(0, len(y), batch_size)
-    )
+    correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in batches(split, in_order(len(split), batch_size), workers))
     model.train(was_training)
-    return correct / max(len(y), 1)
+    return correct / max(len(split), 1)
 
 
 class _Masker:
@@ -201,11 +194,11 @@ def train(
     start = time.perf_counter()
     torch.manual_seed(seed)  # dropout
     gen = torch.Generator().manual_seed(seed)
-    x, y = _tensors(data.train)
-    n = len(y)
+    n = len(data.train)
     steps = total_steps(cfg, n)
     per_epoch = math.ceil(n / cfg.batch_size)
     eval_every = min(per_epoch, steps)
+    workers = cfg.loader_workers
     opt = make_optimizer(model, cfg)
     masker = _Masker(model, mask, opt) if mask is not None else None
     if masker:
@@ -216,12 +209,11 @@ def train(
     step = 0
     stale = 0  # evaluations since the best validation accuracy
     model.train()
-    while step < steps:
-        order = torch.randperm(n, generator=gen)
-        for i in range(0, n, cfg.batch_size):
-            idx = order[i : i + cfg.batch_size]
+    feed = batches(data.train, shuffled(n, cfg.batch_size, gen), workers)
+    try:
+        for xb, yb in feed:
             opt.zero_grad(set_to_none=True)
-            loss_fn(model(x[idx]), y[idx]).backward()
+            loss_fn(model(xb), yb).backward()
             opt.step()
             if masker:
                 masker.weights()
@@ -229,7 +221,7 @@ def train(
             if capture_at is not None and step == capture_at:
                 captured = {k: v.detach().clone() for k, v in model.state_dict().items()}
             if step % eval_every == 0 or step == steps:
-                val = accuracy(model, data.val)
+                val = accuracy(model, data.val, workers=workers)
                 if val > best[0]:
                     best = (val, step, _copy_into(best[2], model.state_dict()))
                     stale = 0
@@ -241,8 +233,10 @@ def train(
                     steps = step  # early stop: nothing better for `patience` evaluations
             if step >= steps:
                 break
+    finally:
+        feed.close()  # stops the loader's workers when training ends early
     model.load_state_dict(best[2])
-    test = accuracy(model, data.test)
+    test = accuracy(model, data.test, workers=workers)
     return TrainResult(
         state=best[2],
         val_accuracy=best[0],

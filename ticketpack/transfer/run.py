@@ -130,10 +130,14 @@ def _labels_present(data: DomainData) -> list[str]:
 def _target_search(ticket: Ticket, config: TransferConfig, dataset: str, train, levels: list[int]) -> SearchConfig:
     """IMP on the target with the ticket's own model, pruning and seed (so the same splits and the same θ0)."""
     m = ticket.manifest
-    text = m.dataset.preprocessing if m.dataset.kind == "text" else None
     prune = m.config.prune.model_copy(update={"rounds": max(levels), "target_sparsity": None})
-    return SearchConfig(dataset=dataset, source=config.target, model=m.config.model, text=text, split=m.config.split,
-                        train=train, prune=prune, seed=m.config.seed)  # threads: set by the executor per job
+    return SearchConfig(dataset=dataset, source=config.target, model=m.config.model, preprocessing=_pinned(m),
+                        split=m.config.split, train=train, prune=prune, seed=m.config.seed)  # threads: set per job
+
+
+def _pinned(m) -> dict:
+    """The ticket's preprocessing as options: a search of the target with them preprocesses as the ticket does."""
+    return m.dataset.preprocessing.model_dump(mode="json", exclude={"kind"})
 
 
 def _given_target_ticket(path: Path, wanted: SearchConfig, rounds: int) -> Ticket:
@@ -144,8 +148,7 @@ def _given_target_ticket(path: Path, wanted: SearchConfig, rounds: int) -> Ticke
     m = found.manifest
     if m.status != "complete":
         raise TicketpackError(f"target ticket {path} is not a finished search (status {m.status})")
-    text = m.dataset.preprocessing if m.dataset.kind == "text" else None  # as _target_search resolves it
-    have = m.config.model_copy(update={"threads": None, "text": text,
+    have = m.config.model_copy(update={"threads": None, "text": None, "preprocessing": _pinned(m),  # as _target_search
                                        "dataset": _dataset_ref(m.config.dataset),
                                        "prune": m.config.prune.model_copy(update={"rounds": wanted.prune.rounds})})
     want = wanted.model_copy(update={"threads": None})

@@ -1,0 +1,58 @@
+"""Array files users bring: ``.npz`` (never unpickled) and tables (``.csv``, ``.parquet``) of numeric columns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ticketpack.data.files import csv_rows
+from ticketpack.errors import TicketpackError
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file, read without pickle (an object array is refused)."""
+    if not Path(path).is_file():
+        raise TicketpackError(f"input file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise TicketpackError(f"{path} holds object arrays, which are read only through pickle; store numbers "
+                                  "or fixed-width strings") from None
+        raise TicketpackError(f"{path} is not a readable .npz file ({str(exc).splitlines()[0][:120]})") from None
+    except (OSError, EOFError) as exc:
+        raise TicketpackError(f"{path} is not a readable .npz file ({str(exc).splitlines()[0][:120] or 'truncated'})") from None
+
+
+def read_table(path: Path) -> dict[str, list]:
+    """Columns of a ``.csv`` or ``.parquet`` file by name, in file order (values as read: strings for CSV)."""
+    path = Path(path)
+    if path.suffix.lower() == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise TicketpackError(f"{path}: reading Parquet needs pyarrow: pip install pyarrow") from None
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:  # pyarrow's own error types
+            raise TicketpackError(f"{path} is not a readable Parquet file ({str(exc).splitlines()[0][:120]})") from None
+        return {name: table.column(name).to_pylist() for name in table.column_names}
+    fields, records = csv_rows(path)
+    return {f: [rec.get(f) for _, rec in records] for f in fields}
+
+
+def numeric_column(name: str, values: list, where: Path) -> np.ndarray:
+    """A column as float64, or an error that names the column and its first value that is not a number."""
+    out = np.empty(len(values), dtype=np.float64)
+    for i, v in enumerate(values):
+        try:
+            if isinstance(v, bool) or v is None or (isinstance(v, str) and not v.strip()):
+                raise ValueError
+            out[i] = float(v)
+        except (TypeError, ValueError):
+            raise TicketpackError(
+                f"{where}: column {name!r} is not numeric (row {i + 1}: {v!r}); feature columns must hold numbers"
+            ) from None
+    return out

@@ -1,0 +1,117 @@
+"""``InputKind``: everything that differs between kinds of input (images, text, tables) lives in one class per kind.
+
+A kind is a pydantic model, so an instance is also the preprocessing spec that a ticket's manifest and an exported
+model's card record; its methods are the code that applies it, torch-free, the same in training and in serving:
+
+- what the model sees: :attr:`input_shape`, :attr:`input_dtype`, :meth:`transform` (raw inputs → model input),
+  :meth:`example` (a model-ready batch to trace a model with) and :meth:`factory_options` (what a model factory is
+  told besides the number of classes);
+- what a user hands a served model: :meth:`read_inputs` (files for ``predict`` and ``evaluate --data-file``),
+  :meth:`from_request` (the items of a JSON request), :meth:`smoke_inputs` and :meth:`show`.
+
+A new kind is one subclass with a ``kind: Literal["name"]`` field, registered with
+``ticketpack.data.kinds.KINDS.register("name", MyKind)`` (see docs/data.md); nothing else in ticketpack compares
+kinds by name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ticketpack.errors import TicketpackError
+
+
+class InputKind(BaseModel):
+    """The preprocessing of one kind of input, and the code that applies it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+
+    default_model: ClassVar[str] = "lenet-300-100"
+    """The built-in model a search uses when none is named."""
+    noun: ClassVar[str] = "inputs"
+    """What a batch of raw inputs is called in messages ("images", "texts")."""
+    file_types: ClassVar[tuple[str, ...]] = ()
+    """Suffixes :meth:`read_inputs` reads (a directory is shown as "/")."""
+    takes_text: ClassVar[bool] = False
+    """Whether a JSON request's inputs are strings (else nested lists of numbers)."""
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    @property
+    def input_dtype(self) -> str:
+        return "float32"
+
+    def transform(self, raw: Any) -> np.ndarray:
+        """A batch of raw inputs → the model's input array (``input_dtype``, shape (N, *input_shape))."""
+        raise NotImplementedError
+
+    @classmethod
+    def fit(cls, sample: Any, options: dict[str, Any], where: str) -> "InputKind":
+        """This kind's preprocessing for a domain, fitted to ``sample`` (raw training rows: statistics such as a
+        per-channel mean) under ``options`` (what the dataset's reader found, then the user's own settings)."""
+        return cls.from_options(options, where)
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], where: str) -> "InputKind":
+        """``cls(**options)``, with a bad option named in one line."""
+        try:
+            return cls.model_validate({k: v for k, v in options.items() if k != "kind"})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(map(str, first["loc"])) or "options"
+            why = "not an option of this kind" if first["type"] == "extra_forbidden" else first["msg"]
+            known = ", ".join(k for k in cls.model_fields if k != "kind")
+            raise TicketpackError(f"{where}: preprocessing option {key!r}: {why} (options: {known})") from None
+
+    def transform_all(self, raw: Any, where: str) -> tuple[np.ndarray, dict]:
+        """:meth:`transform` of a whole domain, and what loading should report about it (``DomainData.info``)."""
+        return self.transform(raw), {}
+
+    def report(self, info: dict, where: str) -> None:
+        """Warn about what :meth:`transform_all` found (each time a domain is loaded, also from the cache)."""
+
+    def example(self, batch: int = 2) -> np.ndarray:
+        """A small valid model-ready batch (tracing, export probes)."""
+        return np.zeros((batch, *self.input_shape), dtype=self.input_dtype)
+
+    def factory_options(self) -> dict[str, Any]:
+        """Keyword arguments a model factory gets from this input, besides ``num_classes``."""
+        return {"input_shape": tuple(self.input_shape)}
+
+    def read_inputs(self, path: Path, labelled: bool = False) -> tuple[Any, list[str] | None]:
+        """Raw inputs from a user's file (``predict --input``, ``evaluate --data-file``) and, if ``labelled``, their
+        label names."""
+        raise TicketpackError(f"{path}: this model's inputs cannot be read from files")
+
+    def from_request(self, inputs: list) -> Any:
+        """The items of a JSON request's ``inputs`` list → a raw batch for :meth:`transform`."""
+        return inputs
+
+    def request_bytes(self, max_text_chars: int) -> int:
+        """The most bytes one input of a JSON request can take (the server's body limit is made of it)."""
+        return 64 * int(np.prod(self.input_shape)) + 16
+
+    def smoke_inputs(self) -> Any:
+        """Two valid raw inputs (``validate`` and ``serve`` run them before trusting a file)."""
+        raise NotImplementedError
+
+    def show(self, raw: Any, i: int) -> str | None:
+        """How ``predict`` shows raw input ``i`` beside its label (None: nothing worth printing)."""
+        return None
+
+    def check_compatible(self, other: "InputKind", what: str, other_what: str) -> None:
+        """Refuse data of another kind than this (a ticket's or a model's) with one line that names both."""
+        if type(other) is not type(self):
+            raise TicketpackError(f"{other_what} holds {other.kind} inputs but {what} takes {self.kind} inputs")
+
+    def describe(self) -> str:
+        """One line for listings and messages."""
+        return f"{self.kind} {'x'.join(map(str, self.input_shape))} {self.input_dtype}"

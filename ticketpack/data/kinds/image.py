@@ -1,0 +1,283 @@
+"""Images: pixel arrays in, ``(x - mean) / std`` per channel out, shaped (N, C, H, W) float32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from ticketpack.data.files import csv_rows, jsonl_rows, label_text
+from ticketpack.data.images import centre_crop, decode, is_image_file, resize_bilinear
+from ticketpack.data.kinds.base import InputKind
+from ticketpack.errors import TicketpackError
+
+_JSON_KEYS = ("image", "input", "pixels")
+
+
+class ImagePreprocessing(InputKind):
+    """Images arrive as raw pixel intensities, as arrays (N, H, W), (N, H, W, C), (N, C, H, W) or flat (N, C*H*W),
+    or as image files; each is resized (``resize``, bilinear) and centre-cropped to ``height`` × ``width`` when it
+    has another size, then normalized per channel, ``(x - mean) / std``; the model sees (N, C, H, W) float32."""
+
+    kind: Literal["image"] = "image"
+    channels: int = Field(1, ge=1, description="Channels of one image.")
+    height: int = Field(8, ge=1, description="Image height the model sees, in pixels.")
+    width: int = Field(8, ge=1, description="Image width the model sees, in pixels.")
+    pixel_min: float = Field(0.0, description="Smallest raw intensity (digits: 0; 8-bit images: 0).")
+    pixel_max: float = Field(16.0, description="Largest raw intensity (digits: 16; 8-bit images: 255).")
+    mean: float | list[float] = Field(0.0, description="Subtracted from raw intensities (one value, or one per channel).")
+    std: float | list[float] = Field(
+        16.0, description="Raw intensities are divided by this after the mean is subtracted (one value, or per channel)."
+    )
+    resize: list[int] | None = Field(
+        None, min_length=2, max_length=2,
+        description="[height, width] that an image of another size is resized to (bilinear, ticketpack's own numpy "
+        "code in training and serving) before the centre crop to height x width; unset: every image must already "
+        "be height x width.",
+    )
+
+    default_model: ClassVar[str] = "lenet-300-100"
+    noun: ClassVar[str] = "images"
+    file_types: ClassVar[tuple[str, ...]] = (".npy", ".npz", ".jsonl", ".csv", ".png", ".jpg", "/")
+
+    @field_validator("std")
+    @classmethod
+    def _positive(cls, v: float | list[float]) -> float | list[float]:
+        if any(s <= 0 for s in np.atleast_1d(np.asarray(v, dtype=np.float64))):
+            raise ValueError("std must be above 0")
+        return v
+
+    @field_validator("mean", "std")
+    @classmethod
+    def _one_or_per_channel(cls, v: float | list[float], info) -> float | list[float]:
+        channels = info.data.get("channels", 1)
+        if isinstance(v, list) and len(v) not in (1, channels):
+            raise ValueError(f"give one value or one per channel ({channels})")
+        return v
+
+    @classmethod
+    def fit(cls, sample: Any, options: dict[str, Any], where: str) -> "ImagePreprocessing":
+        """Size, channels and pixel range from the training sample (unless given), then each channel's mean and
+        standard deviation of the images as the model will see them."""
+        images = list(sample) if not isinstance(sample, np.ndarray) else sample
+        shapes = {np.shape(im) for im in images}
+        first = np.asarray(images[0])
+        opts = dict(options)
+        if "channels" not in opts:
+            opts["channels"] = 1 if first.ndim == 2 else int(first.shape[-1])
+        if opts.get("resize") is None and len({s[:2] for s in shapes}) > 1:
+            a, b = sorted({s[:2] for s in shapes})[:2]
+            raise TicketpackError(f"{where}: images of different sizes ({a[0]}x{a[1]} and {b[0]}x{b[1]}); set the "
+                                  "preprocessing's resize (e.g. {\"resize\": [64, 64]}) to bring them to one size")
+        if "height" not in opts or "width" not in opts:
+            h, w = opts["resize"] if opts.get("resize") is not None else first.shape[:2]
+            opts.setdefault("height", int(h))
+            opts.setdefault("width", int(w))
+        values = np.asarray(images if isinstance(images, np.ndarray) else images[:1])
+        if "pixel_min" not in opts or "pixel_max" not in opts:
+            lo, hi = (0.0, 255.0) if values.dtype == np.uint8 else \
+                (float(min(np.min(im) for im in images)), float(max(np.max(im) for im in images)))
+            opts.setdefault("pixel_min", lo)
+            opts.setdefault("pixel_max", hi)
+        if "mean" not in opts or "std" not in opts:
+            plain = cls.from_options({**opts, "mean": 0.0, "std": 1.0}, where)
+            x = plain.transform(images)  # (N, C, H, W) raw intensities at the model's size
+            std = x.std(axis=(0, 2, 3), dtype=np.float64)
+            opts.setdefault("mean", np.round(x.mean(axis=(0, 2, 3), dtype=np.float64), 6).tolist())
+            opts.setdefault("std", np.where(std > 1e-12, np.round(std, 6), 1.0).tolist())
+        return cls.from_options(opts, where)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.channels, self.height, self.width)
+
+    def _stats(self) -> tuple[np.ndarray, np.ndarray]:
+        shape = (-1, 1, 1)
+        return (np.asarray(self.mean, dtype=np.float32).reshape(shape),
+                np.asarray(self.std, dtype=np.float32).reshape(shape))
+
+    # ------------------------------------------------------------------ raw pixels → (N, H, W, C) at the model's size
+    def _one(self, img: np.ndarray) -> np.ndarray:
+        """One image, (H, W), (H, W, C) or (C, H, W) at any size → (height, width, channels) float64."""
+        c = self.channels
+        if img.ndim == 2 and c == 1:
+            img = img[:, :, None]
+        elif img.ndim == 3 and img.shape[-1] != c and img.shape[0] == c:
+            img = np.moveaxis(img, 0, -1)
+        if img.ndim != 3 or img.shape[-1] != c:
+            raise TicketpackError(f"an image must have shape (H, W{', C' if c > 1 else ''}) with {c} channel(s); "
+                                  f"got {tuple(img.shape)}")
+        size = (self.height, self.width)
+        if img.shape[:2] != size:
+            if self.resize is None:
+                raise TicketpackError(
+                    f"an image of {img.shape[0]}x{img.shape[1]} pixels, but this model takes {size[0]}x{size[1]}; "
+                    "set the preprocessing's resize to accept other sizes"
+                )
+            img = centre_crop(resize_bilinear(img, *self.resize), *size)
+        return img.astype(np.float64, copy=False)
+
+    def _batch(self, raw: Any) -> np.ndarray:
+        """A raw batch → (N, H, W, C) float64 at the model's size."""
+        if isinstance(raw, np.ndarray) and raw.dtype != object:
+            x = raw
+        elif isinstance(raw, (list, tuple)) and raw and all(isinstance(r, np.ndarray) for r in raw):
+            return np.stack([self._one(self._numbers(r)) for r in raw]) if raw else np.zeros((0, *self.input_shape))
+        else:
+            x = raw
+        x = self._numbers(x)
+        c, h, w = self.input_shape
+        if x.shape == (c, h, w) or x.shape == (h, w, c) or (c == 1 and x.shape == (h, w)):
+            x = x[None]
+        if x.ndim == 2 and x.shape[1] == c * h * w:
+            return np.moveaxis(x.reshape(-1, c, h, w), 1, -1)
+        if x.ndim == 4 and x.shape[1:] == (c, h, w):
+            return np.moveaxis(x, 1, -1)
+        if x.ndim == 4 and x.shape[1:] == (h, w, c) or x.ndim == 3 and c == 1 and x.shape[1:] == (h, w):
+            return x.reshape(-1, h, w, c)
+        if x.ndim in (3, 4) and len(x) and self.resize is not None:
+            return np.stack([self._one(img) for img in x])
+        raise TicketpackError(
+            f"image inputs must have shape (N, {h}, {w}{f', {c}' if c > 1 else ''}), (N, {c}, {h}, {w}) or "
+            f"(N, {c * h * w}); got {tuple(x.shape)}"
+        )
+
+    @staticmethod
+    def _numbers(x: Any) -> np.ndarray:
+        try:
+            return np.asarray(x, dtype=np.float64)  # checked in float64: a cast of 1e308 to float32 would warn
+        except (TypeError, ValueError, OverflowError):
+            raise TicketpackError("image inputs must be numbers (nested lists or an array)") from None
+
+    def transform(self, raw: Any) -> np.ndarray:
+        """Raw images → normalized float32 (N, C, H, W)."""
+        x = self._batch(raw)
+        if not np.isfinite(x).all():
+            raise TicketpackError("image inputs contain NaN or infinite values")
+        mean, std = self._stats()
+        limit = float(np.finfo(np.float32).max)
+        if x.size:
+            big = np.abs(x).max()
+            if max(big, np.abs((big + np.abs(mean).max()) / std.min())) > limit:
+                raise TicketpackError(f"image inputs hold values too large for float32 (largest {big:.3g})")
+        x = np.ascontiguousarray(np.moveaxis(x, -1, 1)).astype(np.float32)
+        return (x - mean) / std
+
+    # ------------------------------------------------------------------ users' files and requests
+    def read_inputs(self, path: Path, labelled: bool = False) -> tuple[Any, list[str] | None]:
+        path = Path(path)
+        if path.is_dir():
+            return self._read_folder(path, labelled)
+        suffix = path.suffix.lower()
+        if is_image_file(path) and not labelled:
+            return [decode(path, self.channels)], None
+        if suffix == ".npy" and not labelled:
+            return _read_npy(path), None
+        if suffix == ".npz":
+            return _read_npz(path, labelled)
+        if suffix == ".jsonl":
+            return self._read_jsonl(path, labelled)
+        if suffix == ".csv":
+            return _read_pixel_csv(path, labelled)
+        usable = ".npz, .jsonl, .csv or a folder of class folders (with a 'label' field)" if labelled else \
+            ".npy, .npz, .jsonl, .csv, an image file or a folder of images"
+        raise TicketpackError(f"{path}: an image model {'is evaluated on' if labelled else 'reads'} {usable}")
+
+    def _read_folder(self, path: Path, labelled: bool) -> tuple[list[np.ndarray], list[str] | None]:
+        if labelled:
+            classes = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+            files = [(f, c.name) for c in classes for f in sorted(c.iterdir()) if is_image_file(f)]
+        else:
+            files = [(f, None) for f in sorted(path.iterdir()) if is_image_file(f)]
+        if not files:
+            raise TicketpackError(f"{path} holds no image files" + (" in class folders" if labelled else ""))
+        images = [decode(f, self.channels) for f, _ in files]
+        return images, ([c for _, c in files] if labelled else None)
+
+    def _read_jsonl(self, path: Path, labelled: bool) -> tuple[np.ndarray, list[str] | None]:
+        inputs, labels = [], []
+        for lineno, obj in jsonl_rows(path):
+            where = f"{path}:{lineno}"
+            key = next((k for k in _JSON_KEYS if isinstance(obj, dict) and k in obj), None)
+            if key is not None:
+                inputs.append(obj[key])
+            elif isinstance(obj, list) and not labelled:
+                inputs.append(obj)
+            else:
+                raise TicketpackError(f"{where}: expected an object with 'image' (nested lists of pixel values)"
+                                      + (" and 'label'" if labelled else " or a bare array"))
+            if labelled:
+                if not isinstance(obj, dict) or "label" not in obj:
+                    raise TicketpackError(f"{where}: no 'label' field")
+                labels.append(label_text(obj["label"], where))
+        return _rectangular(inputs, path), (labels if labelled else None)
+
+    def from_request(self, inputs: list) -> np.ndarray:
+        return self._numbers(inputs)
+
+    def request_bytes(self, max_text_chars: int) -> int:
+        h, w = self.resize if self.resize is not None else (self.height, self.width)
+        return 64 * max(h * w, self.height * self.width) * self.channels + 16
+
+    def smoke_inputs(self) -> np.ndarray:
+        rng = np.random.default_rng(0)
+        return rng.uniform(self.pixel_min, self.pixel_max, size=(2, self.height, self.width, self.channels))
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise TicketpackError(f"input file not found: {path}")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise TicketpackError(f"{path} is not a readable .npy array ({str(exc).splitlines()[0][:120]})") from None
+    if arr.ndim == 0 or len(arr) == 0:
+        raise TicketpackError(f"{path} has no rows")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise TicketpackError(f"{path} holds {arr.dtype} values; an image model needs numbers")
+    return arr
+
+
+def _read_npz(path: Path, labelled: bool) -> tuple[np.ndarray, list[str] | None]:
+    from ticketpack.data.arrays import load_npz
+
+    arrays = load_npz(path)
+    if "x" not in arrays:
+        raise TicketpackError(f"{path} has no array 'x' (it has: {', '.join(sorted(arrays)) or 'none'})")
+    x = arrays["x"]
+    if not labelled:
+        return x, None
+    if "y" not in arrays:
+        raise TicketpackError(f"{path} has no array 'y' of labels")
+    y = arrays["y"]
+    if len(y) != len(x):
+        raise TicketpackError(f"{path}: 'x' has {len(x)} rows but 'y' has {len(y)}")
+    return x, [label_text(v.item() if hasattr(v, "item") else v, str(path)) for v in y]
+
+
+def _read_pixel_csv(path: Path, labelled: bool) -> tuple[np.ndarray, list[str] | None]:
+    fields, records = csv_rows(path)
+    if labelled and "label" not in fields:
+        raise TicketpackError(f"{path}: CSV needs a 'label' column")
+    pixel_cols = [f for f in fields if f != "label"]
+    inputs, labels = [], []
+    for lineno, rec in records:
+        where = f"{path}:{lineno}"
+        try:
+            inputs.append([float(rec[c]) for c in pixel_cols])
+        except (TypeError, ValueError):
+            raise TicketpackError(f"{where}: pixel columns must be numbers") from None
+        if labelled:
+            labels.append(label_text((rec.get("label") or "").strip(), where))
+    return _rectangular(inputs, path), (labels if labelled else None)
+
+
+def _rectangular(inputs: list, path: Path) -> np.ndarray:
+    if not inputs:
+        raise TicketpackError(f"{path} has no rows")
+    try:
+        return np.asarray(inputs, dtype=np.float64)  # float32 happens in preprocessing, after range checks
+    except (TypeError, ValueError):
+        raise TicketpackError(f"{path}: image rows must all have the same shape and hold numbers") from None
