@@ -128,7 +128,53 @@ def bad(digits_ticket, exported_digits, small_run, tmp_path_factory) -> Path:
     (bad / "nan-pixel.jsonl").write_text("[" + ", ".join(["NaN"] + ["0"] * 63) + "]\n")
     (bad / "wrong-shape.jsonl").write_text("[1, 2, 3]\n")
     (bad / "not-onnx.onnx").write_text("hello")
+    make_bad_data(bad / "data")
     return bad
+
+
+def _png(path: Path, size=(8, 8), value: int = 100) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((*size, 3), value, dtype=np.uint8)).save(path)
+
+
+def _folder(root: Path, classes=("a", "b"), per_class: int = 4, size=(8, 8)) -> None:
+    for k, c in enumerate(classes):
+        for i in range(per_class):
+            _png(root / c / f"{i}.png", size, 40 * k + i)
+
+
+def make_bad_data(data: Path) -> None:
+    """User data with one thing wrong per dataset directory (``{bad}/data/<case>``, the source domain is ``src``)."""
+    _folder(data / "corrupt" / "src")
+    raw = (data / "corrupt" / "src" / "a" / "0.png").read_bytes()
+    (data / "corrupt" / "src" / "a" / "0.png").write_bytes(raw[: len(raw) // 2])  # truncated
+    _folder(data / "sizes" / "src")
+    _png(data / "sizes" / "src" / "b" / "9.png", size=(10, 6))
+    _folder(data / "one-domain-class" / "src")
+    _folder(data / "one-domain-class" / "tgt", classes=("a", "b", "c"))
+    _folder(data / "empty-class" / "src")
+    (data / "empty-class" / "src" / "c").mkdir()
+    (data / "no-images" / "src").mkdir(parents=True)
+    (data / "no-images" / "src" / "notes.txt").write_text("no images here\n")
+    (data / "npz-no-y").mkdir()
+    np.savez(data / "npz-no-y" / "src.npz", x=np.zeros((12, 4)))
+    (data / "npz-lengths").mkdir()
+    np.savez(data / "npz-lengths" / "src.npz", x=np.zeros((12, 4)), y=np.zeros(10, dtype=np.int64))
+    (data / "table-words").mkdir()
+    (data / "table-words" / "src.csv").write_text("f1,f2,label\n" + "".join(f"{i},x{i},{i % 2}\n" for i in range(12)))
+    (data / "table-no-label").mkdir()
+    (data / "table-no-label" / "src.csv").write_text("f1,f2\n" + "".join(f"{i},{i},\n" for i in range(12)))
+    (data / "one-class").mkdir()
+    (data / "one-class" / "src.csv").write_text("f1,label\n" + "".join(f"{i},1\n" for i in range(12)))
+    (data / "mixed-labels").mkdir()
+    (data / "mixed-labels" / "src.jsonl").write_text("".join(
+        json.dumps({"text": f"review {i}", "label": lab}) + "\n" for i, lab in enumerate([0, 1, "pos", "neg"] * 4)))
+    (data / "factories.py").write_text(
+        "def not_a_dataset(domain):\n    return [1, 2, 3]\n\n"
+        "def raises(domain):\n    raise RuntimeError('the bucket is unreachable')\n\n"
+        "def no_kind(domain):\n    return {'x': [[0.0]] * 9, 'y': [0, 1, 2] * 3}\n")
 
 
 @pytest.fixture(scope="module")

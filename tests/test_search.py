@@ -182,7 +182,7 @@ def test_cli_config_file_sets_options_and_flags_win(tmp_path):
         (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
         (["--source", "upside-down"], "unknown digits domain"),
         (["--strategy", "lucky"], "unknown pruning strategy 'lucky'; known: global, layerwise, random"),
-        (["--model", "bow"], "takes text inputs but the dataset holds image inputs"),
+        (["--model", "bow"], "takes token ids with a vocabulary (text) but the dataset holds image 1x8x8 float32"),
         (["--prune-rate", "1.5"], "prune.rate"),
         (["--config", "missing.toml"], "cannot read config"),
         (["--dataset", str(FIXTURES / "reviews"), "--source", "garden"], "unknown domain 'garden'"),

@@ -43,6 +43,7 @@ REGISTRIES = {
     "datasets": "ticketpack.data.registry:DATASETS",
     "strategies": "ticketpack.pruning.strategies:STRATEGIES",
     "inits": "ticketpack.transfer.strategies:INITS",
+    "kinds": "ticketpack.data.kinds:KINDS",  # torch-free
 }
 
 __all__ = [
@@ -52,7 +53,7 @@ __all__ = [
 
 
 def get_registry(kind: str) -> Registry:
-    """The registry of ``kind``: models, datasets, strategies or inits."""
+    """The registry of ``kind``: models, datasets, strategies, inits or (input) kinds."""
     if kind not in REGISTRIES:
         raise TicketpackError(f"unknown kind {kind!r}; known: {', '.join(REGISTRIES)}")
     module, name = REGISTRIES[kind].split(":")

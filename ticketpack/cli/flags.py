@@ -135,6 +135,7 @@ TRAIN_FLAGS = (
     Flag("--lr", "train.lr", float),
     Flag("--optimizer", "train.optimizer"),
     Flag("--batch-size", "train.batch_size", int),
+    Flag("--loader-workers", "train.loader_workers", int),
     Flag("--seed", "seed", int),
     Flag("--threads", "threads", int),
 )

@@ -1,4 +1,4 @@
-"""`ticketpack list models|datasets|strategies|inits [PATTERN]`: what each registry holds, with its documentation."""
+"""`ticketpack list models|datasets|strategies|inits|kinds [PATTERN]`: what each registry holds, with its documentation."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from ticketpack.cli.common import JsonOpt, out
@@ -19,7 +20,7 @@ class ListConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: str = Field(description="What to list: models, datasets, strategies or inits.")
+    kind: str = Field(description="What to list: models, datasets, strategies, inits or kinds (of input).")
     pattern: str = Field("*", description="Shell-style pattern over the names, e.g. 'random*'.")
 
 
@@ -37,7 +38,7 @@ def _options(entry: Any) -> dict[str, Any]:
 
 @FLAGS.command
 def list_cmd(cfg: ListConfig, json_out: JsonOpt = False) -> None:
-    """List the registered models, datasets, pruning strategies or transfer inits, with what each one is."""
+    """List the registered models, datasets, pruning strategies, transfer inits or input kinds, with what each one is."""
     from ticketpack import get_registry
 
     kind, pattern = cfg.kind, cfg.pattern
@@ -53,6 +54,6 @@ def list_cmd(cfg: ListConfig, json_out: JsonOpt = False) -> None:
     if with_options:
         table.add_column("options")
     for r in rows:
-        opts = ", ".join(f"{k}={v!r}" for k, v in r["options"].items())
-        table.add_row(r["name"], r["doc"], *([opts] if with_options else []))
+        opts = ", ".join(f"{k}={v!r}" for k, v in r["options"].items() if k != "kind")
+        table.add_row(escape(r["name"]), escape(r["doc"]), *([escape(opts)] if with_options else []))
     out.print(table)

@@ -21,6 +21,7 @@ FLAGS = ConfigFlags(
     Flag("--source", "source"),
     Flag("--model", "model.name"),
     Flag("--model-options", "model.options", parse=json_object, metavar="JSON"),
+    Flag("--preprocessing", "preprocessing", parse=json_object, metavar="JSON"),
     Flag("--prune-include", "prune.include", list[str]),
     Flag("--prune-exclude", "prune.exclude", list[str]),
     Flag("--output-layer", "prune.output_layer"),
@@ -76,7 +77,7 @@ def search_cmd(
     if json_out:
         print_json(manifest)
         return
-    table = Table(title=f"ticket {out_dir} ({cfg.model.name} on {cfg.dataset}/{cfg.source}, seed {cfg.seed})")
+    table = Table(title=f"ticket {out_dir} ({manifest.config.model.name} on {cfg.dataset}/{cfg.source}, seed {cfg.seed})")
     n_test = manifest.dataset.split_sizes.get("test")
     for col in ("round", "weights remaining", "val acc", "test acc ± SE", "best step"):
         table.add_column(col, justify="right")

@@ -233,7 +233,7 @@ def _quantize_static(graph: onnx.ModelProto, data, config: ExportConfig) -> tupl
     """QDQ int8 calibrated on a seeded sample of the training split of the data the weights were trained on."""
     from ticketpack.export.quantize import calibration_sample, quantize_static_int8
 
-    sample = calibration_sample(data.train.x, config.calibration_samples, config.calibration_seed)
+    sample = calibration_sample(data.train, config.calibration_samples, config.calibration_seed)
     quantized = quantize_static_int8(graph, QUANTIZED_OPS, _integer_gathers(graph), sample, config.calibration_method)
     return quantized, Calibration(method=config.calibration_method, samples=len(sample), seed=config.calibration_seed,
                                   split=f"{data.dataset}/{data.domain}/train")

@@ -29,12 +29,12 @@ _METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Ent
 BATCH = 64  # examples per calibration batch: the calibrators keep per-batch tensors, so bounded memory
 
 
-def calibration_sample(x: np.ndarray, samples: int, seed: int) -> np.ndarray:
-    """``samples`` rows of ``x`` drawn without replacement by ``seed`` (all of them when there are fewer), in order."""
-    if samples >= len(x):
-        return x
-    rows = np.sort(np.random.default_rng(seed).choice(len(x), size=samples, replace=False))
-    return x[rows]
+def calibration_sample(split, samples: int, seed: int) -> np.ndarray:
+    """Model input of ``samples`` rows of ``split`` (a :class:`ticketpack.data.Split`, or an array) drawn without
+    replacement by ``seed`` (all of them when there are fewer), in order; only those rows are read."""
+    n = len(split)
+    rows = np.arange(n) if samples >= n else np.sort(np.random.default_rng(seed).choice(n, size=samples, replace=False))
+    return split.batch(rows) if hasattr(split, "batch") else split[rows]
 
 
 class _Batches(CalibrationDataReader):

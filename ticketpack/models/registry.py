@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ticketpack.data.kinds import ImagePreprocessing, InputKind, TabularPreprocessing, TextPreprocessing
+from ticketpack.data.kinds import InputKind
 from ticketpack.errors import TicketpackError
 from ticketpack.models.conv import ConvNet
 from ticketpack.models.fasttext import FastText
@@ -29,11 +29,25 @@ from ticketpack.runtime.spec import ModelSpec
 
 
 @dataclass(frozen=True)
+class Takes:
+    """What inputs a built-in model is built for, by what the input is (its shape, type, vocabulary), not by the
+    kind's name: a kind a user adds fits every model its inputs fit."""
+
+    fits: Callable[[InputKind], bool]
+    says: str  # "float tensors of any shape"
+
+
+FLOAT = Takes(lambda p: p.input_dtype == "float32", "float inputs of any shape (images, tables, ...)")
+IMAGE = Takes(lambda p: p.input_dtype == "float32" and len(p.input_shape) == 3, "float (channels, height, width) images")
+TOKENS = Takes(lambda p: "vocab_size" in p.factory_options(), "token ids with a vocabulary (text)")
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """A registered model: its factory, the input kinds it takes, and the pruning strategy it defaults to."""
 
     factory: Callable[..., nn.Module]
-    takes: tuple[type[InputKind], ...]  # the input kinds it is built for
+    takes: Takes  # the inputs it is built for
     default_strategy: str = "global"
     doc: str = ""
     recipe: dict = field(default_factory=dict)  # training defaults (TrainConfig keys) under the user's own
@@ -45,13 +59,13 @@ class ModelEntry:
 
 
 MODELS: Registry[ModelEntry] = Registry("model")
-MODELS.register("lenet-300-100", ModelEntry(MLP, (ImagePreprocessing, TabularPreprocessing), doc="LeNet-300-100, the MLP of Frankle & Carbin (2019)."))
-MODELS.register("convnet", ModelEntry(ConvNet, (ImagePreprocessing,), doc="Two 3x3 conv layers, a max-pool, two linear layers."))
+MODELS.register("lenet-300-100", ModelEntry(MLP, FLOAT, doc="LeNet-300-100, the MLP of Frankle & Carbin (2019)."))
+MODELS.register("convnet", ModelEntry(ConvNet, IMAGE, doc="Two 3x3 conv layers, a max-pool, two linear layers."))
 # global magnitude would rank N(0, 1) embeddings above the small dense layers of text models and empty them
-MODELS.register("bow", ModelEntry(BagOfWords, (TextPreprocessing,), "layerwise", "Mean of token embeddings, one hidden layer."))
-MODELS.register("textcnn", ModelEntry(TextCNN, (TextPreprocessing,), "layerwise", "Kim (2014): 1-D convolutions, max over time."))
+MODELS.register("bow", ModelEntry(BagOfWords, TOKENS, "layerwise", "Mean of token embeddings, one hidden layer."))
+MODELS.register("textcnn", ModelEntry(TextCNN, TOKENS, "layerwise", "Kim (2014): 1-D convolutions, max over time."))
 MODELS.register("fasttext", ModelEntry(
-    FastText, (TextPreprocessing,), "layerwise", "fastText: mean of hashed n-gram embeddings, optional hidden layer, logits.",
+    FastText, TOKENS, "layerwise", "fastText: mean of hashed n-gram embeddings, optional hidden layer, logits.",
     recipe={"optimizer": "adamw", "lr": 0.01, "weight_decay": 0.0, "batch_size": 32, "epochs": 20, "patience": 10},
 ))
 
@@ -88,11 +102,10 @@ def build(spec: ModelSpec, preprocessing: InputKind, num_classes: int,
         factory, _path = resolve(spec.name)
     else:
         entry = MODELS.get(spec.name)
-        if not isinstance(preprocessing, entry.takes):
-            fits = [n for n in MODELS.list() if isinstance(preprocessing, MODELS.get(n).takes)]
-            takes = " or ".join(k.model_fields["kind"].default for k in entry.takes)
+        if not entry.takes.fits(preprocessing):
+            fits = [n for n in MODELS.list() if MODELS.get(n).takes.fits(preprocessing)]
             raise TicketpackError(
-                f"model {spec.name!r} takes {takes} inputs but the dataset holds {preprocessing.kind} inputs; "
+                f"model {spec.name!r} takes {entry.takes.says} but the dataset holds {preprocessing.describe()}; "
                 f"try: {', '.join(fits) or 'a model of your own (path/to/file.py:factory)'}"
             )
         factory = entry.factory
