@@ -10,9 +10,9 @@
    two classes share each tint, so colour alone does not tell them apart; a random blob distracts and Gaussian
    noise (σ = 40 of 255) covers everything: learnable, not trivial.
 2. Runs `ticketpack search --dataset WORK/data --source src --model convnet --rounds 1 ...` as a subprocess and,
-   every --interval s until it exits, sums PSS (and RSS) from /proc/<pid>/smaps_rollup over the process and all
-   its descendants (the DataLoader's workers included); reports the peaks against the issue's 2 GB and the wall
-   time.
+   every --interval s (less often when sampling would take over --sampler-duty of a core) until it exits, sums
+   PSS (and RSS) from /proc/<pid>/smaps_rollup over the process and all its descendants (the DataLoader's workers
+   included); reports the peaks against the issue's 2 GB and the wall time.
 3. In this process, side by side: (a) the images per second that ticketpack's DataLoader delivers alone over the
    train split (--workers processes, nothing else done with the batches); (b) the training step's own rate on
    pre-loaded tensors (convnet forward + backward + optimizer step at --batch-size and --threads, no loading);
@@ -31,6 +31,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -215,25 +216,45 @@ def sample(root: int) -> tuple[int, int, int]:
     return pss, rss, procs
 
 
-def watch(cmd: list[str], log: Path, interval: float) -> dict:
-    """Run ``cmd`` (stdout and stderr to ``log``), sampling its tree's memory every ``interval`` s until it exits."""
+def _sample_until_exit(proc: subprocess.Popen, start: float, interval: float, duty: float, timeline: list,
+                       peak: dict) -> None:
+    while proc.poll() is None:
+        cpu = time.process_time()
+        t0 = time.perf_counter()
+        pss, rss, procs = sample(proc.pid)
+        t = time.perf_counter() - start
+        timeline.append((round(t, 2), pss, rss, procs))
+        if pss > peak["pss_kb"]:
+            peak["pss_kb"], peak["pss_at_s"] = pss, round(t, 2)
+        peak["rss_kb"] = max(peak["rss_kb"], rss)
+        peak["processes"] = max(peak["processes"], procs)
+        cost_cpu, cost_wall = time.process_time() - cpu, time.perf_counter() - t0
+        time.sleep(max(interval - cost_wall, (1 / duty - 1) * cost_cpu))
+
+
+def watch(cmd: list[str], log: Path, interval: float, duty: float) -> dict:
+    """Run ``cmd`` (stdout and stderr to ``log``), sampling its tree's memory every ``interval`` s until it exits.
+
+    Reading smaps_rollup walks a process's page tables (tens of ms of CPU for a 1 GB process), so the sampler waits
+    at least (1 / duty - 1) × its own last CPU cost between samples: it takes at most ``duty`` of one core from the
+    run it measures, and the achieved intervals are reported."""
     timeline = []
     peak = {"pss_kb": 0, "rss_kb": 0, "processes": 0, "pss_at_s": 0.0}
+    cpu_before = time.process_time()
     with log.open("w") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        while proc.poll() is None:
-            pss, rss, procs = sample(proc.pid)
-            t = time.perf_counter() - start
-            timeline.append((round(t, 2), pss, rss, procs))
-            if pss > peak["pss_kb"]:
-                peak["pss_kb"], peak["pss_at_s"] = pss, round(t, 2)
-            peak["rss_kb"] = max(peak["rss_kb"], rss)
-            peak["processes"] = max(peak["processes"], procs)
-            time.sleep(interval)
+        try:
+            _sample_until_exit(proc, start, interval, duty, timeline, peak)
+        finally:
+            if proc.poll() is None:  # the bench was interrupted: do not leave the search running
+                proc.terminate()
+                proc.wait()
         wall = time.perf_counter() - start
-    return {"returncode": proc.returncode, "wall_s": round(wall, 2), "samples": len(timeline), **peak,
-            "timeline": timeline}
+    gaps = np.diff([s[0] for s in timeline]) if len(timeline) > 1 else np.zeros(1)
+    return {"returncode": proc.returncode, "wall_s": round(wall, 2), "samples": len(timeline),
+            "interval_median_s": round(float(np.median(gaps)), 3), "interval_max_s": round(float(gaps.max()), 3),
+            "sampler_cpu_s": round(time.process_time() - cpu_before, 2), **peak, "timeline": timeline}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -338,8 +359,8 @@ def rates(args: argparse.Namespace) -> dict:
               f"(first batch after {got['first_batch_s']:.2f} s), step alone {out['step'][-1]:,.0f} images/s, "
               f"step fed by the loader {out['fed'][-1]:,.0f} images/s", flush=True)
     med = {k: statistics.median(v) for k, v in out.items()}
-    return {"loader_function": loader_name, "streamed": streamed, "recipe": recipe.model_dump(), "index_s": round(index_s, 2),
-            "train_images": len(data.train),
+    return {"loader_function": loader_name, "streamed": streamed, "recipe": recipe.model_dump(),
+            "index_s": round(index_s, 2), "train_images": len(data.train),
             "loader_images_per_s": med["loader"], "step_images_per_s": med["step"],
             "fed_images_per_s": med["fed"], "loader_over_step": med["loader"] / med["step"],
             "fed_over_step": med["fed"] / med["step"], "first_batch_s": med["first_batch_s"], "runs": out}
@@ -374,7 +395,9 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=300, help="training steps of the one search round")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--gen-procs", type=int, default=os.cpu_count() or 1, help="processes writing the images")
-    ap.add_argument("--interval", type=float, default=0.1, help="seconds between memory samples")
+    ap.add_argument("--interval", type=float, default=0.2, help="seconds between memory samples (at least)")
+    ap.add_argument("--sampler-duty", type=float, default=0.2,
+                    help="most of one core the memory sampler may take (it samples less often when it costs more)")
     ap.add_argument("--loader-batches", type=int, default=300, help="batches timed for the loader alone")
     ap.add_argument("--step-batches", type=int, default=30, help="steps timed for the step alone and fed")
     ap.add_argument("--repeats", type=int, default=2, help="alternations of loader / step / fed")
@@ -383,6 +406,7 @@ def main() -> None:
     ap.add_argument("--generate-only", action="store_true", help="make the image folder and stop")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed bench stops its search too (finally)
     args.work = args.work.resolve()
     args.work.mkdir(parents=True, exist_ok=True)
     nproc = os.cpu_count()
@@ -418,7 +442,7 @@ def main() -> None:
         print("$ " + " ".join(search_cmd[1:]).replace(str(exe.parent) + "/", ""), flush=True)
         log = args.work / "search.log"
         load_before = _loadavg()
-        run = watch(search_cmd, log, args.interval)
+        run = watch(search_cmd, log, args.interval, args.sampler_duty)
         run["loadavg_before"], run["loadavg_after"] = load_before, _loadavg()
         (args.work / "search_memory.json").write_text(json.dumps(run["timeline"]) + "\n")
         timeline = run.pop("timeline")
@@ -431,7 +455,11 @@ def main() -> None:
         run["under_limit"] = run["peak_pss_bytes"] < LIMIT_BYTES
         run["rounds"] = _rounds(args.work / "ticket")
         # a coarse timeline for the json: one sample per second
-        run["timeline_1s"] = [s for k, s in enumerate(timeline) if k % max(1, round(1 / args.interval)) == 0]
+        run["timeline_1s"], last = [], -1.0  # a coarse timeline for the json: about one sample per second
+        for point in timeline:
+            if point[0] - last >= 1.0:
+                run["timeline_1s"].append(point)
+                last = point[0]
         result["search"] = {"command": ["ticketpack", *search_cmd[1:]], **run}
         print(f"search: wall {run['wall_s']:.1f} s, peak PSS {run['pss_kb'] / 2**10:,.0f} MiB over up to "
               f"{run['processes']} processes (RSS sum {run['rss_kb'] / 2**10:,.0f} MiB); "
@@ -473,10 +501,12 @@ def _markdown(result: dict, args: argparse.Namespace) -> str:
                   f"{s['pss_kb'] / 2**10:,.0f} MiB ({s['peak_pss_bytes'] / 1e9:.2f} GB, "
                   f"{'under' if s['under_limit'] else 'OVER'}) |",
                   f"| peak RSS, summed (counts shared pages once per process) | {s['rss_kb'] / 2**10:,.0f} MiB |"]
+        lines.append(f"| memory samples, interval median / max; CPU the sampler took | {s['samples']:,}, "
+                     f"{s['interval_median_s']:.2f} s / {s['interval_max_s']:.2f} s; {s['sampler_cpu_s']:.0f} s |")
         for rd in s.get("rounds", []):
             lines.append(f"| round {rd['round']} ({100 * rd['weights_remaining']:.0f}% of the weights): val / test "
-                         f"accuracy, training time | {100 * rd['val_accuracy']:.1f}% / {100 * rd['test_accuracy']:.1f}%,"
-                         f" {rd['seconds']:.0f} s |")
+                         f"accuracy, training time | {100 * rd['val_accuracy']:.1f}% / "
+                         f"{100 * rd['test_accuracy']:.1f}%, {rd['seconds']:.0f} s |")
     r = result.get("rates")
     if r:
         lines += [f"| (a) loader alone, median of {args.repeats} | {r['loader_images_per_s']:,.0f} images/s |",
@@ -492,8 +522,9 @@ def _markdown(result: dict, args: argparse.Namespace) -> str:
         lines += ["", "1-minute load average before → after (other work on the machine skews the rates): "
                   + "; ".join(loads) + "."]
     if s:
-        lines += ["", "Command timed and sampled (PSS from `/proc/<pid>/smaps_rollup` every "
-                  f"{args.interval} s, over the process and all its descendants):", "", "```",
+        lines += ["", "Command timed and sampled (PSS from `/proc/<pid>/smaps_rollup`, summed over the process and "
+                  f"all its descendants, every {args.interval} s or less often when a sample costs more than "
+                  f"{100 * args.sampler_duty:.0f}% of a core):", "", "```",
                   " ".join(s["command"]), "```"]
     return "\n".join(lines) + "\n"
 

@@ -26,6 +26,9 @@ class TrainOverrides(BaseModel):
     batch_size: int | None = Field(None, ge=1, description="Examples per optimizer step.")
     epochs: int | None = Field(None, ge=1, description="Passes over the target training split.")
     iterations: int | None = Field(None, ge=1, description="Train for exactly this many steps instead of epochs.")
+    loader_workers: int | None = Field(
+        None, ge=0, le=64, description="Worker processes that read batches of streamed data (image folders, dataset "
+        "objects); in-memory data ignores it.")
 
     def apply(self, base: TrainConfig) -> TrainConfig:
         update = self.model_dump(exclude_none=True)
