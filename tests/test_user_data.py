@@ -193,6 +193,10 @@ def test_each_data_format_goes_through_every_stage(kind, tmp_path):
         assert exp.card.parity.max_abs_diff <= 1e-4 and exp.card.label_names == NAMES
         report = evaluate_model(tmp_path / "m.onnx", threads=1, batch_sizes=(1,), latency_budget_s=0.05)
     assert report.examples > 0 and report.model.accuracy == pytest.approx(exp.card.metrics.test_accuracy)
+    if kind == "image-folder":  # a folder of class folders is labelled data for `evaluate --data-file`
+        on_files = evaluate_model(tmp_path / "m.onnx", data_file=Path(dataset) / "night", threads=1, batch_sizes=(1,),
+                                  latency_budget_s=0.05)
+        assert on_files.examples == len(list((Path(dataset) / "night").rglob("*.png")))
 
     result = runner.invoke(app, ["predict", str(tmp_path / "m.onnx"), "--input",
                                  str(_predict_input(kind, dataset, tmp_path)), "--json"])

@@ -136,6 +136,10 @@ TRAIN_FLAGS = (
     Flag("--optimizer", "train.optimizer"),
     Flag("--batch-size", "train.batch_size", int),
     Flag("--loader-workers", "train.loader_workers", int),
+    Flag("--device", "train.device"),
+    Flag("--precision", "train.precision"),
+    Flag("--schedule", "train.schedule"),
+    Flag("--warmup-steps", "train.warmup_steps", int),
     Flag("--seed", "seed", int),
     Flag("--threads", "threads", int),
 )

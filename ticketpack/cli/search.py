@@ -32,6 +32,10 @@ FLAGS = ConfigFlags(
     Flag("--strategy", "prune.strategy"),
     Flag("--granularity", "prune.granularity"),
     Flag("--rewind-iter", "prune.rewind_iter", int),
+    Flag("--retrain", "prune.retrain"),
+    Flag("--finetune-lr", "prune.finetune_lr", float),
+    Flag("--init-weights", "init_weights", metavar="<path>"),
+    Flag("--train-dense/--no-train-dense", "train_dense", bool),
     *TRAIN_FLAGS,
     show_defaults=False,  # the model's training recipe and pruning strategy replace the plain defaults
 )

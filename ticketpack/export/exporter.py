@@ -323,7 +323,7 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
             ticket_manifest_sha256=sel.manifest_sha256, run_dir=str(sel.root) if sel.kind == "transfer" else None,
             exported_at=datetime.now(UTC), pruning_strategy=sel.extra.get("strategy"),
             granularity=sel.extra.get("granularity"), split_seed=sel.ticket.manifest.config.seed,
-            split=sel.ticket.manifest.config.split,
+            split=sel.ticket.manifest.config.split, init_weights_sha256=sel.ticket.manifest.init_weights_sha256,
         ),
         sparsity=_sparsity(prepared, weights),
         metrics=Metrics(

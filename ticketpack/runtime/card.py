@@ -63,6 +63,8 @@ class Provenance(_Card):
     granularity: str | None = Field(None, description="What the ticket search pruned: single weights or whole units (neuron).")
     split_seed: int | None = Field(None, description="Seed of the train/val/test split the weights were trained and tested on.")
     split: SplitConfig | None = Field(None, description="Split fractions of that split.")
+    init_weights_sha256: str | None = Field(None, description="sha256 of the user's checkpoint the ticket search "
+                                            "started from, if any.")
 
 
 class Metrics(_Card):

@@ -48,6 +48,15 @@ class PruneConfig(BaseModel):
         None, description="Module name of the output layer (pruned at output_rate); default: the prunable layer that "
         "produces the model's output, found by running an example batch."
     )
+    retrain: Literal["weight-rewind", "lr-rewind", "finetune"] = Field(
+        "weight-rewind",
+        description="How each pruning round retrains: weight-rewind (survivors back to the weights of step "
+        "rewind_iter, the checkpoint when one is given: Frankle & Carbin; Chen et al. 2020), lr-rewind (keep the "
+        "trained weights and replay the learning-rate schedule from step rewind_iter: Renda et al. 2020) or finetune "
+        "(keep the trained weights, train at finetune_lr).",
+    )
+    finetune_lr: float | None = Field(None, gt=0, description="finetune: the fixed learning rate (default: a tenth of "
+                                      "train.lr).")
     granularity: Literal["weight", "neuron"] = Field(
         "weight",
         description="What a pruning step removes: single weights, or whole units (hidden neurons, conv channels, "
@@ -98,6 +107,11 @@ class SearchConfig(BaseModel):
         "(images: resize, height, width, mean, std; text: ngrams, max_tokens, num_buckets, ...).")
     text: TextPreprocessing | None = Field(None, description="Text preprocessing (text datasets only; kept for "
                                            "older configs: the same as its options in `preprocessing`).")
+    init_weights: str | None = Field(
+        None, description="Start from your trained weights: a .safetensors file or a PyTorch state dict (read with "
+        "weights_only=True, never unpickling code). Round 0 then evaluates them as they are, unless train_dense.")
+    train_dense: bool = Field(False, description="With init_weights: train the dense model in round 0 too (otherwise "
+                              "round 0 is the checkpoint as given).")
     split: SplitConfig = Field(default_factory=SplitConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     prune: PruneConfig = Field(default_factory=PruneConfig)

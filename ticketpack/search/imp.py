@@ -34,8 +34,10 @@ from ticketpack.pruning.targets import output_layer, output_weights, parameters,
 from ticketpack.search.artifact import load_manifest
 from ticketpack.search.config import SearchConfig
 from ticketpack.search.manifest import DatasetInfo, Environment, RoundRecord, TensorFile, TicketManifest
+from ticketpack.models.checkpoint import load_into, read_checkpoint
 from ticketpack.training import train
-from ticketpack.training.train import total_steps
+from ticketpack.training.device import check_precision, describe, resolve_device
+from ticketpack.training.train import TrainResult, accuracy, total_steps
 from ticketpack.version import __version__
 
 
@@ -61,6 +63,37 @@ def derive_seed(seed: int, *parts: object) -> int:
 def load_source(config: SearchConfig) -> DomainData:
     ds = get_dataset(config.dataset)
     return ds.load(config.source, config.seed, config.split, options=config.preprocessing_options)
+
+
+def _start_state(r: int, retrain: str, init_state: dict, ticket) -> dict:
+    """The weights round ``r`` trains from: θ0 in round 0; then θk (weight-rewind) or the last round's trained
+    weights (lr-rewind, finetune), which the new mask prunes."""
+    if r == 0:
+        return init_state
+    return ticket.rewind_state() if retrain == "weight-rewind" else ticket.trained_state(r - 1)
+
+
+def _retrain_schedule(r: int, prune_cfg, train_cfg) -> dict:
+    """How round ``r`` walks the learning-rate schedule: from its start, from step k (lr-rewind), or at a fixed
+    small rate (finetune)."""
+    if r == 0 or prune_cfg.retrain == "weight-rewind":
+        return {}
+    if prune_cfg.retrain == "lr-rewind":
+        return {"schedule_from": prune_cfg.rewind_iter}
+    return {"fixed_lr": prune_cfg.finetune_lr or train_cfg.lr / 10}
+
+
+def evaluate_as_is(model, data, cfg) -> TrainResult:
+    """Round 0 of a search from a checkpoint: the user's model as given, evaluated, not trained."""
+    import time
+
+    start = time.perf_counter()
+    bf16 = cfg.precision == "bf16"
+    val = accuracy(model, data.val, workers=cfg.loader_workers, bf16=bf16)
+    test = accuracy(model, data.test, workers=cfg.loader_workers, bf16=bf16)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return TrainResult(state=state, val_accuracy=val, test_accuracy=test, best_iteration=0, iterations=0,
+                       seconds=time.perf_counter() - start)
 
 
 def dataset_fingerprint(name: str) -> dict | None:
@@ -123,11 +156,21 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
     n_rounds = prune_cfg.planned_rounds
     if prune_cfg.rewind_iter and prune_cfg.rewind_iter >= total_steps(config.train, len(data.train)):
         raise TicketpackError(f"--rewind-iter {prune_cfg.rewind_iter} is not below the steps of one training run")
+    from_checkpoint = config.init_weights is not None and not config.train_dense
+    if from_checkpoint and prune_cfg.rewind_iter and prune_cfg.retrain == "weight-rewind":
+        raise TicketpackError("--rewind-iter with --init-weights needs --train-dense (the weights of step k exist only "
+                              "if round 0 trains); without it, weight-rewind rewinds to the checkpoint")
+    device = resolve_device(config.train.device)
+    check_precision(config.train.precision, device)
 
     source = source_of(config.model)
     example = example_input(data.preprocessing)
     torch.manual_seed(derive_seed(config.seed, "init"))
     model = build(config.model, data.preprocessing, data.num_classes, example)
+    checkpoint_sha = None
+    if config.init_weights is not None:
+        state, checkpoint_sha = read_checkpoint(config.init_weights)
+        load_into(model, state, f"init weights {config.init_weights}")
     prunable = prunable_names(model, prune_cfg.include, prune_cfg.exclude)
     out_layer = prune_cfg.output_layer or output_layer(model, example)
     output_names = output_weights(model, out_layer, prunable)
@@ -162,6 +205,8 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
             output_layer=out_layer,
             model_source=source,
             init_file=_file(out, paths.init_weights(out), init_sha),
+            init_weights_sha256=checkpoint_sha,
+            device=describe(device),
             environment=Environment(
                 python=sys.version.split()[0], torch=torch.__version__, platform=platform.platform()
             ),
@@ -194,7 +239,8 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
                 output_names, prune_cfg.effective_output_rate, gen,
                 granularity=prune_cfg.granularity, structure=structure,
             )
-        model.load_state_dict(init_state if r == 0 else ticket.rewind_state())
+        model.load_state_dict(_start_state(r, prune_cfg.retrain, init_state, ticket))
+        model.to(device)
 
         def step_cb(step: int, steps: int, val: float, r: int = r) -> None:
             if on_event:
@@ -202,7 +248,12 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
 
         capture = prune_cfg.rewind_iter if (r == 0 and prune_cfg.rewind_iter > 0) else None
         train_mask = ticket.training_mask(model, mask, structure)
-        result = train(model, data, config.train, derive_seed(config.seed, "train", r), train_mask, capture, step_cb)
+        if r == 0 and from_checkpoint:
+            result = evaluate_as_is(model, data, config.train)
+        else:
+            result = train(model, data, config.train, derive_seed(config.seed, "train", r), train_mask, capture, step_cb,
+                           **_retrain_schedule(r, prune_cfg, config.train))
+        model.to("cpu")
         if r == 0:
             rewind = result.captured if capture else init_state
             manifest.rewind_file = _file(out, paths.rewind_weights(out), save_tensors(paths.rewind_weights(out), rewind))

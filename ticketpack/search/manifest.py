@@ -78,7 +78,9 @@ class TicketManifest(BaseModel):
     model_source: ModelSource | None = Field(
         None, description="The model reference and the sha256 of its factory's source file when the search ran."
     )
-    init_file: TensorFile = Field(description="θ0: the weights before any training.")
+    init_file: TensorFile = Field(description="θ0: the weights before any training (the checkpoint, when given).")
+    init_weights_sha256: str | None = Field(None, description="sha256 of the checkpoint file the search started from.")
+    device: str | None = Field(None, description="Device the search trained on (cpu, cuda:0 (name), ...).")
     rewind_file: TensorFile | None = Field(None, description="θk: the rewind point (θ0 when rewind_iter is 0).")
     rounds: list[RoundRecord] = Field(default_factory=list)
     environment: Environment

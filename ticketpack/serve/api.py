@@ -26,7 +26,8 @@ class PredictRequest(BaseModel):
 
     inputs: Union[Texts, Images] = Field(
         description="One batch: at least one input and at most the server's --max-batch; each text at most "
-        "--max-text-chars characters. Images: flat (C*H*W), H×W or C×H×W lists of raw pixel values."
+        "--max-text-chars characters. Images: flat (C*H*W), H×W, H×W×C or C×H×W lists of raw pixel values; table "
+        "rows: lists of numbers in column order."
     )
 
 

@@ -22,6 +22,7 @@ from ticketpack.data.base import DomainData, Split
 from ticketpack.pruning.mask import Mask
 from ticketpack.training.batches import batches, in_order, shuffled
 from ticketpack.training.config import TrainConfig
+from ticketpack.training.schedule import lr_factor, set_lr
 
 EpochCallback = Callable[[int, int, float], None]  # (step done, total steps, val accuracy)
 
@@ -139,12 +140,24 @@ def total_steps(cfg: TrainConfig, n_train: int) -> int:
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, split: Split, batch_size: int = 512, workers: int = 0) -> float:
+def accuracy(model: nn.Module, split: Split, batch_size: int = 512, workers: int = 0, bf16: bool = False) -> float:
     was_training = model.training
     model.eval()
-    correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in batches(split, in_order(len(split), batch_size), workers))
+    device = _device_of(model)
+    correct = 0
+    for x, y in batches(split, in_order(len(split), batch_size), workers):
+        with _autocast(device, bf16):
+            correct += int((model(x.to(device, non_blocking=True)).argmax(1).cpu() == y).sum())
     model.train(was_training)
     return correct / max(len(split), 1)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
+def _autocast(device: torch.device, bf16: bool):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
 class _Masker:
@@ -156,6 +169,7 @@ class _Masker:
         self.params, self.masks, self.rowwise = [], [], []
         for name, m in mask.items():
             p = named[name]
+            m = m.to(p.device)  # masks live where the weights do: no copy to the host per step
             if isinstance(opt, _WithSparse) and opt.keep_masked(p, m):
                 self.rowwise.append((p, m))
             else:
@@ -189,17 +203,28 @@ def train(
     mask: Mask | None = None,
     capture_at: int | None = None,
     on_progress: EpochCallback | None = None,
+    schedule_from: int = 0,
+    fixed_lr: float | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place on ``data.train``; return the best-validation weights and their metrics."""
+    """Train ``model`` in place on ``data.train`` (on the device it is on); return the best-validation weights (on
+    the CPU) and their metrics.
+
+    ``schedule_from``: replay the learning-rate schedule from this step, for the steps left of it (learning-rate
+    rewinding); ``fixed_lr``: train at this rate whatever the schedule (fine-tuning)."""
     start = time.perf_counter()
     torch.manual_seed(seed)  # dropout
     gen = torch.Generator().manual_seed(seed)
     n = len(data.train)
-    steps = total_steps(cfg, n)
+    full = total_steps(cfg, n)
+    steps = max(full - schedule_from, 1)
+    device, bf16 = _device_of(model), cfg.precision == "bf16"
+    scheduled = fixed_lr is not None or cfg.schedule != "constant" or cfg.warmup_steps > 0
     per_epoch = math.ceil(n / cfg.batch_size)
     eval_every = min(per_epoch, steps)
     workers = cfg.loader_workers
     opt = make_optimizer(model, cfg)
+    if fixed_lr is not None:
+        set_lr(opt, fixed_lr)
     masker = _Masker(model, mask, opt) if mask is not None else None
     if masker:
         masker.weights(everything=True)
@@ -212,8 +237,13 @@ def train(
     feed = batches(data.train, shuffled(n, cfg.batch_size, gen), workers)
     try:
         for xb, yb in feed:
+            if scheduled and fixed_lr is None:
+                set_lr(opt, cfg.lr * lr_factor(cfg, schedule_from + step, full))
             opt.zero_grad(set_to_none=True)
-            loss_fn(model(xb), yb).backward()
+            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+            with _autocast(device, bf16):
+                loss = loss_fn(model(xb), yb)
+            loss.backward()
             opt.step()
             if masker:
                 masker.weights()
@@ -221,7 +251,7 @@ def train(
             if capture_at is not None and step == capture_at:
                 captured = {k: v.detach().clone() for k, v in model.state_dict().items()}
             if step % eval_every == 0 or step == steps:
-                val = accuracy(model, data.val, workers=workers)
+                val = accuracy(model, data.val, workers=workers, bf16=bf16)
                 if val > best[0]:
                     best = (val, step, _copy_into(best[2], model.state_dict()))
                     stale = 0
@@ -236,13 +266,14 @@ def train(
     finally:
         feed.close()  # stops the loader's workers when training ends early
     model.load_state_dict(best[2])
-    test = accuracy(model, data.test, workers=workers)
+    test = accuracy(model, data.test, workers=workers, bf16=bf16)
+    on_cpu = device.type == "cpu"
     return TrainResult(
-        state=best[2],
+        state=best[2] if on_cpu else {k: v.cpu() for k, v in best[2].items()},
         val_accuracy=best[0],
         test_accuracy=test,
         best_iteration=best[1],
         iterations=steps,
         seconds=time.perf_counter() - start,
-        captured=captured,
+        captured=captured if on_cpu or captured is None else {k: v.cpu() for k, v in captured.items()},
     )

@@ -26,6 +26,11 @@ class TrainOverrides(BaseModel):
     batch_size: int | None = Field(None, ge=1, description="Examples per optimizer step.")
     epochs: int | None = Field(None, ge=1, description="Passes over the target training split.")
     iterations: int | None = Field(None, ge=1, description="Train for exactly this many steps instead of epochs.")
+    schedule: Literal["constant", "step", "cosine"] | None = Field(None, description="Learning-rate schedule.")
+    warmup_steps: int | None = Field(None, ge=0, description="Steps of linear learning-rate warm-up.")
+    device: str | None = Field(None, pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+                               description="Where to train: auto, cpu, cuda or cuda:N.")
+    precision: Literal["fp32", "bf16"] | None = Field(None, description="bf16: bfloat16 autocast where native.")
     loader_workers: int | None = Field(
         None, ge=0, le=64, description="Worker processes that read batches of streamed data (image folders, dataset "
         "objects); in-memory data ignores it.")

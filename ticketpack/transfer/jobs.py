@@ -25,6 +25,7 @@ from ticketpack.pruning import mask as masks
 from ticketpack.search import Ticket, search
 from ticketpack.search.imp import derive_seed
 from ticketpack.training import accuracy, train
+from ticketpack.training.device import resolve_device
 from ticketpack.transfer import layout
 from ticketpack.transfer.records import Job, JobResult, TransferPlan
 from ticketpack.transfer.strategies import INITS
@@ -161,8 +162,10 @@ def run_train_job(ctx: JobContext, job: Job) -> JobResult:
     train_seed = ctx.seed_for("train", job.seed)
     structure = ctx.structure() if ctx.ticket.granularity == "neuron" else None
     train_mask = ctx.ticket.training_mask(model, start.mask, structure)
+    model.to(resolve_device(ctx.plan.train.device))
     result = train(model, ctx.target, ctx.plan.train, train_seed, train_mask)
     source_acc = accuracy(model, ctx.source.test)  # train() leaves the best-validation weights loaded
+    model.to("cpu")
 
     root, jid = ctx.root, job.job_id
     keep = ctx.plan.config.keep_weights

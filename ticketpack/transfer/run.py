@@ -22,6 +22,7 @@ from ticketpack.data import get as get_dataset
 from ticketpack.data.base import DomainData
 from ticketpack.data.registry import DATASETS
 from ticketpack.errors import TicketpackError
+from ticketpack.training.device import check_precision, resolve_device
 from ticketpack.fileio import check_output_dir, read_model, sha256_file, write_model
 from ticketpack.models.tensors import load_tensors
 from ticketpack.pruning.mask import Mask, from_file
@@ -156,7 +157,8 @@ def _given_target_ticket(path: Path, wanted: SearchConfig, rounds: int) -> Ticke
     if differs:
         raise TicketpackError(
             f"target ticket {path} was not found by the search `target-ticket` would run (differs in: "
-            f"{', '.join(differs)}); search the target with the ticket's model, recipe, pruning and seed, or leave "
+            f"{', '.join(differs)}); search the target with the ticket's model, recipe, pruning and seed (and its "
+            "preprocessing: the search's `preprocessing` option pins it, as the ticket's manifest records it), or leave "
             "target_ticket out"
         )
     if len(m.rounds) - 1 < rounds:
@@ -179,6 +181,8 @@ def plan_run(config: TransferConfig) -> tuple[TransferPlan, JobContext]:
         ) from None
     dataset = _dataset_ref(config.dataset) if config.dataset else source_dataset
     train = config.train.apply(m.config.train)
+    device = resolve_device(train.device)  # `--device cuda` without a GPU stops here, before anything is written
+    check_precision(train.precision, device)
     target = ticket.load_data(config.target, dataset)  # unknown domain, other kind or other labels fail here
     same = (m.dataset.source_domain, source_dataset) == (config.target, dataset)
     source = target if same else ticket.load_data(m.dataset.source_domain, source_dataset)

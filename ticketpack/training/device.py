@@ -1,0 +1,42 @@
+"""``--device auto|cpu|cuda|cuda:N`` and ``--precision bf16``, checked before any work starts."""
+
+from __future__ import annotations
+
+import torch
+
+from ticketpack.errors import TicketpackError
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device ``name`` asks for; ``auto`` is the first visible CUDA GPU, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        build = "a CPU build of torch" if torch.version.cuda is None else f"torch for CUDA {torch.version.cuda}"
+        raise TicketpackError(f"device {name!r}: no CUDA GPU is visible here ({build}, torch {torch.__version__}); "
+                              "use cpu or auto (docs/gpu.md)")
+    index = int(name.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise TicketpackError(f"device {name!r}: only {torch.cuda.device_count()} CUDA GPU(s) are visible")
+    return torch.device("cuda", index)
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """bf16 only where the device runs it natively: CUDA GPUs that support it, CPUs with AVX-512 BF16 or AMX."""
+    if precision != "bf16":
+        return
+    if device.type == "cuda":
+        if not torch.cuda.is_bf16_supported():
+            raise TicketpackError(f"precision bf16: {torch.cuda.get_device_name(device)} does not support bfloat16")
+        return
+    capability = torch.backends.cpu.get_cpu_capability()
+    if not any(tag in capability for tag in ("AMX", "BF16", "AVX512_BF16")):
+        raise TicketpackError(f"precision bf16: this CPU ({capability}) has no native bfloat16 (AVX-512 BF16 or AMX); "
+                              "it would run slower than fp32: use --precision fp32")
+
+
+def describe(device: torch.device) -> str:
+    """``cuda:0 (NVIDIA H200)`` or ``cpu``."""
+    return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "cpu"
