@@ -102,12 +102,10 @@ def dataset_fingerprint(name: str) -> dict | None:
     return ds.fingerprint() if hasattr(ds, "fingerprint") else None
 
 
-def prepare_out(out: Path, resume: bool, force: bool) -> TicketManifest | None:
-    """Check the output directory before any work; return the manifest to resume from, if any."""
+def check_out(out: Path, resume: bool, force: bool) -> TicketManifest | None:
+    """Check the output directory before any work (deleting nothing); return the manifest to resume from, if any."""
     if check_output_dir(Path(out), resume, force, paths.manifest(out), "ticket"):
         return load_manifest(out)
-    if force and Path(out).exists():
-        shutil.rmtree(out)
     return None
 
 
@@ -143,7 +141,9 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
         given["model"] = ModelSpec(name=register_object(model), options=config.model.options).model_dump()
         config = type(config).model_validate(given)
     out = Path(out)
-    previous = prepare_out(out, resume, force)
+    device = resolve_device(config.train.device)  # `--device cuda` on a machine without one stops here
+    check_precision(config.train.precision, device)
+    previous = check_out(out, resume, force)
     data = load_source(config)
     config = config.for_input(data.preprocessing)
     if previous is not None:
@@ -160,8 +160,6 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
     if from_checkpoint and prune_cfg.rewind_iter and prune_cfg.retrain == "weight-rewind":
         raise TicketpackError("--rewind-iter with --init-weights needs --train-dense (the weights of step k exist only "
                               "if round 0 trains); without it, weight-rewind rewinds to the checkpoint")
-    device = resolve_device(config.train.device)
-    check_precision(config.train.precision, device)
 
     source = source_of(config.model)
     example = example_input(data.preprocessing)
@@ -182,6 +180,8 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
             raise TicketpackError(f"neuron granularity: no unit group of this model can be removed exactly ({why})")
 
     if previous is None:
+        if force and out.exists():  # only now: the data, the model and the checkpoint were all accepted
+            shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
         init_sha = save_tensors(paths.init_weights(out), model.state_dict())
         manifest = TicketManifest(
