@@ -368,6 +368,21 @@ def rates(args: argparse.Namespace) -> dict:
 
 # ---------------------------------------------------------------------------------------------------------------
 
+def phases(timeline: list) -> list[dict]:
+    """Stretches of the run with the same number of processes (main alone, + training loader workers, + evaluation
+    loader workers, ...), each with its PSS range: where the peak comes from."""
+    out: list[dict] = []
+    for t, pss, rss, procs in timeline:
+        if not out or out[-1]["processes"] != procs:
+            out.append({"from_s": t, "to_s": t, "processes": procs, "pss_min_kb": pss, "pss_max_kb": pss,
+                        "rss_max_kb": rss})
+        seg = out[-1]
+        seg["to_s"] = t
+        seg["pss_min_kb"], seg["pss_max_kb"] = min(seg["pss_min_kb"], pss), max(seg["pss_max_kb"], pss)
+        seg["rss_max_kb"] = max(seg["rss_max_kb"], rss)
+    return [seg for seg in out if seg["to_s"] - seg["from_s"] >= 2.0 and seg["processes"]]
+
+
 def _rounds(ticket: Path) -> list[dict]:
     """Each round's accuracies and training time from the ticket's manifest (round 0 is the dense network)."""
     try:
@@ -405,7 +420,13 @@ def main() -> None:
                     help="leave a part out (repeatable)")
     ap.add_argument("--generate-only", action="store_true", help="make the image folder and stop")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    ap.add_argument("--rewrite", action="store_true",
+                    help="measure nothing: rebuild image_streaming.{md,json} in --out from the last run's json and "
+                    "WORK/search_memory.json (after a change to the report)")
     args = ap.parse_args()
+    if args.rewrite:
+        _rewrite(args)
+        return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed bench stops its search too (finally)
     args.work = args.work.resolve()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -454,6 +475,7 @@ def main() -> None:
         run["peak_rss_bytes"] = run["rss_kb"] * 1024
         run["under_limit"] = run["peak_pss_bytes"] < LIMIT_BYTES
         run["rounds"] = _rounds(args.work / "ticket")
+        run["phases"] = phases(timeline)
         # a coarse timeline for the json: one sample per second
         run["timeline_1s"], last = [], -1.0  # a coarse timeline for the json: about one sample per second
         for point in timeline:
@@ -477,6 +499,22 @@ def main() -> None:
     (args.out / "image_streaming.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "image_streaming.md").write_text(_markdown(result, args))
     print(_markdown(result, args), flush=True)
+
+
+def _rewrite(args: argparse.Namespace) -> None:
+    result = json.loads((args.out / "image_streaming.json").read_text())
+    saved = argparse.Namespace(**vars(args))
+    ap_defaults = {"interval": 0.2, "sampler_duty": 0.2, "repeats": 2}
+    for key, default in ap_defaults.items():  # the run's own options, from its command line
+        flag = "--" + key.replace("_", "-")
+        argv = result["argv"]
+        setattr(saved, key, type(default)(argv[argv.index(flag) + 1]) if flag in argv else default)
+    if "search" in result:
+        timeline = json.loads((args.work / "search_memory.json").read_text())
+        result["search"]["phases"] = phases(timeline)
+    (args.out / "image_streaming.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "image_streaming.md").write_text(_markdown(result, saved))
+    print(_markdown(result, saved), flush=True)
 
 
 def _markdown(result: dict, args: argparse.Namespace) -> str:
@@ -516,6 +554,14 @@ def _markdown(result: dict, args: argparse.Namespace) -> str:
                   f"| (c) step fed by the loader | {r['fed_images_per_s']:,.0f} images/s "
                   f"({r['fed_over_step']:.2f}× the step alone) |",
                   f"| loader's first batch (worker start-up) | {r['first_batch_s']:.2f} s |"]
+    if s and s.get("phases"):
+        lines += ["", "Memory of the search by phase (stretches of 2 s or more with the same number of processes: "
+                  "1 = the command alone, +2 = the training loader's workers, +2 more = the evaluation loader's while "
+                  "the training loader's are still alive):", "",
+                  "| from (s) | to (s) | processes | PSS sum, MiB (min–max) | RSS sum max, MiB |",
+                  "|---:|---:|---:|---:|---:|"]
+        lines += [f"| {p['from_s']:.0f} | {p['to_s']:.0f} | {p['processes']} | {p['pss_min_kb'] / 2**10:,.0f}–"
+                  f"{p['pss_max_kb'] / 2**10:,.0f} | {p['rss_max_kb'] / 2**10:,.0f} |" for p in s["phases"]]
     loads = [f"{name} {part['loadavg_before'][0]:.2f} → {part['loadavg_after'][0]:.2f}"
              for name, part in (("search", s), ("rates", r)) if part]
     if loads:

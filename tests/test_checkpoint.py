@@ -168,3 +168,20 @@ def test_auto_is_the_cpu_here_and_the_manifest_says_so(tmp_path):
     m = search(SearchConfig(prune={"rounds": 0}, train={"iterations": 2}, threads=1), tmp_path / "t")
     assert m.config.train.device == "auto"
     assert m.device == ("cpu" if not torch.cuda.is_available() else m.device)
+
+
+def test_local_workers_take_gpus_in_turn(monkeypatch):
+    """Worker i of `transfer --jobs N` makes GPU i mod count its current device (what `cuda` and `auto` mean there)."""
+    from ticketpack.transfer import executors
+    from ticketpack.training.device import resolve_device
+
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    assert [executors.use_gpu_slot(i) for i in range(5)] == [0, 1, 0, 1, 0] == chosen
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    assert resolve_device("auto") == torch.device("cuda", 1) == resolve_device("cuda")
+    assert resolve_device("cuda:0") == torch.device("cuda", 0)
+    with pytest.raises(TicketpackError, match="only 2 CUDA GPU"):
+        resolve_device("cuda:2")

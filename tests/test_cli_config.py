@@ -18,7 +18,7 @@ GROUP = typer.main.get_command(app)
 # The flags that set nothing in a config file: what to read and write, how to run, how to print.
 NOT_CONFIG = {
     "search": {"out_dir", "resume", "force", "json_out"},
-    "transfer": {"out_dir", "jobs", "executor", "ray_address", "ray_timeout", "resume", "force", "json_out"},
+    "transfer": {"out_dir", "jobs", "executor", "ray_address", "ray_timeout", "gpus_per_job", "resume", "force", "json_out"},
     "report": {"run_dir", "json_out"},
     "export": {"source", "out_path", "force", "json_out"},
     "evaluate": {"model", "report_path", "json_out"},

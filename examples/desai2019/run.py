@@ -36,7 +36,7 @@ from ticketpack.search import SearchConfig, search
 from ticketpack.transfer import TransferConfig, markdown_table, open_executor, run_transfer
 from ticketpack.transfer import layout
 from ticketpack.transfer.records import TransferReport
-from ticketpack.transfer.report import fmt_interval, paired_difference
+from ticketpack.transfer.report import pooled_cell
 from ticketpack.stats import binomial_se
 
 HERE = Path(__file__).resolve().parent
@@ -87,13 +87,8 @@ def pooled_rows(reports: dict[tuple[str, str], list[TransferReport]]) -> list[st
                             pairs[o].append((ticket.target_test_accuracy, other))
             if not acc:
                 continue
-            cells = []
-            for o in COMPARED:
-                if not pairs[o]:
-                    cells.append("")
-                    continue
-                d = paired_difference(runs[0].levels[position], statistics.fmean(weights), "ticket", o, pairs[o], None)
-                cells.append(fmt_interval(d) + (" *" if d.resolved else ""))  # resolved here: the interval excludes 0
+            cells = [pooled_cell(runs[0].levels[position], statistics.fmean(weights), "ticket", o, pairs[o])
+                     for o in COMPARED]  # `*`: the interval excludes 0
             lines.append(f"| {source} → {target} | {100 * statistics.fmean(weights):.1f}% | "
                          f"{100 * statistics.fmean(acc):.1f} | " + " | ".join(cells) + " |")
     return lines

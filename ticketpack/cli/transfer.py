@@ -45,6 +45,9 @@ def transfer_cmd(
         help="Ray cluster address for --executor ray (default: start a local Ray instance).")] = None,
     ray_timeout: Annotated[float, typer.Option(
         min=0.1, help="Seconds to wait for the Ray cluster at --ray-address before giving up.")] = 30.0,
+    gpus_per_job: Annotated[float, typer.Option(
+        min=0.0, help="--executor ray: GPUs per job (0.5 puts two jobs on a GPU). Local workers spread over the "
+        "visible GPUs by themselves.")] = 0.0,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out, skipping finished jobs.")] = False,
     force: Annotated[bool, typer.Option(help="Replace an existing run in --out.")] = False,
     json_out: JsonOpt = False,
@@ -76,7 +79,8 @@ def transfer_cmd(
                     err.print(f"job {ev.done}/{ev.total} {info}{took}", highlight=False, markup=False)
 
         report = run_transfer(cfg, out_dir, resume=resume, force=force, jobs=jobs, executor=executor,
-                              ray_address=ray_address, ray_timeout_s=ray_timeout, on_event=on_event)
+                              ray_address=ray_address, ray_timeout_s=ray_timeout, gpus_per_job=gpus_per_job,
+                              on_event=on_event)
     if json_out:
         print_json(report)
         return

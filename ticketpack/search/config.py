@@ -130,10 +130,14 @@ class SearchConfig(BaseModel):
         from ticketpack.models.registry import default_strategy, recipe
 
         def plain(value):
+            if isinstance(value, str):  # model="convnet": the name alone
+                return {"name": value}
             return value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else dict(value or {})
 
         data = dict(data)
         model = plain(data.get("model"))
+        if isinstance(data.get("model"), str):
+            data["model"] = model
         if "name" not in model:
             model["name"] = _known_default_model(data.get("dataset", "digits"))
             data["model"] = model

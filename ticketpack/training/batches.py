@@ -30,8 +30,9 @@ class _SplitBatches(Dataset):
         return torch.from_numpy(x), torch.from_numpy(self.split.y[idx])
 
 
-def batches(split: Split, index_batches: Iterable[torch.Tensor], workers: int = 0, device: str = "cpu") -> Iterator[Batch]:
-    """(x, y) for each batch of row indices, in order."""
+def batches(split: Split, index_batches: Iterable[torch.Tensor], workers: int = 0, prefetch: int = 4) -> Iterator[Batch]:
+    """(x, y) for each batch of row indices, in order; streamed splits are read ``prefetch`` batches ahead by each
+    of ``workers`` processes."""
     if not split.streamed:
         x, y = torch.from_numpy(np.ascontiguousarray(split.features)), torch.from_numpy(split.y)
         for idx in index_batches:
@@ -42,7 +43,7 @@ def batches(split: Split, index_batches: Iterable[torch.Tensor], workers: int = 
         for idx in index_batches:
             yield source[idx.numpy() if isinstance(idx, torch.Tensor) else idx]
         return
-    loader = DataLoader(_SplitBatches(split), batch_size=None, num_workers=workers, prefetch_factor=4,
+    loader = DataLoader(_SplitBatches(split), batch_size=None, num_workers=workers, prefetch_factor=prefetch,
                         sampler=_AsNumpy(index_batches), pin_memory=False)
     yield from loader
 

@@ -8,16 +8,17 @@ from ticketpack.errors import TicketpackError
 
 
 def resolve_device(name: str) -> torch.device:
-    """The torch device ``name`` asks for; ``auto`` is the first visible CUDA GPU, else the CPU."""
+    """The torch device ``name`` asks for; ``auto`` and ``cuda`` are the current CUDA GPU (the first, or a transfer
+    worker's own), ``auto`` the CPU where there is none."""
     if name == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
     if name == "cpu":
         return torch.device("cpu")
     if not torch.cuda.is_available():
         build = "a CPU build of torch" if torch.version.cuda is None else f"torch for CUDA {torch.version.cuda}"
         raise TicketpackError(f"device {name!r}: no CUDA GPU is visible here ({build}, torch {torch.__version__}); "
                               "use cpu or auto (docs/gpu.md)")
-    index = int(name.partition(":")[2] or 0)
+    index = int(name.partition(":")[2] or torch.cuda.current_device())  # a worker's own GPU (use_gpu_slot)
     if index >= torch.cuda.device_count():
         raise TicketpackError(f"device {name!r}: only {torch.cuda.device_count()} CUDA GPU(s) are visible")
     return torch.device("cuda", index)

@@ -141,11 +141,15 @@ def total_steps(cfg: TrainConfig, n_train: int) -> int:
 
 @torch.no_grad()
 def accuracy(model: nn.Module, split: Split, batch_size: int = 512, workers: int = 0, bf16: bool = False) -> float:
+    """Accuracy on ``split``; a streamed split is read in batches of 256, one ahead per worker (evaluation runs
+    while the training loader's workers wait, so it keeps its own memory small)."""
     was_training = model.training
     model.eval()
     device = _device_of(model)
     correct = 0
-    for x, y in batches(split, in_order(len(split), batch_size), workers):
+    if split.streamed:
+        batch_size = min(batch_size, 256)
+    for x, y in batches(split, in_order(len(split), batch_size), workers, prefetch=1):
         with _autocast(device, bf16):
             correct += int((model(x.to(device, non_blocking=True)).argmax(1).cpu() == y).sum())
     model.train(was_training)

@@ -90,7 +90,19 @@ def _messages(jobs: list[Job], ctx: JobContext) -> list[tuple[str, str, dict[str
     return [(root, digest, job.model_dump()) for job in jobs]
 
 
-def _job_loop(threads: int, parent: int, inbox: Any, outbox: Any) -> None:
+def use_gpu_slot(slot: int) -> int | None:
+    """Make GPU ``slot % count`` this process's current CUDA device (what ``--device cuda``/``auto`` then means),
+    so that local workers spread over the visible GPUs; None where there is none."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    index = slot % torch.cuda.device_count()
+    torch.cuda.set_device(index)
+    return index
+
+
+def _job_loop(threads: int, parent: int, inbox: Any, outbox: Any, slot: int = 0) -> None:
     """A local worker process: runs the jobs from ``inbox`` until None, each with its run's context (loaded once
     per run, :class:`_Contexts`), and answers each with (job id, result, error) on ``outbox``."""
     from ticketpack.lifeline import die_with_parent
@@ -104,6 +116,7 @@ def _job_loop(threads: int, parent: int, inbox: Any, outbox: Any) -> None:
     from ticketpack.transfer.jobs import execute
 
     torch.set_num_threads(threads)
+    use_gpu_slot(slot)
     contexts = _Contexts()
     try:
         for root, digest, job in iter(inbox.get, None):
@@ -117,7 +130,8 @@ def _job_loop(threads: int, parent: int, inbox: Any, outbox: Any) -> None:
 
 @EXECUTORS("local")
 class LocalExecutor:
-    def __init__(self, workers: int, threads: int, address: str | None = None, connect_timeout_s: float = 30.0) -> None:
+    def __init__(self, workers: int, threads: int, address: str | None = None, connect_timeout_s: float = 30.0,
+                 gpus_per_job: float = 0.0) -> None:
         if address:
             raise TicketpackError("--ray-address only applies to --executor ray")
         self.workers, self.threads = workers, threads
@@ -153,7 +167,7 @@ class LocalExecutor:
         mp = multiprocessing.get_context("spawn")
         self._inbox, self._outbox = mp.Queue(), mp.Queue()
         for i in range(self.workers):
-            p = mp.Process(target=_job_loop, args=(self.threads, os.getpid(), self._inbox, self._outbox),
+            p = mp.Process(target=_job_loop, args=(self.threads, os.getpid(), self._inbox, self._outbox, i),
                            name=f"ticketpack-worker-{i}")
             p.start()
             self._procs.append(p)  # only started ones: _stop must not wait for a process that never ran
@@ -296,7 +310,9 @@ def _init_within(ray: Any, kwargs: dict[str, Any], deadline: float, address: str
 class RayExecutor:
     in_process = False
 
-    def __init__(self, workers: int, threads: int, address: str | None = None, connect_timeout_s: float = 30.0) -> None:
+    def __init__(self, workers: int, threads: int, address: str | None = None, connect_timeout_s: float = 30.0,
+                 gpus_per_job: float = 0.0) -> None:
+        self.gpus_per_job = gpus_per_job
         self.ray = require_ray()
         self.workers, self.threads, self.address = workers, threads, address
         self.connect_timeout_s = connect_timeout_s
@@ -321,7 +337,8 @@ class RayExecutor:
                 self._reaper = start_reaper()  # a killed driver leaves none of the local instance's processes
             _init_within(ray, kwargs, deadline, self.address, self.connect_timeout_s)
             self._started = True
-        self._worker = ray.remote(num_cpus=self.threads)(_RayWorker)
+        self._worker = ray.remote(num_cpus=self.threads, num_gpus=self.gpus_per_job)(_RayWorker)  # Ray sets each
+        # actor's CUDA_VISIBLE_DEVICES: a fraction (0.5) puts several jobs on one GPU
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -357,7 +374,7 @@ class RayExecutor:
 
 
 def open_executor(name: str = "local", jobs: int = 1, threads: int = 1, ray_address: str | None = None,
-                  ray_timeout_s: float = 30.0) -> Executor:
+                  ray_timeout_s: float = 30.0, gpus_per_job: float = 0.0) -> Executor:
     """An executor to use as a context manager and hand to several runs, so that its workers start once::
 
         with open_executor("local", jobs=2) as ex:
@@ -366,7 +383,11 @@ def open_executor(name: str = "local", jobs: int = 1, threads: int = 1, ray_addr
 
     ``jobs`` workers of ``threads`` torch threads each ("local": processes on this machine, in-process when
     ``jobs`` is 1; "ray": actors on ``ray_address`` or on a local Ray instance, which fails after
-    ``ray_timeout_s`` seconds when unreachable). A missing Ray extra or an unknown name fails here."""
+    ``ray_timeout_s`` seconds when unreachable). Local workers spread over the visible GPUs (worker i on GPU
+    i mod count); Ray gives each job ``gpus_per_job`` GPUs (0.5: two jobs per GPU). A missing Ray extra or an
+    unknown name fails here."""
     if jobs < 1:
         raise TicketpackError("--jobs must be at least 1")
-    return EXECUTORS.get(name)(jobs, threads, ray_address, connect_timeout_s=ray_timeout_s)
+    if gpus_per_job < 0:
+        raise TicketpackError("--gpus-per-job must be at least 0")
+    return EXECUTORS.get(name)(jobs, threads, ray_address, connect_timeout_s=ray_timeout_s, gpus_per_job=gpus_per_job)

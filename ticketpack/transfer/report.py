@@ -311,6 +311,16 @@ def fmt_interval(p: PairedDifference) -> str:
     return f"{100 * p.mean:+.1f} [{100 * p.low:+.1f}, {100 * p.high:+.1f}]"
 
 
+def pooled_cell(level: int, weights_remaining: float, reference: str, other: str,
+                pairs: list[tuple[float, float]]) -> str:
+    """A table cell for ``reference − other`` pooled over ``pairs``: ``+1.2 [-0.8, +3.1]``, marked `` *`` when its
+    interval excludes 0 (empty with no pairs). The study scripts of ``examples/`` share it."""
+    if not pairs:
+        return ""
+    d = paired_difference(level, weights_remaining, reference, other, pairs, None)
+    return fmt_interval(d) + (" *" if d.resolved else "")
+
+
 def paired_table(paired: list[PairedDifference]) -> str:
     """``reference − other`` (points), mean and 95% interval over the pairs, one row per level."""
     others = list(dict.fromkeys(p.other for p in paired))

@@ -264,6 +264,7 @@ def run_transfer(
     executor: str | Executor = "local",
     ray_address: str | None = None,
     ray_timeout_s: float = 30.0,
+    gpus_per_job: float = 0.0,
     on_event: Callable[[TransferEvent], None] | None = None,
     model: Callable | Any | None = None,
 ) -> TransferReport:
@@ -278,7 +279,7 @@ def run_transfer(
     """
     out = Path(out)
     if isinstance(executor, str):  # a missing Ray extra or a bad --jobs fails here, before anything is loaded
-        runner = open_executor(executor, jobs, config.threads, ray_address, ray_timeout_s)
+        runner = open_executor(executor, jobs, config.threads, ray_address, ray_timeout_s, gpus_per_job)
         scope = runner
     elif jobs != 1 or ray_address:
         raise TicketpackError("jobs and ray_address belong to open_executor when an executor is given")
