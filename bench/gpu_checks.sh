@@ -28,3 +28,6 @@ d = load_digits(); json.dump({'inputs': d.images[:3].tolist()}, open('${TMPDIR:-
 curl -s -X POST localhost:8765/v1/models/resnet/predict -H 'content-type: application/json' --data @${TMPDIR:-/tmp}/body.json | python3 -c "import json,sys; a=json.load(sys.stdin); print('served labels', [p['label'] for p in a['predictions']])"
 curl -s localhost:8765/v1/models | python3 -c "import json,sys; a=json.load(sys.stdin); print('served provider', [m.get('provider') for m in a.get('models', a if isinstance(a, list) else [])])"
 kill -TERM $PID; wait $PID; echo "serve exit $?"; tail -5 ${TMPDIR:-/tmp}/serve.log
+
+# Training on the GPU against all CPU cores (search round of the residual CNN, 32x32x3, batch 256; target >= 5x)
+python bench/gpu_training.py --images 20000 --steps 200 --workers 8

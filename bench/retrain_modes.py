@@ -314,6 +314,9 @@ def main() -> None:
         f" --{k} {v}" for k, v in (("models", args.models), ("jobs", args.jobs), ("threads", args.threads),
                                    ("epochs", args.epochs), ("rewind-frac", args.rewind_frac))
         if str(v) != str(ap.get_default(k.replace("-", "_"))))
+    length_note = ("(the recipes' own length)" if args.epochs == 20 else
+                   "(the recipes say 20; shortened to keep both grids well inside 30 minutes)" if args.epochs < 20 else
+                   "(the recipes say 20)")
     lines = [
         "# Retraining after pruning: weight-rewind, lr-rewind or finetune, from a trained checkpoint\n",
         f"Written by `{command}` in {wall / 60:.1f} minutes: {args.jobs} searches at a time, {args.threads} torch "
@@ -321,8 +324,8 @@ def main() -> None:
         f"{load_before[0]:.1f} / {load_before[1]:.1f} / {load_before[2]:.1f} at the start, "
         f"{load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f} at the end), so the seconds are relative "
         "costs under that load, not speeds. Each model and seed (0, 1, 2; the seed also draws the split): a dense "
-        f"checkpoint trained with the model's recipe under a cosine schedule for {args.epochs} epochs (the recipes "
-        "say 20; shortened to keep both grids near 30 minutes) without early stopping; then a search from it with "
+        f"checkpoint trained with the model's recipe under a cosine schedule for {args.epochs} epochs "
+        f"{length_note} without early stopping; then a search from it with "
         f"each `--retrain` mode, layer-wise magnitude pruning of {RATE:.0%} per round (the output layer half that), "
         f"{ROUNDS} rounds, each round trained with the same recipe: weight-rewind rewinds the survivors to the "
         f"checkpoint and replays the whole schedule, lr-rewind keeps the last round's weights and replays it from "

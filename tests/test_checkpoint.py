@@ -185,3 +185,39 @@ def test_local_workers_take_gpus_in_turn(monkeypatch):
     assert resolve_device("cuda:0") == torch.device("cuda", 0)
     with pytest.raises(TicketpackError, match="only 2 CUDA GPU"):
         resolve_device("cuda:2")
+
+
+def test_lr_rewind_from_a_checkpoint_with_k_steps(trained, tmp_path):
+    """lr-rewind from a checkpoint with rewind_iter > 0: round 0 is not trained, so the rewind file is the checkpoint;
+    each pruned round replays the schedule from step k (fewer steps than a whole run)."""
+    from ticketpack.search import SearchConfig, search
+
+    cfg = SearchConfig(init_weights=str(trained["safetensors"]), prune={"rounds": 1, "retrain": "lr-rewind",
+                                                                       "rewind_iter": 5},
+                       train={"iterations": 20, "batch_size": 64, "schedule": "cosine"}, threads=1)
+    m = search(cfg, tmp_path / "t")
+    assert m.rewind_file.sha256 == m.init_file.sha256
+    assert m.rounds[1].iterations == 15
+
+
+def test_weight_rewind_to_step_k_from_a_checkpoint_needs_train_dense(trained, tmp_path):
+    from ticketpack.search import SearchConfig, search
+
+    cfg = SearchConfig(init_weights=str(trained["safetensors"]), prune={"rounds": 1, "rewind_iter": 5},
+                       train={"iterations": 20}, threads=1)
+    with pytest.raises(TicketpackError, match="needs --train-dense"):
+        search(cfg, tmp_path / "t")
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_ticket_from_a_checkpoint_transfers_from_the_checkpoint_under_its_mask(trained, tmp_path):
+    from ticketpack.search import SearchConfig, search
+    from ticketpack.transfer import TransferConfig, run_transfer
+
+    search(SearchConfig(init_weights=str(trained["safetensors"]), prune={"rounds": 1}, train=TINY, threads=1),
+           tmp_path / "t")
+    report = run_transfer(TransferConfig(ticket=str(tmp_path / "t"), target="rot30", inits=["ticket"], seeds=1,
+                                         levels=[1], train={"iterations": 1, "lr": 1e-12}, threads=1), tmp_path / "r")
+    (result,) = report.results
+    # one step at a rate too small to move anything: the checkpoint's accuracy on the source, pruned once
+    assert result.source_test_accuracy > 0.8

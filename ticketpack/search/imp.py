@@ -255,7 +255,7 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
                            **_retrain_schedule(r, prune_cfg, config.train))
         model.to("cpu")
         if r == 0:
-            rewind = result.captured if capture else init_state
+            rewind = result.captured if result.captured is not None else init_state  # θk, or θ0 (a checkpoint: not trained)
             manifest.rewind_file = _file(out, paths.rewind_weights(out), save_tensors(paths.rewind_weights(out), rewind))
         mask_sha = save_tensors(paths.round_mask(out, r), masks.to_file(mask))
         weights_sha = save_tensors(paths.round_weights(out, r), result.state)
