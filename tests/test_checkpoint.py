@@ -221,3 +221,12 @@ def test_a_ticket_from_a_checkpoint_transfers_from_the_checkpoint_under_its_mask
     (result,) = report.results
     # one step at a rate too small to move anything: the checkpoint's accuracy on the source, pruned once
     assert result.source_test_accuracy > 0.8
+
+
+def test_deterministic_mode_gives_the_cpu_ticket_and_restores_torch(tmp_path):
+    from ticketpack.search import SearchConfig, search
+
+    plain = search(SearchConfig(prune={"rounds": 1}, train=TINY, threads=1), tmp_path / "a")
+    strict = search(SearchConfig(prune={"rounds": 1}, train={**TINY, "deterministic": True}, threads=1), tmp_path / "b")
+    assert [r.mask_sha256 for r in strict.rounds] == [r.mask_sha256 for r in plain.rounds]
+    assert not torch.are_deterministic_algorithms_enabled()

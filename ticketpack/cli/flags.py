@@ -138,6 +138,7 @@ TRAIN_FLAGS = (
     Flag("--loader-workers", "train.loader_workers", int),
     Flag("--device", "train.device"),
     Flag("--precision", "train.precision"),
+    Flag("--deterministic/--no-deterministic", "train.deterministic", bool),
     Flag("--schedule", "train.schedule"),
     Flag("--warmup-steps", "train.warmup_steps", int),
     Flag("--seed", "seed", int),

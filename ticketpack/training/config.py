@@ -33,6 +33,9 @@ class TrainConfig(BaseModel):
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="bf16: forward passes in bfloat16 autocast where the device supports it natively "
         "(weights, masks and optimizer state stay float32).")
+    deterministic: bool = Field(
+        False, description="Deterministic kernels (torch.use_deterministic_algorithms) for repeatable GPU runs, at some "
+        "cost in speed; the CPU is deterministic either way.")
     loader_workers: int = Field(
         2, ge=0, le=64, description="Worker processes that read and preprocess batches of data that is not held in "
         "memory (image folders, dataset objects); 0 reads them in the training process. In-memory data ignores it.",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 from ticketpack.errors import TicketpackError
@@ -36,6 +40,24 @@ def check_precision(precision: str, device: torch.device) -> None:
     if not any(tag in capability for tag in ("AMX", "BF16", "AVX512_BF16")):
         raise TicketpackError(f"precision bf16: this CPU ({capability}) has no native bfloat16 (AVX-512 BF16 or AMX); "
                               "it would run slower than fp32: use --precision fp32")
+
+
+@contextmanager
+def deterministic_scope(enabled: bool) -> Iterator[None]:
+    """Deterministic kernels while the block runs (cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG``, set to ``:4096:8``
+    unless the user set it), then the caller's settings again."""
+    if not enabled:
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.benchmark = before[1]
 
 
 def describe(device: torch.device) -> str:

@@ -22,6 +22,7 @@ from ticketpack.data.base import DomainData, Split
 from ticketpack.pruning.mask import Mask
 from ticketpack.training.batches import batches, in_order, shuffled
 from ticketpack.training.config import TrainConfig
+from ticketpack.training.device import deterministic_scope
 from ticketpack.training.schedule import lr_factor, set_lr
 
 EpochCallback = Callable[[int, int, float], None]  # (step done, total steps, val accuracy)
@@ -199,7 +200,7 @@ def _copy_into(kept: dict[str, torch.Tensor] | None, state: dict[str, torch.Tens
     return kept
 
 
-def train(
+def _train(
     model: nn.Module,
     data: DomainData,
     cfg: TrainConfig,
@@ -210,11 +211,6 @@ def train(
     schedule_from: int = 0,
     fixed_lr: float | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place on ``data.train`` (on the device it is on); return the best-validation weights (on
-    the CPU) and their metrics.
-
-    ``schedule_from``: replay the learning-rate schedule from this step, for the steps left of it (learning-rate
-    rewinding); ``fixed_lr``: train at this rate whatever the schedule (fine-tuning)."""
     start = time.perf_counter()
     torch.manual_seed(seed)  # dropout
     gen = torch.Generator().manual_seed(seed)
@@ -281,3 +277,23 @@ def train(
         seconds=time.perf_counter() - start,
         captured=captured if on_cpu or captured is None else {k: v.cpu() for k, v in captured.items()},
     )
+
+
+def train(
+    model: nn.Module,
+    data: DomainData,
+    cfg: TrainConfig,
+    seed: int,
+    mask: Mask | None = None,
+    capture_at: int | None = None,
+    on_progress: EpochCallback | None = None,
+    schedule_from: int = 0,
+    fixed_lr: float | None = None,
+) -> TrainResult:
+    """Train ``model`` in place on ``data.train`` (on the device it is on); return the best-validation weights (on
+    the CPU) and their metrics; with ``cfg.deterministic``, on deterministic kernels.
+
+    ``schedule_from``: replay the learning-rate schedule from this step, for the steps left of it (learning-rate
+    rewinding); ``fixed_lr``: train at this rate whatever the schedule (fine-tuning)."""
+    with deterministic_scope(cfg.deterministic):
+        return _train(model, data, cfg, seed, mask, capture_at, on_progress, schedule_from, fixed_lr)

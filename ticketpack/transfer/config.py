@@ -31,6 +31,7 @@ class TrainOverrides(BaseModel):
     device: str | None = Field(None, pattern=r"^(auto|cpu|cuda(:\d+)?)$",
                                description="Where to train: auto, cpu, cuda or cuda:N.")
     precision: Literal["fp32", "bf16"] | None = Field(None, description="bf16: bfloat16 autocast where native.")
+    deterministic: bool | None = Field(None, description="Deterministic kernels (repeatable GPU runs).")
     loader_workers: int | None = Field(
         None, ge=0, le=64, description="Worker processes that read batches of streamed data (image folders, dataset "
         "objects); in-memory data ignores it.")
