@@ -249,3 +249,19 @@ def test_a_refused_search_with_force_deletes_nothing(places, bad, tmp_path):
     result, _, _ = run_case(Case(0, 2, "search --out {bad}/ticket-to-keep --force --source banana", []), places, tmp_path)
     assert result.exit_code == 2 and "unknown digits domain 'banana'" in result.stderr
     assert sorted(p.name for p in (bad / "ticket-to-keep").iterdir()) == before
+
+
+def test_an_output_path_through_a_symlink_loop_is_one_line_exit_2(tmp_path):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    result = runner.invoke(app, ["search", "--out", str(loop / "t"), "--rounds", "1"])
+    assert result.exit_code == 2 and "Too many levels of symbolic links" in result.output, result.output
+
+
+def test_export_onto_a_symlink_needs_force(places, tmp_path):
+    target = tmp_path / "elsewhere.onnx"
+    link = tmp_path / "m.onnx"
+    link.symlink_to(target)  # dangling: exists() is False, yet writing would replace the link
+    result = runner.invoke(app, ["export", places["ticket"], "--out", str(link)])
+    assert result.exit_code == 2 and "already exists; use --force" in result.output, result.output
+    assert link.is_symlink() and not target.exists()

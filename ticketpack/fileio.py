@@ -202,11 +202,52 @@ def _first_existing(path: Path) -> Path:
     return p
 
 
+def _probe(path: Path, flag: str) -> None:
+    """Create the missing directories of ``path`` and a file in the deepest, then remove all of it again: whatever
+    the file system says no to (a missing parent under /proc, a symlink loop, a name too long, a read-only mount)
+    is one line naming ``flag`` and the reason, before any work starts."""
+    created: list[Path] = []
+    try:
+        base = _first_existing(path)
+        missing = []
+        p = Path(os.path.abspath(path))
+        while p != base:
+            missing.append(p)
+            p = p.parent
+        for d in reversed(missing):
+            d.mkdir()
+            created.append(d)
+        fd, probe = tempfile.mkstemp(prefix=".ticketpack-probe-", dir=created[-1] if created else base)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise TicketpackError(f"{flag} {path} cannot be created: {exc.strerror or exc}") from None
+    finally:
+        for d in reversed(created):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+
+
+def _exists(path: Path, flag: str) -> bool:
+    try:
+        path.stat()
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError as exc:  # a symlink loop, a name too long, a component that is a file
+        if exc.errno == 20:  # ENOTDIR: a file where a directory should be (said below, by _first_existing)
+            return False
+        raise TicketpackError(f"{flag} {path}: {exc.strerror}") from None
+
+
 def check_creatable_dir(out: Path, flag: str = "--out") -> None:
     """Refuse, before any work, an output directory that cannot be created or written: a path under a file, an
-    existing file, or a place without write permission."""
+    existing file, a place without write permission, or anything else the file system refuses (probed by creating
+    it and removing it again)."""
     out = Path(out)
-    if out.exists():
+    if _exists(out, flag):
         if not out.is_dir():
             raise TicketpackError(f"{flag} {out} exists and is not a directory")
         if not os.access(out, os.W_OK | os.X_OK):
@@ -217,20 +258,26 @@ def check_creatable_dir(out: Path, flag: str = "--out") -> None:
         raise TicketpackError(f"{flag} {out} cannot be created: {base} is a file, not a directory")
     if not os.access(base, os.W_OK | os.X_OK):
         raise TicketpackError(f"{flag} {out} cannot be created: no permission to write in {base}")
+    _probe(out, flag)
 
 
 def check_writable_file(path: Path, flag: str, force: bool | None = None) -> None:
     """Refuse, before any work, a file that cannot be written (its directory cannot be created or written, or it is
     a directory); with ``force`` given (not None), an existing file also needs ``force``."""
     path = Path(path)
-    if path.is_dir():
+    exists = _exists(path, flag)
+    if exists and path.is_dir():
         raise TicketpackError(f"{flag} {path} is a directory; give a file name")
     base = _first_existing(path.parent)
     if not base.is_dir():
         raise TicketpackError(f"{flag} {path}: cannot write it: {base} is a file, not a directory")
     if not os.access(base, os.W_OK | os.X_OK):
         raise TicketpackError(f"{flag} {path}: cannot write it: no permission to write in {base}")
-    if path.exists() and force is False:
+    if not exists and not path.is_symlink():
+        _probe(path.parent, flag)
+        if len(path.name.encode()) > 255:
+            raise TicketpackError(f"{flag} {path} cannot be created: File name too long")
+    if (exists or path.is_symlink()) and force is False:  # a symlink, even a dangling one, is replaced only on --force
         raise TicketpackError(f"{flag} {path} already exists; use --force to replace it")
 
 
@@ -244,6 +291,9 @@ def check_output_dir(out: Path, resume: bool, force: bool, marker: Path, what: s
     if resume and force:
         raise TicketpackError("--resume and --force contradict each other; pick one")
     if not out.exists():
+        if resume:
+            raise TicketpackError(f"--resume: {out} does not exist, so there is nothing to resume; leave out --resume "
+                                  "to start a new one")
         return False
     if not out.is_dir():
         raise TicketpackError(f"--out {out} exists and is not a directory")
