@@ -42,11 +42,18 @@ def read_mapping(path: Path) -> dict[str, Any]:
         raise TicketpackError(f"config {path} does not parse: {exc}") from None
     except Exception as exc:  # yaml.YAMLError without importing yaml eagerly
         if type(exc).__module__.startswith("yaml"):
-            raise TicketpackError(f"config {path} does not parse: {exc}") from None
+            raise TicketpackError(f"config {path} does not parse: {_yaml_problem(exc)}") from None
         raise
     if not isinstance(data, dict):
         raise TicketpackError(f"config {path} must hold a mapping of options")
     return data
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """PyYAML's error as one line: what is wrong, and where (line and column, 1-based)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
 
 
 def validation_message(exc: ValidationError, where: str) -> str:

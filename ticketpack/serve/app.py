@@ -338,7 +338,8 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
         empty = any(e.get("type") == "too_short" and _field(e["loc"]) == "inputs" for e in errors)
         if empty:
             return _error(422, "empty_batch", "inputs is empty: give at least one input", "inputs")
-        return _error(422, "invalid_request", f"{field or 'body'}: {first['msg']}", field)
+        msg = first["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's own message
+        return _error(422, "invalid_request", f"{field or 'body'}: {msg}", field)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
