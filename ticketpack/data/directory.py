@@ -21,7 +21,7 @@ from ticketpack.data.arrays import load_npz, numeric_column, read_table
 from ticketpack.data.base import DomainData, SplitConfig
 from ticketpack.data.domain import DomainSource, assemble
 from ticketpack.data.files import csv_header
-from ticketpack.data.images import channels_of, header, is_image_file
+from ticketpack.data.images import channels_of, headers, is_image_file
 from ticketpack.data.kinds import ImagePreprocessing, InputKind, TabularPreprocessing
 from ticketpack.data.rows import ArrayRows, ImageFiles
 from ticketpack.data.text import read_text_domain
@@ -57,8 +57,7 @@ class ImageFolder(DomainFormat):
         files = [f for pairs in found.values() for f, _ in pairs]
         sizes: dict[tuple[int, int], Path] = {}
         modes = set()
-        for f in files:
-            h, w, mode = header(f)
+        for f, (h, w, mode) in zip(files, headers(files)):
             sizes.setdefault((h, w), f)
             modes.add(mode)
         channels = 1 if all(channels_of(m) == 1 for m in modes) else 3
