@@ -281,6 +281,14 @@ def check_writable_file(path: Path, flag: str, force: bool | None = None) -> Non
         raise TicketpackError(f"{flag} {path} already exists; use --force to replace it")
 
 
+def check_resumable(out: Path, resume: bool) -> None:
+    """The command line's ``--resume`` of a directory that does not exist: nothing to resume (the library's
+    ``resume=True`` means "continue it if it is there", which the pipeline's own steps rely on)."""
+    if resume and not Path(out).exists():
+        raise TicketpackError(f"--resume: {out} does not exist, so there is nothing to resume; leave out --resume "
+                              "to start a new one")
+
+
 def check_output_dir(out: Path, resume: bool, force: bool, marker: Path, what: str) -> bool:
     """Check ``--out``/``--resume``/``--force`` before any work; True when ``out`` holds a run to resume.
 
@@ -291,9 +299,6 @@ def check_output_dir(out: Path, resume: bool, force: bool, marker: Path, what: s
     if resume and force:
         raise TicketpackError("--resume and --force contradict each other; pick one")
     if not out.exists():
-        if resume:
-            raise TicketpackError(f"--resume: {out} does not exist, so there is nothing to resume; leave out --resume "
-                                  "to start a new one")
         return False
     if not out.is_dir():
         raise TicketpackError(f"--out {out} exists and is not a directory")

@@ -50,9 +50,10 @@ def search_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Find a lottery ticket by iterative magnitude pruning with rewinding on a source domain."""
-    from ticketpack.fileio import check_creatable_dir
+    from ticketpack.fileio import check_creatable_dir, check_resumable
     from ticketpack.search import SearchEvent, search
 
+    check_resumable(out_dir, resume)
     check_creatable_dir(out_dir)  # before any data loads
     check_domain(cfg.dataset, cfg.source)  # before --force deletes anything
     with Progress(

@@ -54,11 +54,12 @@ def transfer_cmd(
 ) -> None:
     """Re-train a ticket on a target domain under several initializations, against dense and random baselines."""
     from ticketpack.errors import TicketpackError
-    from ticketpack.fileio import check_creatable_dir
+    from ticketpack.fileio import check_creatable_dir, check_resumable
     from ticketpack.transfer import TransferEvent, run_transfer
 
     if out_dir is None:
         raise TicketpackError("--out is required: the run directory to write")
+    check_resumable(out_dir, resume)
     check_creatable_dir(out_dir)  # before the ticket and data load
     with Progress(
         TextColumn("[bold]jobs"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
