@@ -26,6 +26,37 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
         raise TicketpackError(f"{path} is not a readable .npz file ({str(exc).splitlines()[0][:120] or 'truncated'})") from None
 
 
+def load_npy(path: Path) -> np.ndarray:
+    """A ``.npy`` array of numbers, read without pickle."""
+    if not Path(path).is_file():
+        raise TicketpackError(f"input file not found: {path}")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise TicketpackError(f"{path} is not a readable .npy array ({str(exc).splitlines()[0][:120]})") from None
+    if arr.ndim == 0 or len(arr) == 0:
+        raise TicketpackError(f"{path} has no rows")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise TicketpackError(f"{path} holds {arr.dtype} values; the model needs numbers")
+    return arr
+
+
+def labelled_arrays(arrays: dict[str, np.ndarray], xk: str, yk: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays ``xk`` (rows of numbers) and ``yk`` (one label per row) of an ``.npz`` file, checked to fit together."""
+    if xk not in arrays:
+        raise TicketpackError(f"{path} has no array {xk!r} (it has: {', '.join(sorted(arrays)) or 'none'})")
+    if yk not in arrays:
+        raise TicketpackError(f"{path} has {xk!r} but no {yk!r} of labels")
+    x, y = arrays[xk], arrays[yk]
+    if y.ndim != 1:
+        raise TicketpackError(f"{path}: {yk!r} must be one label per row; it has shape {y.shape}")
+    if len(x) != len(y):
+        raise TicketpackError(f"{path}: {xk!r} has {len(x)} rows but {yk!r} has {len(y)}")
+    if not np.issubdtype(x.dtype, np.number):
+        raise TicketpackError(f"{path}: {xk!r} holds {x.dtype} values; it must hold numbers")
+    return x, y
+
+
 def read_table(path: Path) -> dict[str, list]:
     """Columns of a ``.csv`` or ``.parquet`` file by name, in file order (values as read: strings for CSV)."""
     path = Path(path)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ticketpack.data.arrays import load_npz, numeric_column, read_table
+from ticketpack.data.arrays import labelled_arrays, load_npz, numeric_column, read_table
 from ticketpack.data.base import DomainData, SplitConfig
 from ticketpack.data.domain import DomainSource, assemble
 from ticketpack.data.files import csv_header
@@ -113,15 +113,7 @@ class NpzArrays(DomainFormat):
 
 
 def _xy(arrays: dict[str, np.ndarray], xk: str, yk: str, path: Path) -> tuple[np.ndarray, list]:
-    if yk not in arrays:
-        raise TicketpackError(f"{path} has {xk!r} but no {yk!r} of labels")
-    x, y = arrays[xk], arrays[yk]
-    if y.ndim != 1:
-        raise TicketpackError(f"{path}: {yk!r} must be one label per row; it has shape {y.shape}")
-    if len(x) != len(y):
-        raise TicketpackError(f"{path}: {xk!r} has {len(x)} rows but {yk!r} has {len(y)}")
-    if not np.issubdtype(x.dtype, np.number):
-        raise TicketpackError(f"{path}: {xk!r} holds {x.dtype} values; it must hold numbers")
+    x, y = labelled_arrays(arrays, xk, yk, path)
     return x, y.tolist()
 
 

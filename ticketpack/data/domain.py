@@ -39,11 +39,21 @@ class DomainSource:
     check: Callable[[dict[str, Any]], None] | None = None  # refuses options the rows cannot take (before fitting)
 
 
+def _is_number(value: object) -> bool:
+    """An int label, or a string of digits (``"7"`` from a CSV is the class 7)."""
+    return isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.strip().lstrip("-").isdigit())
+
+
+def _label_name(value: object) -> str:
+    """The class name a label value stands for: a number as its integer text, a word as itself."""
+    return str(int(value)) if _is_number(value) else str(value).strip()
+
+
 def label_names_of(values: list, where: str) -> list[str]:
     """The sorted class names of label values: numbers (ints, or strings of digits) sort as numbers, words as text;
     a mix of the two is refused (``0, 1, "pos", "neg"`` would silently be four classes)."""
     distinct = {str(v).strip() if isinstance(v, str) else v for v in values}
-    numeric = {v for v in distinct if isinstance(v, (int, np.integer)) or (isinstance(v, str) and v.lstrip("-").isdigit())}
+    numeric = {v for v in distinct if _is_number(v)}
     words = distinct - numeric
     if numeric and words:
         raise TicketpackError(
@@ -66,8 +76,7 @@ def check_same_labels(have: list[str], want: list[str], where: str, labels_of: s
 
 def _index(values: list, names: list[str]) -> np.ndarray:
     index = {n: i for i, n in enumerate(names)}
-    return np.fromiter((index[str(int(v)) if isinstance(v, (int, np.integer)) or (isinstance(v, str) and v.strip().lstrip("-").isdigit())
-                              else str(v).strip()] for v in values), dtype=np.int64, count=len(values))
+    return np.fromiter((index[_label_name(v)] for v in values), dtype=np.int64, count=len(values))
 
 
 class _LRU:

@@ -100,12 +100,6 @@ def read_rows(path: Path) -> list[tuple[str, int | str]]:
     return rows
 
 
-def sort_labels(labels: set[int | str]) -> list[int | str]:
-    if all(isinstance(v, int) for v in labels):
-        return sorted(labels)
-    return sorted(labels, key=str)
-
-
 def read_text_domain(path: Path, where: str) -> DomainSource:
     """A ``.jsonl``/``.csv`` text domain, exact duplicate rows dropped (they would leak between splits)."""
     try:

@@ -11,6 +11,7 @@ import hashlib
 import platform
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,10 +21,10 @@ import torch
 
 from ticketpack import paths
 from ticketpack.data import get as get_dataset
-from ticketpack.data.base import DomainData
 from ticketpack.errors import TicketpackError
 from ticketpack.fileio import check_output_dir, write_model
 from ticketpack.models import build, example_input
+from ticketpack.models.checkpoint import load_into, read_checkpoint
 from ticketpack.models.factory import check_source, source_of
 from ticketpack.models.scope import torch_scope
 from ticketpack.models.tensors import save_tensors
@@ -34,7 +35,6 @@ from ticketpack.pruning.targets import output_layer, output_weights, parameters,
 from ticketpack.search.artifact import load_manifest
 from ticketpack.search.config import SearchConfig
 from ticketpack.search.manifest import DatasetInfo, Environment, RoundRecord, TensorFile, TicketManifest
-from ticketpack.models.checkpoint import load_into, read_checkpoint
 from ticketpack.training import train
 from ticketpack.training.device import check_precision, describe, resolve_device
 from ticketpack.training.train import TrainResult, accuracy, total_steps
@@ -60,11 +60,6 @@ def derive_seed(seed: int, *parts: object) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def load_source(config: SearchConfig) -> DomainData:
-    ds = get_dataset(config.dataset)
-    return ds.load(config.source, config.seed, config.split, options=config.preprocessing_options)
-
-
 def _start_state(r: int, retrain: str, init_state: dict, ticket) -> dict:
     """The weights round ``r`` trains from: θ0 in round 0; then θk (weight-rewind) or the last round's trained
     weights (lr-rewind, finetune), which the new mask prunes."""
@@ -85,8 +80,6 @@ def _retrain_schedule(r: int, prune_cfg, train_cfg) -> dict:
 
 def evaluate_as_is(model, data, cfg) -> TrainResult:
     """Round 0 of a search from a checkpoint: the user's model as given, evaluated, not trained."""
-    import time
-
     start = time.perf_counter()
     bf16 = cfg.precision == "bf16"
     val = accuracy(model, data.val, workers=cfg.loader_workers, bf16=bf16)
@@ -94,12 +87,6 @@ def evaluate_as_is(model, data, cfg) -> TrainResult:
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return TrainResult(state=state, val_accuracy=val, test_accuracy=test, best_iteration=0, iterations=0,
                        seconds=time.perf_counter() - start)
-
-
-def dataset_fingerprint(name: str) -> dict | None:
-    """A dataset factory's source file and sha256 (None for names and directories)."""
-    ds = get_dataset(name)
-    return ds.fingerprint() if hasattr(ds, "fingerprint") else None
 
 
 def check_out(out: Path, resume: bool, force: bool) -> TicketManifest | None:
@@ -144,7 +131,8 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
     device = resolve_device(config.train.device)  # `--device cuda` on a machine without one stops here
     check_precision(config.train.precision, device)
     previous = check_out(out, resume, force)
-    data = load_source(config)
+    dataset = get_dataset(config.dataset)
+    data = dataset.load(config.source, config.seed, config.split, options=config.preprocessing_options)
     config = config.for_input(data.preprocessing)
     if previous is not None:
         check_source(previous.model_source, config.model)
@@ -192,7 +180,7 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
             dataset=DatasetInfo(
                 name=config.dataset,
                 kind=data.preprocessing.kind,
-                factory=dataset_fingerprint(config.dataset),
+                factory=dataset.fingerprint() if hasattr(dataset, "fingerprint") else None,  # a factory's source
                 source_domain=config.source,
                 label_names=data.label_names,
                 preprocessing=data.preprocessing,

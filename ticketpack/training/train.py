@@ -10,6 +10,7 @@ follows.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -200,7 +201,19 @@ def _copy_into(kept: dict[str, torch.Tensor] | None, state: dict[str, torch.Tens
     return kept
 
 
-def _train(
+def _deterministic_if_asked(fn: Callable[..., TrainResult]) -> Callable[..., TrainResult]:
+    """Run ``fn(model, data, cfg, ...)`` on deterministic kernels when ``cfg.deterministic`` asks for them."""
+
+    @functools.wraps(fn)
+    def run(model: nn.Module, data: DomainData, cfg: TrainConfig, *args, **kwargs) -> TrainResult:
+        with deterministic_scope(cfg.deterministic):
+            return fn(model, data, cfg, *args, **kwargs)
+
+    return run
+
+
+@_deterministic_if_asked
+def train(
     model: nn.Module,
     data: DomainData,
     cfg: TrainConfig,
@@ -211,6 +224,11 @@ def _train(
     schedule_from: int = 0,
     fixed_lr: float | None = None,
 ) -> TrainResult:
+    """Train ``model`` in place on ``data.train`` (on the device it is on); return the best-validation weights (on
+    the CPU) and their metrics; with ``cfg.deterministic``, on deterministic kernels.
+
+    ``schedule_from``: replay the learning-rate schedule from this step, for the steps left of it (learning-rate
+    rewinding); ``fixed_lr``: train at this rate whatever the schedule (fine-tuning)."""
     start = time.perf_counter()
     torch.manual_seed(seed)  # dropout
     gen = torch.Generator().manual_seed(seed)
@@ -277,23 +295,3 @@ def _train(
         seconds=time.perf_counter() - start,
         captured=captured if on_cpu or captured is None else {k: v.cpu() for k, v in captured.items()},
     )
-
-
-def train(
-    model: nn.Module,
-    data: DomainData,
-    cfg: TrainConfig,
-    seed: int,
-    mask: Mask | None = None,
-    capture_at: int | None = None,
-    on_progress: EpochCallback | None = None,
-    schedule_from: int = 0,
-    fixed_lr: float | None = None,
-) -> TrainResult:
-    """Train ``model`` in place on ``data.train`` (on the device it is on); return the best-validation weights (on
-    the CPU) and their metrics; with ``cfg.deterministic``, on deterministic kernels.
-
-    ``schedule_from``: replay the learning-rate schedule from this step, for the steps left of it (learning-rate
-    rewinding); ``fixed_lr``: train at this rate whatever the schedule (fine-tuning)."""
-    with deterministic_scope(cfg.deterministic):
-        return _train(model, data, cfg, seed, mask, capture_at, on_progress, schedule_from, fixed_lr)

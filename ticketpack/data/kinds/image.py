@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
+from ticketpack.data.arrays import labelled_arrays, load_npy, load_npz
 from ticketpack.data.files import csv_rows, jsonl_rows, label_text
 from ticketpack.data.images import centre_crop, decode, is_image_file, resize_bilinear
 from ticketpack.data.kinds.base import InputKind
@@ -121,13 +122,9 @@ class ImagePreprocessing(InputKind):
 
     def _batch(self, raw: Any) -> np.ndarray:
         """A raw batch → (N, H, W, C) float64 at the model's size."""
-        if isinstance(raw, np.ndarray) and raw.dtype != object:
-            x = raw
-        elif isinstance(raw, (list, tuple)) and raw and all(isinstance(r, np.ndarray) for r in raw):
-            return np.stack([self._one(self._numbers(r)) for r in raw]) if raw else np.zeros((0, *self.input_shape))
-        else:
-            x = raw
-        x = self._numbers(x)
+        if isinstance(raw, (list, tuple)) and raw and all(isinstance(r, np.ndarray) for r in raw):
+            return np.stack([self._one(self._numbers(r)) for r in raw])  # decoded files: each at its own size
+        x = self._numbers(raw)
         c, h, w = self.input_shape
         if x.shape == (c, h, w) or x.shape == (h, w, c) or (c == 1 and x.shape == (h, w)):
             x = x[None]
@@ -174,7 +171,7 @@ class ImagePreprocessing(InputKind):
         if is_image_file(path) and not labelled:
             return [decode(path, self.channels)], None
         if suffix == ".npy" and not labelled:
-            return _read_npy(path), None
+            return load_npy(path), None
         if suffix == ".npz":
             return _read_npz(path, labelled)
         if suffix == ".jsonl":
@@ -226,35 +223,14 @@ class ImagePreprocessing(InputKind):
         return rng.uniform(self.pixel_min, self.pixel_max, size=(2, self.height, self.width, self.channels))
 
 
-def _read_npy(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise TicketpackError(f"input file not found: {path}")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise TicketpackError(f"{path} is not a readable .npy array ({str(exc).splitlines()[0][:120]})") from None
-    if arr.ndim == 0 or len(arr) == 0:
-        raise TicketpackError(f"{path} has no rows")
-    if not np.issubdtype(arr.dtype, np.number):
-        raise TicketpackError(f"{path} holds {arr.dtype} values; an image model needs numbers")
-    return arr
-
-
 def _read_npz(path: Path, labelled: bool) -> tuple[np.ndarray, list[str] | None]:
-    from ticketpack.data.arrays import load_npz
-
     arrays = load_npz(path)
-    if "x" not in arrays:
-        raise TicketpackError(f"{path} has no array 'x' (it has: {', '.join(sorted(arrays)) or 'none'})")
-    x = arrays["x"]
     if not labelled:
-        return x, None
-    if "y" not in arrays:
-        raise TicketpackError(f"{path} has no array 'y' of labels")
-    y = arrays["y"]
-    if len(y) != len(x):
-        raise TicketpackError(f"{path}: 'x' has {len(x)} rows but 'y' has {len(y)}")
-    return x, [label_text(v.item() if hasattr(v, "item") else v, str(path)) for v in y]
+        if "x" not in arrays:
+            raise TicketpackError(f"{path} has no array 'x' (it has: {', '.join(sorted(arrays)) or 'none'})")
+        return arrays["x"], None
+    x, y = labelled_arrays(arrays, "x", "y", path)
+    return x, [label_text(v, str(path)) for v in y.tolist()]
 
 
 def _read_pixel_csv(path: Path, labelled: bool) -> tuple[np.ndarray, list[str] | None]:

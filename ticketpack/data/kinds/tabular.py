@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from ticketpack.data.arrays import numeric_column, read_table
+from ticketpack.data.arrays import load_npy, numeric_column, read_table
 from ticketpack.data.files import jsonl_rows, label_text
 from ticketpack.data.kinds.base import InputKind
 from ticketpack.errors import TicketpackError
@@ -103,9 +103,7 @@ class TabularPreprocessing(InputKind):
                 raise TicketpackError(f"{path} has no rows")
             return rows, (labels if labelled else None)
         if suffix == ".npy" and not labelled:
-            from ticketpack.data.kinds.image import _read_npy
-
-            return _read_npy(path), None
+            return load_npy(path), None
         raise TicketpackError(f"{path}: a table model reads .csv, .parquet, .jsonl" + ("" if labelled else " or .npy") + " files")
 
     def smoke_inputs(self) -> np.ndarray:
