@@ -102,3 +102,20 @@ def shared_data_or_skip() -> Path:
     if not (mdsd / "books.jsonl").exists():
         pytest.skip(f"shared review data not found at {mdsd} (it lives beside the repository as ../shared)")
     return mdsd
+
+
+@pytest.fixture(scope="session")
+def signing_keys(tmp_path_factory) -> tuple[Path, Path]:
+    """A fresh P-256 key pair as PEM files: (private key, public key), made with `cryptography` (the sign extra)."""
+    pytest.importorskip("model_signing", reason="needs the sign extra: pip install 'ticketpack[sign]'")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    where = tmp_path_factory.mktemp("keys")
+    private, public = where / "signing-key.pem", where / "signing-key.pub.pem"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    return private, public

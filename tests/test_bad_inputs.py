@@ -118,6 +118,7 @@ def bad(digits_ticket, exported_digits, small_run, tmp_path_factory) -> Path:
             init.CopyFrom(numpy_helper.from_array(changed, init.name))
             break
     onnx.save(model, str(bad / "changed-weight.onnx"))
+    make_forged_cards(exported_digits, bad)
 
     (bad / "lr-inf.toml").write_text("[train]\nlr = inf\n")
     (bad / "rounds-at-top.toml").write_text("rounds = 3\n")
@@ -126,10 +127,55 @@ def bad(digits_ticket, exported_digits, small_run, tmp_path_factory) -> Path:
     huge[5] = 1e308
     (bad / "huge-pixel.jsonl").write_text(json.dumps(huge) + "\n")
     (bad / "nan-pixel.jsonl").write_text("[" + ", ".join(["NaN"] + ["0"] * 63) + "]\n")
+    (bad / "inf-pixel.jsonl").write_text("[" + ", ".join(["0", "Infinity"] + ["0"] * 62) + "]\n")
+    np.save(bad / "minus-inf-pixel.npy", np.array([[0.0] * 63 + [-np.inf]]))
+    (bad / "far-pixel.jsonl").write_text("[" + ", ".join(["1e38"] + ["0"] * 63) + "]\n")
     (bad / "wrong-shape.jsonl").write_text("[1, 2, 3]\n")
     (bad / "not-onnx.onnx").write_text("hello")
     make_bad_data(bad / "data")
     return bad
+
+
+def make_forged_cards(exported: Path, bad: Path) -> None:
+    """Copies of an exported model whose card was edited after export (``{bad}/forged-card-*.onnx``), a signed copy
+    changed after signing and the key pair (``{bad}/signed-then-changed.onnx``, ``{bad}/signing-key[.pub].pem``)."""
+    import onnx
+
+    from ticketpack.runtime.card import CARD_KEY
+
+    def forge(name: str, edit, src: Path = exported) -> Path:
+        model = onnx.load(str(src))
+        for prop in model.metadata_props:
+            if prop.key == CARD_KEY:
+                card = json.loads(prop.value)
+                edit(card)
+                prop.value = json.dumps(card)
+        onnx.save(model, str(bad / name))
+        return bad / name
+
+    forge("forged-card-weights-remaining.onnx", lambda c: c["sparsity"].update(weights_remaining=0.01))
+    forge("forged-card-layer-sparsity.onnx", lambda c: c["sparsity"]["layers"][0].update(weights_remaining=0.01))
+    forge("forged-card-labels.onnx", lambda c: c.update(label_names=[*c["label_names"], "extra"]))
+    forge("forged-card-accuracy.onnx", lambda c: c["metrics"].update(test_accuracy=0.999))
+    forge("forged-card-accuracy-2.onnx", lambda c: c["metrics"].update(test_accuracy=2.0))
+    forge("forged-card-domain.onnx", lambda c: c["provenance"].update(source_domain="../../etc"))
+    try:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        from ticketpack.runtime.signing import sign_file, signature_path, signer
+    except ImportError:  # without the sign extra its cases fail, naming the extra
+        return
+    key = ec.generate_private_key(ec.SECP256R1())
+    (bad / "signing-key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (bad / "signing-key.pub.pem").write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    signed = bad / "signed.onnx"
+    shutil.copy(exported, signed)
+    sign_file(signed, signer(bad / "signing-key.pem"))
+    changed = forge("signed-then-changed.onnx", lambda c: c.update(label_names=c["label_names"][::-1]), src=signed)
+    shutil.copy(signature_path(signed), signature_path(changed))
 
 
 def _png(path: Path, size=(8, 8), value: int = 100) -> None:
@@ -212,6 +258,11 @@ def clean_failures(case: Case, result, runtime_warnings, absent) -> list[str]:
         error_lines = [ln for ln in errors if ln.startswith("error:")]
         if len(error_lines) != 1 or errors[-1] != error_lines[0]:
             problems.append(f"stderr does not end in exactly one 'error:' line: {errors[-3:]}")
+        # without a terminal (CI, a log, this runner) status lines ("opening …", "validating 1 model…") stay quiet:
+        # a failing command says one thing; only warnings about the input may precede it
+        chatter = [ln for ln in errors[:-1] if not ln.startswith("warning:")]
+        if chatter:
+            problems.append(f"stderr has more than the error: {chatter[:3]}")
     problems += [f"wrote {p}" for p in absent if Path(p).exists()]
     return problems
 

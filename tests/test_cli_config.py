@@ -4,6 +4,7 @@ other flag is on a short list, every command reads `--config FILE`, and a wrong 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import typer.main
@@ -20,11 +21,11 @@ NOT_CONFIG = {
     "search": {"out_dir", "resume", "force", "json_out"},
     "transfer": {"out_dir", "jobs", "executor", "ray_address", "ray_timeout", "gpus_per_job", "resume", "force", "json_out"},
     "report": {"run_dir", "json_out"},
-    "export": {"source", "out_path", "force", "json_out"},
-    "evaluate": {"model", "report_path", "json_out"},
+    "export": {"source", "out_path", "force", "sign", "json_out"},
+    "evaluate": {"model", "report_path", "json_out", "verbose"},
     "validate": {"model", "json_out"},
     "predict": {"model", "texts", "input_file", "json_out"},
-    "serve": set(),
+    "serve": {"verbose"},
     "demo": {"out_dir", "json_out"},
     "list": {"json_out"},
 }
@@ -161,5 +162,8 @@ def test_flags_win_over_the_config_file(tmp_path):
     cfg = tmp_path / "validate.toml"
     cfg.write_text("strict = false\n")
     flags = _flags("validate")
-    assert flags.build(cfg, {"strict": True}).strict is True
-    assert flags.build(cfg, {"strict": None}).strict is False
+    assert flags.build(cfg, {"strict": True, "verify": None}).strict is True
+    assert flags.build(cfg, {"strict": None, "verify": None}).strict is False
+    cfg.write_text('strict = false\nverify = "from-file.pem"\n')
+    assert flags.build(cfg, {"strict": None, "verify": None}).verify == Path("from-file.pem")
+    assert flags.build(cfg, {"strict": None, "verify": Path("flag.pem")}).verify == Path("flag.pem")

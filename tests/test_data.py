@@ -126,3 +126,17 @@ def test_image_preprocessing_accepts_flat_and_2d_inputs_and_rejects_bad_shapes()
     assert float(prep.transform(flat).max()) == 1.0
     with pytest.raises(TicketpackError, match="shape"):
         prep.transform(np.zeros((2, 7, 7)))
+
+
+def test_docs_state_the_text_featurization_the_card_records():
+    """docs/data.md gives the same recipe as the card's `featurization` and `bucket_rule` (the card is tested to be
+    enough to recompute the ids in tests/test_runtime_only.py)."""
+    from pathlib import Path
+
+    from ticketpack.data.kinds.text import BUCKET_RULE, FEATURIZATION
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text(encoding="utf-8")
+    assert TextPreprocessing().bucket_rule == BUCKET_RULE and TextPreprocessing().featurization == FEATURIZATION
+    for needle in (BUCKET_RULE, "str.lower", "re.findall", "ngram_separator", "0xEDB88320", "pad_id"):
+        assert needle in doc and (needle in FEATURIZATION or needle == BUCKET_RULE), needle
+

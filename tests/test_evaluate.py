@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from ticketpack.cli.app import app
 from ticketpack.errors import GateFailed, TicketpackError
 from ticketpack.evaluate import EvaluationReport, Gates, evaluate_model
-from ticketpack.evaluate.latency import LatencyBudget, measure_interleaved, median_ci_pct
+from ticketpack.evaluate.latency import LatencyBudget, calls_per_run, measure_interleaved, median_ci_pct
 from ticketpack.export.exporter import export_model
 
 from conftest import FIXTURES
@@ -42,6 +42,7 @@ def test_baseline_run_prints_accuracy_latency_and_size_ratios(exported_digits, d
     assert "vs baseline: speed-up" in out and "x @1" in out and "x @16" in out
     assert "file size" in out and "the baseline's" in out and "accuracy" in out and "points" in out
     assert "p50" in out and "baseline" in out
+    assert "runs × calls" in out and "the figures are per call" in out  # how many calls each figure covers
 
 
 def test_report_compares_model_and_baseline_from_one_run(report, exported_digits, dense_digits):
@@ -68,6 +69,17 @@ def test_latency_figures_are_ordered_and_counted(report):
 
 def test_interleaving_gives_model_and_baseline_the_same_run_count(report):
     assert [s.runs for s in report.model.latency] == [s.runs for s in report.baseline.latency]
+    assert [s.calls_per_run for s in report.model.latency] == [s.calls_per_run for s in report.baseline.latency]
+
+
+def test_the_json_report_states_the_calls_each_latency_figure_covers(exported_digits):
+    result = runner.invoke(app, ["evaluate", str(exported_digits), "--json", "--threads", "1", "--batch-sizes", "1",
+                                 "--latency-budget", "0.1"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    (stats,) = doc["model"]["latency"]
+    assert stats["calls_per_run"] >= 1 and stats["runs"] >= 20
+    assert "calls_per_run" in doc["latency_note"]
 
 
 def test_accuracy_comes_with_per_class_accuracy_and_a_confusion_matrix(report):
@@ -219,3 +231,49 @@ def test_latency_measurement_stops_within_its_time_budget():
     (stats,) = measure_interleaved([lambda: time.sleep(0.001)], 1, LatencyBudget(max_seconds=0.15, min_seconds=0.05, target_ci_pct=0.0))
     assert time.perf_counter() - start < 0.6
     assert not stats.stable and stats.runs >= 20
+
+
+def _tiny_onnx_runner():
+    """session.run of a one-node Add graph on 4 floats: a call of a few microseconds."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    io = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 4]) for name in ("x", "y")]
+    graph = helper.make_graph([helper.make_node("Add", ["x", "x"], ["y"])], "tiny", io[:1], io[1:])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    feed = {"x": np.ones((1, 4), np.float32)}
+    return lambda: session.run(["y"], feed)
+
+
+def test_a_microsecond_model_is_timed_stable_in_grouped_runs():
+    """Single calls of a few µs hit the run cap before the time floor and were reported unstable; timed in groups
+    (autorange), model and baseline alike get a stable median within the default budget."""
+    model, baseline = _tiny_onnx_runner(), _tiny_onnx_runner()
+    stats = measure_interleaved([model, baseline], 1, LatencyBudget())
+    for s in stats:
+        assert s.stable, s
+        assert s.calls_per_run > 1 and s.runs >= 20
+        assert s.p50_ms < LatencyBudget.min_timing_s * 1e3  # each figure is per call, not per group
+        assert s.calls_per_run * s.mean_ms >= 0.2 * LatencyBudget.min_timing_s * 1e3  # the groups are not tiny
+    assert stats[0].calls_per_run == stats[1].calls_per_run
+
+
+def test_autorange_grows_the_calls_per_run_until_a_run_lasts_long_enough():
+    now = [0]
+
+    def clock() -> int:
+        return now[0]
+
+    def call_of(ns: int):
+        def run() -> None:
+            now[0] += ns
+        return run
+
+    budget = LatencyBudget(min_timing_s=1e-4)  # 100 µs
+    assert calls_per_run([call_of(7_000)], budget, clock) == (20, 1 + 2 + 5 + 10 + 20)  # 20 × 7 µs ≥ 100 µs
+    assert calls_per_run([call_of(200_000)], budget, clock) == (1, 1)  # long enough alone
+    # the shortest of several runners decides: every runner's runs must last long enough
+    assert calls_per_run([call_of(200_000), call_of(3_000)], budget, clock)[0] == 50

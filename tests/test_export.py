@@ -133,6 +133,57 @@ def test_sparse_file_is_smaller_than_dense_and_shrinks_with_sparsity(exports):
     assert sparse.file_bytes < exports[("lenet", "compact", "none")][1].file_bytes
 
 
+@pytest.mark.parametrize("name", ["lenet", "bow"])
+@pytest.mark.parametrize("fmt,quantize", VARIANTS)
+def test_the_card_names_exactly_the_tensors_the_file_stores_as_bit_masks(exports, name, fmt, quantize):
+    path, result = exports[(name, fmt, quantize)]
+    inits = {t.name for t in onnx.load(str(path)).graph.initializer}
+    bitmasked = sorted(n.removesuffix(".values") for n in inits if n.endswith(".values"))
+    remaps = sorted(n.removesuffix(".bits") for n in inits if n.endswith(".bits") and n[:-5] + ".values" not in inits)
+    export = result.card.export
+    assert sorted(export.rank_encoded) == remaps
+    if fmt == "sparse":
+        assert sorted(export.bitmask_encoded) == bitmasked
+        assert export.sparse_encoding == ("bitmask" if bitmasked else None)
+    else:
+        assert export.bitmask_encoded is None and export.sparse_encoding is None and bitmasked == []
+    if (name, fmt, quantize) == ("lenet", "sparse", "none"):  # unstructured, ~12% of the weights: the encoding pays
+        assert bitmasked and result.format_note is None
+
+
+def test_a_neuron_ticket_exported_sparse_says_it_stored_nothing_sparse_and_names_compact(neuron_ticket, tmp_path):
+    out = tmp_path / "m.onnx"
+    res = runner.invoke(app, ["export", str(neuron_ticket), "--level", "2", "--format", "sparse", "-o", str(out),
+                              "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    card = read_card(out)
+    assert card.export.format == "sparse"
+    assert card.export.bitmask_encoded == [] and card.export.sparse_encoding is None
+    assert not [t.name for t in onnx.load(str(out)).graph.initializer if t.name.endswith((".values", ".bits"))]
+    warning = [ln for ln in res.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warning) == 1 and "stored no weight as values + bit mask" in warning[0], res.stderr
+    assert "use --format compact" in warning[0]
+    assert "none (every weight stored dense)" in res.stdout
+
+
+def test_a_compact_export_that_removes_nothing_names_sparse():
+    from onnx import TensorProto, helper, numpy_helper
+
+    from ticketpack.export.exporter import _format_note
+
+    w = np.zeros((32, 32), dtype=np.float32)
+    w[::4, ::4] = 1.0  # 1/16 of the weights, none of them a whole row or column apart
+    graph = helper.make_model(helper.make_graph(
+        [helper.make_node("MatMul", ["input", "fc.weight.T"], ["logits"])], "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 32])],
+        [numpy_helper.from_array(w, "fc.weight.T")]))
+    note = _format_note("compact", {"fc": [32, 32]}, [], graph)
+    assert note is not None and "removed nothing" in note and "--format sparse would store 1 of its weights" in note
+    assert _format_note("compact", {"fc": [8, 32]}, [], graph) is None  # compaction removed units: it paid
+    assert _format_note("sparse", {"fc": [32, 32]}, ["fc.weight.T"], graph) is None
+
+
 def test_int8_shrinks_the_file_and_reports_the_accuracy_change(exports):
     q = exports[("lenet", "dense", "int8")][1]
     assert q.size_ratio < 0.35
@@ -348,6 +399,7 @@ def test_cli_exports_and_prints_the_result_as_json(digits_ticket, tmp_path):
     result = ExportResult.model_validate_json(res.stdout)
     assert result.path == str(out) and out.stat().st_size == result.file_bytes
     assert result.card.export.format == "sparse" and result.card.export.sparse_encoding == "bitmask"
+    assert result.card.export.bitmask_encoded and result.format_note is None
 
 
 def test_cli_table_shows_the_size_relative_to_the_unpruned_dense_export(digits_ticket, tmp_path):

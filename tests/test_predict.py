@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 import ticketpack
 from ticketpack.cli.app import app
+from ticketpack.data.kinds import InputRangeWarning
 from ticketpack.errors import TicketpackError
 from ticketpack.evaluate.predict import Predictions
 from ticketpack.runtime.card import CARD_KEY
@@ -91,6 +92,41 @@ def test_wrong_image_shape_is_a_usage_error(exported_digits, tmp_path):
     np.save(path, np.zeros((3, 5), dtype=np.float32))
     result = runner.invoke(app, ["predict", str(exported_digits), "--input", str(path)])
     assert result.exit_code == 2 and "shape" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_pixels_are_refused_in_one_line(exported_digits, digit_images, tmp_path, value):
+    images = digit_images.copy()
+    images[3, 2, 5] = value
+    path = tmp_path / "bad.npy"
+    np.save(path, images)
+    result = runner.invoke(app, ["predict", str(exported_digits), "--input", str(path)])
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    want = "error: image input 3 holds NaN or infinite values (1 of 5 images do): give finite pixel values"
+    assert result.exit_code == 2 and lines == [want], result.output
+    with pytest.raises(TicketpackError, match="NaN or infinite"):
+        ticketpack.load(exported_digits).predict(images)
+
+
+def test_pixels_far_beyond_the_training_range_are_predicted_with_a_warning(exported_digits, digit_images, tmp_path):
+    images = digit_images.copy()
+    images[1, 4, 4] = 1e38
+    path = tmp_path / "far.npy"
+    np.save(path, images)
+    result = runner.invoke(app, ["predict", str(exported_digits), "--input", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    preds = Predictions.model_validate_json(result.stdout)
+    assert len(preds.rows) == 5 and len(preds.warnings) == 1
+    assert "1 of 5 images (#1) hold pixel values far outside the range the model was trained on, 0 to 16" in preds.warnings[0]
+    warned = [ln for ln in result.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warned) == 1 and "#1" in warned[0] and "1e+38" in warned[0]
+    with pytest.warns(InputRangeWarning, match="far outside the range"):
+        ticketpack.load(exported_digits).predict(images)
+    ok = tmp_path / "ok.npy"
+    np.save(ok, digit_images)
+    result = runner.invoke(app, ["predict", str(exported_digits), "--input", str(ok), "--json"])
+    assert result.exit_code == 0 and Predictions.model_validate_json(result.stdout).warnings == []
+    assert "warning:" not in result.stderr
 
 
 def test_texts_for_an_image_model_are_a_usage_error(exported_digits):

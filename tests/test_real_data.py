@@ -24,6 +24,24 @@ def test_every_review_domain_loads_balanced_with_its_documented_duplicates_dropp
     assert abs(float(data.test.y.mean()) - 0.5) < 0.05  # stratified
 
 
+def test_the_text_defaults_say_what_they_do_to_the_real_reviews():
+    """serve's default --max-text-chars takes every shared review; max_tokens cuts the one review the field's
+    description names, by what it says (bench/text_lengths.py prints the same figures)."""
+    from ticketpack.data import TextPreprocessing
+    from ticketpack.data.text import read_rows
+    from ticketpack.serve.config import ServeConfig
+
+    texts = [t for f in sorted(shared_data_or_skip().glob("*.jsonl")) for t, _ in read_rows(f)]
+    prep = TextPreprocessing()
+    ids = np.array([len(prep.tokens(t)) for t in texts])
+    longest = max(len(t) for t in texts)
+    assert longest == 21_217 and ServeConfig.model_fields["max_text_chars"].default >= 1.5 * longest
+    cut = ids[ids > prep.max_tokens]
+    assert len(texts) == 6000 and list(cut) == [10_599]  # one review, losing 2,407 ids
+    description = TextPreprocessing.model_fields["max_tokens"].description
+    assert "10,599 ids" in description and "2,407" in description and "6,000 reviews" in description
+
+
 def test_books_ticket_transfers_to_electronics_and_serves_raw_reviews_through_onnx(tmp_path):
     mdsd = shared_data_or_skip()
     cfg = SearchConfig.model_validate({

@@ -83,9 +83,9 @@ def test_evaluate_a_text_model_on_a_labelled_file_checks_its_digest(models, tmp_
     report = tmp_path / "report.json"
     result = runner.invoke(app, ["evaluate", str(models["text"]), "--data-file", str(REVIEWS / "electronics.jsonl"),
                                  "--batch-sizes", "1,4", "--latency-budget", "0.2", "--threads", "1",
-                                 "--report", str(report)])
+                                 "--report", str(report), "--verbose"])
     assert result.exit_code == 0, result.output
-    assert "weights digest of text" in result.stderr
+    assert "weights digest of text" in result.stderr  # a status line: printed with --verbose
     body = json.loads(report.read_text())
     assert body["model"]["weights_digest_verified"] and body["examples"] > 0
 
@@ -96,6 +96,74 @@ def test_the_python_api_loads_and_predicts(models):
     clf = ticketpack.load(models["text"])
     labels = clf.predict(["great", "awful"])
     assert len(labels) == 2 and set(labels) <= set(clf.labels)
+
+
+def _card_json(path: Path) -> dict:
+    """The card as the file stores it: JSON in the ONNX metadata, read without ticketpack's card model."""
+    import onnx
+
+    return json.loads({p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}["ticketpack"])
+
+
+def test_the_text_card_alone_reproduces_the_ids_ticketpack_computes(models):
+    """A client in another language has only the card: its fields and the rule it states. Reimplemented here from
+    them with re and zlib alone (the bucket rule evaluated as written), the ids match ticketpack's exactly."""
+    import re
+    import zlib
+
+    import ticketpack
+
+    prep = _card_json(models["text"])["preprocessing"]
+    assert prep["kind"] == "text" and prep["hash"] == "crc32" and prep["tokenizer"] == "regex"
+    for step in ("str.lower", "re.findall", "ngram_separator", "bucket_rule", "zlib", "0xEDB88320", "pad_id"):
+        assert step in prep["featurization"], step
+
+    def ids(text: str) -> list[int]:
+        if prep["lowercase"]:
+            text = text.lower()
+        words = re.findall(prep["token_pattern"], text)
+        tokens = list(words)
+        for n in range(2, prep["ngrams"] + 1):
+            tokens += [prep["ngram_separator"].join(words[i : i + n]) for i in range(len(words) - n + 1)]
+        rule = {"crc32": zlib.crc32, "utf8": lambda t: t.encode("utf-8"), "num_buckets": prep["num_buckets"]}
+        out = [eval(prep["bucket_rule"], {"__builtins__": {}}, {**rule, "token": t}) for t in tokens]
+        out = out[: prep["max_tokens"]]
+        return out + [prep["pad_id"]] * (prep["max_tokens"] - len(out))
+
+    samples = [
+        "A wonderful book, I couldn't put it down!",
+        "Don't buy: the USB cable broke after 2 weeks... REFUND please",
+        "Caf\u00e9 cr\u00e8me, na\u00efve fa\u00e7ade; Stra\u00dfe \u212aelvin \u0130stanbul \U0001F600 emoji",
+        "tab\tand\nnew lines   and    spaces",
+        " ".join(f"word{i}" for i in range(200)),  # more ids than max_tokens: cut
+        "x",
+    ]
+    want = ticketpack.load(models["text"]).prepare(samples)
+    got = np.array([ids(s) for s in samples], dtype=np.int64)
+    assert got.shape == want.shape and np.array_equal(got, want)
+    assert (got[4] != 0).all()  # the long sample fills every slot: the cut is part of what was checked
+
+
+def test_a_card_written_before_storage_featurization_and_pixel_range_were_recorded_still_loads(models):
+    from ticketpack.runtime.card import parse_card
+
+    for name, path in models.items():
+        doc = _card_json(path)
+        for key in ("bitmask_encoded", "rank_encoded"):
+            doc["export"].pop(key)
+        for key in ("ngram_separator", "bucket_rule", "featurization", "train_pixel_min", "train_pixel_max"):
+            doc["preprocessing"].pop(key, None)
+        card = parse_card(json.dumps(doc), name)
+        assert card.export.bitmask_encoded is None and card.export.rank_encoded is None
+        prep = card.preprocessing
+        if name == "text":
+            assert prep.transform(["a fine book"]).shape == (1, prep.max_tokens)
+        else:  # no training range recorded: pixel_min..pixel_max alone, and a pixel of 1e38 is still told
+            assert prep.train_pixel_min is None and prep.input_range == (prep.pixel_min, prep.pixel_max)
+            image = np.zeros((1, *prep.input_shape[1:]))
+            assert prep.transform_checked(image)[1] is None
+            image[0, 0, 0] = 1e38
+            assert prep.transform_checked(image)[1].rows == (0,)
 
 
 def test_serve_app_answers_predictions(models):

@@ -181,6 +181,7 @@ BAD_REQUESTS = [
     ("empty text", "/v1/models/reviews/predict", {"json": {"inputs": [""]}}, 422, "empty_text", "inputs.0"),
     ("all-space text", "/v1/models/reviews/predict", {"json": {"inputs": ["fine", " \t\n "]}}, 422, "empty_text", "inputs.1"),
     ("1e308 pixel", "/v1/models/digits/predict", {"json": {"inputs": [[1e308] + [0.0] * 63]}}, 422, "invalid_input", "inputs"),
+    ("-Infinity pixel", "/v1/models/digits/predict", {"content": b'{"inputs": [[0,-Infinity' + b",0" * 62 + b"]]}", "headers": {"content-type": "application/json"}}, 422, "invalid_input", "inputs"),
     ("batch over the limit", "/v1/models/reviews/predict", {"json": {"inputs": ["x"] * (MAX_BATCH + 1)}}, 413, "batch_too_large", "inputs"),
     ("text over the limit", "/v1/models/reviews/predict", {"json": {"inputs": ["ok", "y" * (MAX_TEXT + 1)]}}, 413, "text_too_long", "inputs.1"),
 ]
@@ -260,6 +261,7 @@ SAME_ANSWER = [
     ("an extra key", "digits", {"json": {"inputs": _PIXELS, "extra": 1}}),
     ("a key repeated", "digits", {"content": b'{"inputs": [[' + b",".join([b"1"] * 64) + b']], "inputs": []}', "headers": {"content-type": "application/json"}}),
     ("Infinity pixel", "digits", {"content": b'{"inputs": [[Infinity' + b",0" * 63 + b"]]}", "headers": {"content-type": "application/json"}}),
+    ("a pixel of 1e38", "digits", {"json": {"inputs": [_PIXELS[0], [1e38] + [0.0] * 63]}}),
     ("a huge integer pixel", "digits", {"content": b'{"inputs": [[1' + b"0" * 400 + b",0" * 63 + b"]]}", "headers": {"content-type": "application/json"}}),
     ("wrong image shape", "digits", {"json": {"inputs": [[1.0] * 65]}}),
     ("texts to an image model", "digits", {"json": {"inputs": ["a digit"]}}),
@@ -331,9 +333,21 @@ def test_the_fast_path_answers_every_request_as_the_route_does(route_and_fast, m
         assert [p["label"] for p in g["predictions"]] == [p["label"] for p in w["predictions"]]
         for pg, pw in zip(g["predictions"], w["predictions"]):
             assert pg["probabilities"] == pytest.approx(pw["probabilities"], abs=1e-12)
-        assert g["model"] == w["model"]
+        assert g["model"] == w["model"] and g.get("warnings") == w.get("warnings")
     else:
         assert got.json() == want.json()
+
+
+def test_pixels_far_beyond_the_training_range_are_answered_with_a_warning(client, exported_digits):
+    images = _digits_images(3)
+    r = client.post("/v1/models/digits/predict", json={"inputs": images.tolist()})
+    assert r.status_code == 200 and "warnings" not in r.json()  # in range: no warnings key at all
+    images[2, 0, 0] = 1e38
+    r = client.post("/v1/models/digits/predict", json={"inputs": images.tolist()})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["predictions"]) == 3 and len(body["warnings"]) == 1
+    assert "1 of 3 images (#2) hold pixel values far outside the range the model was trained on, 0 to 16" in body["warnings"][0]
 
 
 def test_a_model_that_answers_in_microseconds_runs_its_batches_inline(route_and_fast):
@@ -464,6 +478,60 @@ def test_a_model_without_a_card_is_refused(tmp_path, exported_digits):
     cfg = ServeConfig(models=[ModelSource.parse(str(path))], provider="cpu")
     with pytest.raises(TicketpackError, match=r"nocard .*card"):
         load_models(cfg)
+
+
+def _signed_copies(exported_digits, signing_keys, where: Path) -> tuple[Path, Path]:
+    """A signed copy of the digits model, and a copy of it whose card was edited after signing (labels reversed)."""
+    import json
+
+    import onnx
+
+    from ticketpack.runtime.card import CARD_KEY
+    from ticketpack.runtime.signing import sign_file, signature_path, signer
+
+    good = where / "signed.onnx"
+    good.write_bytes(exported_digits.read_bytes())
+    sign_file(good, signer(signing_keys[0]))
+    model = onnx.load(str(good))
+    for prop in model.metadata_props:
+        if prop.key == CARD_KEY:
+            card = json.loads(prop.value)
+            card["label_names"] = card["label_names"][::-1]
+            prop.value = json.dumps(card)
+    forged = where / "forged.onnx"
+    onnx.save(model, str(forged))
+    signature_path(forged).write_bytes(signature_path(good).read_bytes())
+    return good, forged
+
+
+def test_verify_serves_a_signed_file_and_refuses_one_changed_after_signing(exported_digits, signing_keys, tmp_path):
+    good, forged = _signed_copies(exported_digits, signing_keys, tmp_path)
+    served = load_models(ServeConfig(models=[ModelSource.parse(str(good))], provider="cpu", verify=signing_keys[1]))
+    assert list(served) == ["signed"]
+    # reversed labels are a valid card the file cannot disprove: without --verify it would be served
+    assert list(load_models(ServeConfig(models=[ModelSource.parse(str(forged))], provider="cpu"))) == ["forged"]
+    cfg = ServeConfig(models=[ModelSource.parse(str(forged))], provider="cpu", verify=signing_keys[1])
+    with pytest.raises(TicketpackError, match=r"forged .*changed after it was signed"):
+        load_models(cfg)
+
+
+def test_serve_verify_on_a_changed_file_exits_2_in_one_line_without_binding(exported_digits, signing_keys, tmp_path):
+    _, forged = _signed_copies(exported_digits, signing_keys, tmp_path)
+    port = _free_port()
+    proc = _serve(str(forged), "--verify", str(signing_keys[1]), "--port", str(port))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "changed after it was signed" in errors[0] and "Traceback" not in err
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_serve_verify_with_a_key_it_cannot_use_is_one_line(exported_digits, signing_keys):
+    proc = _serve(str(exported_digits), "--verify", str(signing_keys[0]))  # the private key, not the public one
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "--verify" in err and "not an elliptic-curve public key" in err
+    assert "Traceback" not in err
 
 
 def test_a_taken_port_is_a_one_line_error(exported_digits):

@@ -202,6 +202,8 @@ def test_two_local_processes_give_the_same_results_as_one(digits_ticket, tmp_pat
     one = run_transfer(cfg, tmp_path / "one", jobs=1)
     two = run_transfer(cfg, tmp_path / "two", jobs=2)
     assert _scores(one) == _scores(two) and len(two.results) == 2
+    assert [r.first_in_worker for r in one.results] == [True, False]  # in-process: the first job
+    assert 1 <= sum(r.first_in_worker for r in two.results) <= 2  # each worker's first (one may have run both)
 
 
 @pytest.mark.slow
@@ -360,6 +362,43 @@ def test_missing_level_exits_2(digits_ticket, tmp_path):
     _invoke_fails([str(digits_ticket), "--target", "rot45", "--levels", "1,9"], tmp_path / "r", "ticket has no round 9")
 
 
+@pytest.mark.parametrize(("address", "why"), [
+    ("not a url::", "'not a url:' is not a host name or IP address"),
+    ("ray://:abc", "no host before the port"),
+    ("ray://head:abc", "the port 'abc' is not a number from 1 to 65535"),
+    ("10.0.0.1:70000", "the port '70000' is not a number"),
+    ("http://head:6379", "unknown scheme 'http://'"),
+    ("head", "no port"),
+])
+def test_a_malformed_ray_address_is_named_before_ray_sees_it(address, why):
+    from ticketpack.transfer.executors import parse_ray_address
+
+    with pytest.raises(TicketpackError, match="expected HOST:PORT, ray://HOST:PORT or auto") as info:
+        parse_ray_address(address)
+    assert why in str(info.value)
+
+
+@pytest.mark.parametrize(("address", "parsed"), [
+    ("auto", None), ("10.0.0.1:6379", ("10.0.0.1", 6379)), ("ray://head-node.local:10001", ("head-node.local", 10001)),
+    ("[::1]:6379", ("::1", 6379)), ("ray://[fe80::1]:10001/", ("fe80::1", 10001)),
+])
+def test_well_formed_ray_addresses_parse(address, parsed):
+    from ticketpack.transfer.executors import parse_ray_address
+
+    assert parse_ray_address(address) == parsed
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1"])
+def test_a_refused_ray_address_fails_at_once_not_after_the_timeout(digits_ticket, tmp_path, address):
+    import time
+
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'ticketpack[ray]')")
+    start = time.monotonic()
+    _invoke_fails([str(digits_ticket), "--target", "rot45", "--executor", "ray", "--ray-address", address,
+                   "--ray-timeout", "120"], tmp_path / "r", "connection refused (nothing listens on port 1 of 127.0.0.1)")
+    assert time.monotonic() - start < 60  # the probe answered; waiting out --ray-timeout would take 120 s
+
+
 def test_ray_executor_without_ray_exits_2(digits_ticket, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError
     _invoke_fails([str(digits_ticket), "--target", "rot45", "--executor", "ray"], tmp_path / "r",
@@ -442,3 +481,96 @@ def test_without_kept_weights_a_run_reports_but_cannot_be_exported(digits_ticket
     assert report.results[0].mask_sha256 and report.results[0].mask_file_sha256 is None
     with pytest.raises(TicketpackError, match="keep_weights off"):
         TransferRun.load(tmp_path / "run").weights(1, "ticket", 0)
+
+
+# ------------------------------------------------------------------ what a report says of its numbers
+
+
+def test_every_table_of_a_report_lists_strategies_in_one_order(grid):
+    from ticketpack.transfer.report import markdown_table
+    from ticketpack.transfer.strategies import ordered
+
+    report = grid[1]
+    want = ordered(ALL)
+    assert want[0] == "ticket" and want[-1] == "dense"
+    assert [c.init for c in report.costs] == want
+    others = list(dict.fromkeys(p.other for p in report.paired))
+    assert others == [i for i in want if i != "ticket"]
+    header = markdown_table(report).splitlines()[0]
+    assert [h.strip() for h in header.strip("|").split("|")][2:] == [i for i in want if i != "dense"]
+
+
+def test_a_resolved_difference_is_marked_in_plain_text_in_every_rendering(grid):
+    from rich.console import Console
+
+    from ticketpack.cli.report import paired_table
+    from ticketpack.transfer.pooling import RESOLVED
+    from ticketpack.transfer.report import markdown_table
+
+    report = grid[1]
+    first = report.paired[0].model_copy(update={"resolved": True, "low": 0.01, "high": 0.03, "mean": 0.02})
+    rest = [p.model_copy(update={"resolved": False}) for p in report.paired[1:]]
+    marked = report.model_copy(update={"paired": [first, *rest]})
+    text = markdown_table(marked)
+    assert text.count(RESOLVED + " |") == 1 and "* resolved" in text
+    console = Console(record=True, width=120, color_system=None, force_terminal=False)
+    console.print(paired_table(marked))
+    rich_text = console.export_text()
+    assert "+2.0" in rich_text and rich_text.count("*") == 2 and "*: resolved" in rich_text  # the cell, the legend
+    assert '"resolved":true' in marked.model_dump_json()
+
+
+def test_costs_leave_out_a_workers_start_up_and_say_how_busy_the_machine_was(grid):
+    import statistics
+
+    from ticketpack.transfer.report import cost_table
+
+    report = grid[1]
+    # in-process, the target-ticket search ran first and paid the start-up: no training job carries it
+    assert not any(r.first_in_worker for r in report.results)
+    for r in report.results:
+        assert r.cpu_seconds is not None and r.cpu_seconds > 0 and r.threads >= 1 and r.load_1min is not None
+    ticket = next(c for c in report.costs if c.init == "ticket")
+    warm = [r.seconds for r in report.results if r.init == "ticket" and not r.first_in_worker]
+    assert ticket.seconds_mean == pytest.approx(statistics.fmean(warm), abs=1e-3)
+    assert ticket.cpu_seconds_mean is not None and ticket.threads is not None
+    assert report.machine["cores"] >= 1 and report.machine["load_mean"] is not None
+    assert "CPU-seconds per model" in cost_table(report) and "1-minute load" in cost_table(report)
+
+
+def test_a_target_tickets_cost_is_its_whole_search(grid):
+    from ticketpack.search import load_manifest
+
+    report = grid[1]
+    found = load_manifest(layout.target_ticket(grid[0]))
+    assert found.setup_seconds is not None and found.setup_cpu_seconds is not None
+    assert all(r.wall_seconds >= r.seconds and r.cpu_seconds > 0 for r in found.rounds)
+    cost = next(c for c in report.costs if c.init == "target-ticket")
+    whole = found.setup_seconds + sum(r.wall_seconds for r in found.rounds)
+    assert cost.search_seconds == pytest.approx(whole, abs=1e-2)
+    assert cost.search_seconds > sum(r.seconds for r in found.rounds)  # more than its training alone
+    assert cost.search_cpu_seconds == pytest.approx(found.setup_cpu_seconds + sum(r.cpu_seconds for r in found.rounds),
+                                                    abs=1e-2)
+
+
+def test_a_report_says_how_many_models_were_still_improving_at_their_last_evaluation(grid):
+    report = grid[1]
+    share = sum(r.best_iteration >= r.iterations for r in report.results) / len(report.results)
+    assert report.last_evaluation_best == pytest.approx(share)
+    from ticketpack.transfer.report import markdown_table
+
+    assert f"{100 * share:.0f}% of the {len(report.results)} models were best at their last evaluation" in \
+        markdown_table(report)
+
+
+def test_a_workers_first_job_is_reported_as_start_up_not_as_its_strategys_cost(grid):
+    from ticketpack.transfer.report import _costs
+
+    results = [r for r in grid[1].results if r.init == "ticket" and r.level == 1]
+    assert len(results) == 2
+    warm = results[1].model_copy(update={"seconds": 2.0, "first_in_worker": False})
+    more = results[0].model_copy(update={"seconds": 2.2, "first_in_worker": False, "seed": 5})
+    cold = results[0].model_copy(update={"seconds": 7.1, "first_in_worker": True})
+    (cost,) = _costs(grid[0], [cold, warm, more])
+    assert cost.jobs == 3 and cost.seconds_mean == pytest.approx(2.1)  # the first job left out
+    assert cost.startup_seconds == pytest.approx(5.0)  # 7.1 against the others' 2.1

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ticketpack.cli.app import app
+from ticketpack.errors import TicketpackError
 
 runner = CliRunner()
 RNG_SEED = 0
@@ -191,7 +192,12 @@ def test_each_data_format_goes_through_every_stage(kind, tmp_path):
         assert run.jobs_finished == run.jobs_total == 2 and run.dense is not None and {c.init for c in run.cells} == {"ticket"}
         exp = export_model(tmp_path / "run", tmp_path / "m.onnx", level=1, init="ticket", seed=0, threads=1)
         assert exp.card.parity.max_abs_diff <= 1e-4 and exp.card.label_names == NAMES
-        report = evaluate_model(tmp_path / "m.onnx", threads=1, batch_sizes=(1,), latency_budget_s=0.05)
+        given = {}
+        if kind.startswith("factory"):  # a factory is code: evaluate runs the one the user names, not the card's
+            with pytest.raises(TicketpackError, match="names a dataset factory"):
+                evaluate_model(tmp_path / "m.onnx", threads=1, batch_sizes=(1,), latency_budget_s=0.05)
+            given = {"dataset": dataset}
+        report = evaluate_model(tmp_path / "m.onnx", threads=1, batch_sizes=(1,), latency_budget_s=0.05, **given)
     assert report.examples > 0 and report.model.accuracy == pytest.approx(exp.card.metrics.test_accuracy)
     if kind == "image-folder":  # a folder of class folders is labelled data for `evaluate --data-file`
         on_files = evaluate_model(tmp_path / "m.onnx", data_file=Path(dataset) / "night", threads=1, batch_sizes=(1,),
@@ -241,6 +247,34 @@ def test_a_label_set_that_differs_between_domains_is_named(tmp_path):
     assert result.exit_code == 2
     assert "has labels ['fox'] that the ticket does not have" in " ".join(result.output.split())
     assert not (tmp_path / "run").exists()
+
+
+def test_the_preprocessing_records_the_pixel_range_of_the_training_images_and_warns_far_beyond_it(tmp_path):
+    from ticketpack.data import SplitConfig, get
+
+    make_npz_images(tmp_path / "data")  # uint8: declared 0-255
+    data = get(tmp_path / "data").load("day", 0, SplitConfig())
+    prep, train = data.preprocessing, data.train
+    raw = np.asarray(train.rows.take(np.arange(len(train.y))), dtype=np.float64)  # every training image (< 2,048)
+    assert (prep.pixel_min, prep.pixel_max) == (0.0, 255.0)
+    assert (prep.train_pixel_min, prep.train_pixel_max) == (raw.min(), raw.max())
+    assert prep.train_pixel_max < 255  # the training range is what was seen, not the type's
+
+    rng = np.random.default_rng(0)
+    floats = tmp_path / "floats"
+    floats.mkdir()
+    np.savez(floats / "day.npz", x=rng.uniform(-1.0, 2.0, (30, 6, 6)), y=np.repeat(np.array(NAMES), 10))
+    prep = get(floats).load("day", 0, SplitConfig()).preprocessing
+    assert -1.0 <= prep.train_pixel_min < -0.9 and 1.9 < prep.train_pixel_max <= 2.0
+    low, high = prep.input_range
+    images = np.zeros((4, 6, 6))
+    images[1, 0, 0] = high + 0.05 * (high - low)  # a little beyond: within the slack of a tenth of the range
+    images[2, 3, 3] = 1e38
+    images[3, 5, 5] = low - 0.2 * (high - low)
+    x, beyond = prep.transform_checked(images)
+    assert x.shape == (4, 1, 6, 6) and beyond.rows == (2, 3) and beyond.highest == 1e38
+    assert "2 of 4 images (#2, 3)" in beyond.message("images") and "far outside the range the model was trained on" in beyond.message()
+    np.testing.assert_array_equal(x, prep.transform(images))
 
 
 def test_images_of_another_size_are_resized_identically_in_training_and_serving(tmp_path):

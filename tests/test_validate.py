@@ -184,3 +184,163 @@ def test_the_ci_example_uses_only_commands_and_flags_that_exist():
         assert not unknown, f"{words[1]}: unknown flags {unknown}"
         used += 1
     assert used >= 6
+
+
+# ---- forged cards: what the file can prove is recomputed, what no card may say is refused ---------------------------
+
+
+def _forge(src, dst, edit) -> str:
+    """A copy of ``src`` whose card JSON was edited (the weights untouched: the digest still matches)."""
+    def apply(model):
+        card = json.loads(_card(model).model_dump_json())
+        edit(card)
+        _set_card_json(model, json.dumps(card))
+
+    return _copy_with(src, dst, apply)
+
+
+@pytest.fixture(scope="module")
+def exported_dense_and_int8(digits_ticket, tmp_path_factory):
+    from ticketpack.export.exporter import export_model
+
+    out = tmp_path_factory.mktemp("formats")
+    paths = {}
+    for fmt, quantize in (("dense", "none"), ("sparse", "int8")):
+        paths[fmt, quantize] = out / f"digits-{fmt}-{quantize}.onnx"
+        export_model(digits_ticket, paths[fmt, quantize], level=3, format=fmt, quantize=quantize, threads=1)
+    return paths
+
+
+def _one_percent(card):
+    card["sparsity"]["weights_remaining"] = 0.01
+
+
+def _layer_remaining(card):
+    card["sparsity"]["layers"][1]["weights_remaining"] = 0.01
+
+
+def _layer_nonzero_and_remaining(card):
+    layer = card["sparsity"]["layers"][0]
+    layer["nonzero"] //= 10
+    layer["weights_remaining"] = layer["nonzero"] / layer["total"]
+
+
+def _total(card):
+    card["sparsity"]["total"] *= 100
+
+
+def _inflated_totals(card):
+    sp = card["sparsity"]
+    for layer in sp["layers"]:
+        layer["total"] = layer["nonzero"] * 100
+        layer["weights_remaining"] = layer["nonzero"] / layer["total"]
+    sp["total"] = sum(layer["total"] for layer in sp["layers"])
+    sp["weights_remaining"] = sp["nonzero"] / sp["total"]
+
+
+def _not_quantized(card):
+    card["export"]["quantize"] = "none"
+    card["parity"]["min_argmax_agreement"] = card["parity"]["float_max_abs_diff"] = None
+
+
+@pytest.mark.parametrize("fmt,edit,says", [
+    (("compact", "none"), _one_percent, "1.0000% of the weights remain"),
+    (("compact", "none"), _layer_remaining, "hidden.1.weight: the card says 1.0000%"),
+    (("compact", "none"), _layer_nonzero_and_remaining, "non-zero weights in the graph, card says"),
+    (("compact", "none"), _total, "its total says"),
+    (("dense", "none"), _inflated_totals, "the graph stores"),
+    (("sparse", "int8"), _one_percent, "1.0000% of the weights remain"),
+    (("sparse", "int8"), _layer_nonzero_and_remaining, "non-zero weights in the graph, card says"),
+    (("sparse", "int8"), _not_quantized, "stored int8, the card says not quantized"),
+], ids=["weights-remaining-1%", "layer-remaining", "layer-nonzero", "total", "dense-totals", "int8-weights-remaining",
+        "int8-layer-nonzero", "int8-claimed-float"])
+def test_a_forged_sparsity_claim_is_recomputed_from_the_stored_weights(
+        exported_digits, exported_dense_and_int8, tmp_path, fmt, edit, says):
+    src = exported_digits if fmt == ("compact", "none") else exported_dense_and_int8[fmt]
+    path = _forge(src, tmp_path / "forged.onnx", edit)
+    report = validate_model(path)
+    assert _check(report, "card").passed and _check(report, "weights digest").passed
+    sparsity = _check(report, "sparsity")
+    assert not sparsity.passed and says in sparsity.detail, sparsity.detail
+    result = runner.invoke(app, ["validate", path])
+    assert result.exit_code == 1 and "sparsity" in result.stderr and "Traceback" not in result.output
+
+
+def _extra_label(card):
+    card["label_names"] = [*card["label_names"], "10"]
+
+
+def _fewer_labels(card):
+    card["label_names"] = card["label_names"][:-1]
+
+
+@pytest.mark.parametrize("edit", [_extra_label, _fewer_labels], ids=["one-more", "one-fewer"])
+def test_a_label_count_other_than_the_output_width_fails(exported_digits, tmp_path, edit):
+    report = validate_model(_forge(exported_digits, tmp_path / "labels.onnx", edit))
+    check = _check(report, "signature")
+    assert not check.passed and "output has 10 classes" in check.detail
+
+
+def _set(path: str, value):
+    *parents, last = path.split(".")
+
+    def edit(card):
+        doc = card
+        for key in parents:
+            doc = doc[key] if not key.isdigit() else doc[int(key)]
+        doc[int(last) if last.isdigit() else last] = value
+    return edit
+
+
+@pytest.mark.parametrize("field,value", [
+    ("metrics.test_accuracy", 1.5),
+    ("metrics.dense_test_accuracy", -0.1),
+    ("metrics.test_examples", 0),
+    ("sparsity.weights_remaining", 0.0),
+    ("sparsity.weights_remaining", 1.5),
+    ("sparsity.layers.0.weights_remaining", 2.0),
+    ("sparsity.layers.0.nonzero", -1),
+    ("parity.argmax_agreement", 1.01),
+    ("parity.atol", 0.0),
+    ("parity.max_abs_diff", -1.0),
+    ("provenance.source_domain", "../../etc"),
+    ("provenance.target_domain", "/etc"),
+    ("provenance.level", -1),
+    ("provenance.dataset", "digits\x00"),
+    ("provenance.ticket_manifest_sha256", "not a digest"),
+    ("weights_digest", "0" * 63),
+    ("label_names", ["3", "3", "2", "1", "0", "5", "6", "7", "8", "9"]),
+    ("label_names", ["only"]),
+    ("export.compacted", {"hidden.0.weight": [300, 266]}),
+], ids=lambda v: str(v)[:24])
+def test_a_card_field_out_of_bounds_is_refused_naming_it(exported_digits, tmp_path, field, value):
+    path = _forge(exported_digits, tmp_path / "bounds.onnx", _set(field, value))
+    check = _check(validate_model(path), "card")
+    assert not check.passed and "invalid ticketpack card at " + field.split(".")[0] in check.detail, check.detail
+    result = runner.invoke(app, ["validate", path])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+
+
+def test_an_accuracy_that_is_no_share_of_its_test_examples_fails(exported_digits, tmp_path):
+    path = _forge(exported_digits, tmp_path / "acc.onnx", _set("metrics.test_accuracy", 0.999))
+    check = _check(validate_model(path), "card figures")
+    assert not check.passed and "no share of its 270 test examples" in check.detail
+
+
+def test_int8_tolerances_on_a_float_file_fail(exported_digits, tmp_path):
+    """The relaxed int8 parity rules (an agreement floor instead of atol) claimed for a float graph."""
+    path = _forge(exported_digits, tmp_path / "tol.onnx", _set("parity.min_argmax_agreement", 0.0))
+    report = validate_model(path, strict=True)
+    check = _check(report, "card figures")
+    assert not check.passed and "int8 tolerances" in check.detail
+
+
+def test_a_minimum_onnxruntime_below_what_the_graph_needs_fails(exported_digits, tmp_path):
+    def newer_opset(model):
+        for o in model.opset_import:
+            if o.domain in ("", "ai.onnx"):
+                o.version = 22  # beyond the tested floor's opset 21; the card still says 1.18.0
+
+    report = validate_model(_copy_with(exported_digits, tmp_path / "opset.onnx", newer_opset))
+    check = _check(report, "onnxruntime version")
+    assert not check.passed and "needs a newer one than 1.18.0" in check.detail

@@ -54,6 +54,10 @@ class Registry(Generic[T]):
         """The registered names that match the shell-style ``pattern`` (``"random*"``), sorted."""
         return sorted(n for n in self._items if fnmatch.fnmatchcase(n, pattern))
 
+    def in_order(self) -> list[str]:
+        """The registered names in the order they were registered (built-ins first, in their module's order)."""
+        return list(self._items)
+
     def create(self, name: str, **options: Any) -> Any:
         """The object ``name`` makes with ``options``; a pydantic entry's bad option is a one-line error naming it."""
         item: Any = self.get(name)

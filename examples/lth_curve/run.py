@@ -77,7 +77,7 @@ def plot(summary: list[dict], path: Path, n_seeds: int) -> None:
     ax.set_xticks(ticks, [f"{t}%" for t in ticks])
     ax.minorticks_off()
     ax.invert_xaxis()
-    ax.set_xlabel("% weights remaining (log scale)")
+    ax.set_xlabel("% of weights remaining (log scale)")
     ax.set_ylabel("test accuracy, digits/clean (%)")
     ax.set_title(f"lenet-300-100 on digits: ticket vs random mask ({n_seeds} seeds, mean ± std)")
     ax.grid(True, which="both", alpha=0.3)

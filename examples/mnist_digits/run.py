@@ -41,15 +41,15 @@ from ticketpack.stats import binomial_se
 from ticketpack.transfer import TransferConfig, markdown_table, open_executor, run_transfer
 from ticketpack.transfer import layout
 from ticketpack.transfer.records import TransferReport
-from ticketpack.transfer.report import pooled_cell
+from ticketpack.transfer.pooling import pool_level, pooled_cell
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 DATASET = f"{HERE / 'data.py'}:mnist_digits"
 DOMAINS = ("mnist", "digits")
 DIRECTIONS = (("mnist", "digits"), ("digits", "mnist"))
-INITS = ["ticket", "random-reinit", "random-mask", "dense", "target-ticket"]
-COMPARED = ("random-mask", "random-reinit", "target-ticket", "dense")
+INITS = ["ticket", "random-reinit", "random-mask", "target-ticket", "dense"]  # in the order of every table
+COMPARED = INITS[1:]
 
 FULL = {"search_seeds": [0, 1, 2], "rounds": 10, "levels": [3, 7, 10], "retrain_seeds": 3}
 QUICK = {"search_seeds": [0], "rounds": 2, "levels": None, "retrain_seeds": 1}
@@ -73,34 +73,6 @@ def run_searches(todo: list[tuple[dict, Path]], jobs: int) -> list[float]:
         return list(pool.map(_search, [c for c, _ in todo], [str(o) for _, o in todo]))
 
 
-def _pairs(runs: list[TransferReport], position: int) -> tuple[dict[str, list[float]], list[float], dict]:
-    """At the ``position``-th level of each run: every strategy's accuracies, the ticket's weights remaining and
-    the (ticket, other) accuracy pairs of the same retrain seed, over every (ticket seed, retrain seed)."""
-    acc: dict[str, list[float]] = {i: [] for i in INITS}
-    weights: list[float] = []
-    pairs: dict[str, list[tuple[float, float]]] = {o: [] for o in COMPARED}
-    for r in runs:
-        level = r.levels[position]
-        res = {(x.level, x.init, x.seed): x for x in r.results}
-        dense = {x.seed: x.target_test_accuracy for x in r.results if x.init == "dense"}
-        for seed in r.seeds:
-            for init in INITS:
-                x = dense.get(seed) if init == "dense" else getattr(res.get((level, init, seed)),
-                                                                    "target_test_accuracy", None)
-                if x is not None:
-                    acc[init].append(x)
-            ticket = res.get((level, "ticket", seed))
-            if ticket is None:
-                continue
-            weights.append(ticket.weights_remaining)
-            for o in COMPARED:
-                other = dense.get(seed) if o == "dense" else getattr(res.get((level, o, seed)),
-                                                                      "target_test_accuracy", None)
-                if other is not None:
-                    pairs[o].append((ticket.target_test_accuracy, other))
-    return acc, weights, pairs
-
-
 def accuracy_rows(reports: dict[tuple[str, str], list[TransferReport]]) -> list[str]:
     """Per direction and level: each strategy's mean target test accuracy (%) over every (ticket seed, retrain
     seed), ± the standard deviation over them."""
@@ -108,30 +80,30 @@ def accuracy_rows(reports: dict[tuple[str, str], list[TransferReport]]) -> list[
              "| --- | ---: | ---: |" + " ---: |" * len(INITS)]
     for (source, target), runs in reports.items():
         for position in range(len(runs[0].levels)):
-            acc, weights, _ = _pairs(runs, position)
-            if not weights:
+            pool = pool_level(runs, position, INITS)
+            if not pool.weights:
                 continue
             cells = [f"{100 * statistics.fmean(a):.1f} ± {100 * statistics.stdev(a):.1f}" if len(a) > 1 else
-                     (f"{100 * a[0]:.1f}" if a else "") for a in acc.values()]
-            lines.append(f"| {source} → {target} | {runs[0].levels[position]} | {100 * statistics.fmean(weights):.1f}% | "
-                         + " | ".join(cells) + " |")
+                     (f"{100 * a[0]:.1f}" if a else "") for a in pool.accuracies.values()]
+            lines.append(f"| {source} → {target} | {runs[0].levels[position]} | "
+                         f"{100 * statistics.fmean(pool.weights):.1f}% | " + " | ".join(cells) + " |")
     return lines
 
 
 def pooled_rows(reports: dict[tuple[str, str], list[TransferReport]]) -> list[str]:
-    """Per direction and level: the ticket's mean accuracy and each paired difference ``ticket − other`` over every
-    (ticket seed, retrain seed) pair (the i-th level of each run: the same round for every seed)."""
+    """Per direction and level: the ticket's mean accuracy and each paired difference ``ticket − other`` per retrain
+    seed, clustered by ticket seed (one run each), with a two-stage cluster bootstrap interval."""
     lines = ["| source → target | level | weights | ticket | " + " | ".join(f"ticket − {o}" for o in COMPARED) + " |",
              "| --- | ---: | ---: | ---: |" + " ---: |" * len(COMPARED)]
     for (source, target), runs in reports.items():
         for position in range(len(runs[0].levels)):
-            acc, weights, pairs = _pairs(runs, position)
-            if not weights:
+            pool = pool_level(runs, position, INITS)
+            if not pool.weights:
                 continue
-            cells = [pooled_cell(runs[0].levels[position], statistics.fmean(weights), "ticket", o, pairs[o])
-                     for o in COMPARED]
-            lines.append(f"| {source} → {target} | {runs[0].levels[position]} | {100 * statistics.fmean(weights):.1f}% | "
-                         f"{100 * statistics.fmean(acc['ticket']):.1f} | " + " | ".join(cells) + " |")
+            lines.append(f"| {source} → {target} | {runs[0].levels[position]} | "
+                         f"{100 * statistics.fmean(pool.weights):.1f}% | "
+                         f"{100 * statistics.fmean(pool.accuracies['ticket']):.1f} | "
+                         + " | ".join(pooled_cell(pool.differences[o]) for o in COMPARED) + " |")
     return lines
 
 

@@ -13,6 +13,9 @@ err = Console(stderr=True)
 out = Console()
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout and nothing else.")]
+VerboseOpt = Annotated[bool, typer.Option(
+    "--verbose", "-v", help="Print status lines (opening…, validating…) on stderr even when it is not a terminal "
+    "(by default a log or CI run shows only results, warnings and errors).")]
 
 
 def print_json(model: BaseModel) -> None:

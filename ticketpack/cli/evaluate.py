@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ticketpack.cli.common import JsonOpt, comma_list, err, out, pct, print_json
+from ticketpack.cli.common import JsonOpt, VerboseOpt, comma_list, err, out, pct, print_json
 from ticketpack.cli.flags import ConfigFlags, Flag
 
 if TYPE_CHECKING:
@@ -46,6 +46,11 @@ def _delta_se(c) -> str:
     return f" ± {100 * c.accuracy_delta_se:.2f} (SE, paired)" if c.accuracy_delta_se is not None else ""
 
 
+def _ms(x: float) -> str:
+    """Milliseconds with three decimals, or three significant digits below 0.1 ms (a 4 µs call: 0.00412)."""
+    return f"{x:.3f}" if x >= 0.1 else f"{x:.3g}"
+
+
 def _mb(x: float | None) -> str:
     return "-" if x is None else f"{x:.3g}"
 
@@ -56,8 +61,10 @@ def evaluate_cmd(
     model: Annotated[Path, typer.Argument(help="Exported ticketpack ONNX model.")],
     report_path: Annotated[Optional[Path], typer.Option("--report", help="Also write the report as JSON to this file.")] = None,
     json_out: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Accuracy, latency, size and memory of an exported model on ONNX Runtime, optionally against a baseline."""
+    from ticketpack.cli.progress import status_printer
     from ticketpack.evaluate import evaluate_model
 
     if report_path is not None:
@@ -67,7 +74,7 @@ def evaluate_cmd(
     report = evaluate_model(
         model, dataset=cfg.dataset, domain=cfg.domain, data_file=cfg.data_file, baseline=cfg.baseline,
         provider=cfg.provider, batch_sizes=cfg.batch_sizes, threads=cfg.threads, seed=cfg.split_seed, gates=cfg.gates,
-        latency_budget_s=cfg.latency_budget_s, on_progress=lambda msg: err.print(f"[dim]{msg}[/]", highlight=False),
+        latency_budget_s=cfg.latency_budget_s, on_progress=status_printer(err, verbose),
     )
     if report_path is not None:
         from ticketpack.fileio import write_model
@@ -102,17 +109,24 @@ def _render(report, provider: str) -> None:
     out.print(t)
 
     t = Table(title="latency per batch (ms, session.run on prepared tensors)")
-    for col in ("batch", "", "p50", "p90", "p99", "runs", "items/s") + (("speed-up",) if report.comparison else ()):
+    for col in ("batch", "", "p50", "p90", "p99", "runs × calls", "items/s") + (("speed-up",) if report.comparison else ()):
         t.add_column(col, justify="left" if col == "" else "right")
     for i, bs in enumerate(s.batch_size for s in report.model.latency):
         for j, (name, m) in enumerate(models):
             s = m.latency[i]
-            row = [str(bs) if j == 0 else "", name, f"{s.p50_ms:.3f}", f"{s.p90_ms:.3f}", f"{s.p99_ms:.3f}",
-                   f"{s.runs}" + ("" if s.stable else "*"), f"{s.throughput_per_s:,.0f}"]
+            row = [str(bs) if j == 0 else "", name, _ms(s.p50_ms), _ms(s.p90_ms), _ms(s.p99_ms),
+                   f"{s.runs} × {s.calls_per_run}" + ("" if s.stable else "*"), f"{s.throughput_per_s:,.0f}"]
             if report.comparison:
                 row.append(f"{report.comparison.speedup[i].speedup:.2f}x" if j == 0 else "")
             t.add_row(*row, end_section=j == len(models) - 1)
     out.print(t)
+    from ticketpack.evaluate.latency import LatencyBudget
+
+    grouped = sorted({s.calls_per_run for _, m in models for s in m.latency if s.calls_per_run > 1})
+    out.print("[dim]runs × calls: the figures are per call, over timed runs of that many session.run calls"
+              + (f"; calls under {LatencyBudget.min_timing_s * 1e3:g} ms are timed in groups "
+                 f"({', '.join(map(str, grouped))} calls), so their p90/p99 are of group means" if grouped else "")
+              + "[/]", highlight=False)
     if not all(s.stable for _, m in models for s in m.latency):
         out.print("[dim]* the median's 95% interval did not reach ±1% within the time budget "
                   "(raise --latency-budget or pin --threads)[/]")

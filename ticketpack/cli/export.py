@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ticketpack.cli.common import JsonOpt, err, out, pct, print_json
@@ -43,6 +44,10 @@ def export_cmd(
     source: Annotated[Path, typer.Argument(help="A ticket directory (ticketpack search) or a transfer run (ticketpack transfer).")],
     out_path: Annotated[Path, typer.Option("--out", "-o", help="ONNX file to write.")],
     force: Annotated[bool, typer.Option(help="Replace --out if it already exists.")] = False,
+    sign: Annotated[Path | None, typer.Option(
+        "--sign", metavar="PRIVATE_KEY.pem", help="Sign the file with this elliptic-curve private key (PEM) and write "
+        "the signature beside it, <out>.sig (OpenSSF model-signing; needs the sign extra). `validate --verify` and "
+        "`serve --verify` then refuse the file if a byte of it changes.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Export a ticket or a transferred model to one ONNX file with an embedded model card, checked before writing."""
@@ -54,9 +59,26 @@ def export_cmd(
     if cfg.level is not None and (why := level_error(cfg.level)):
         raise TicketpackError(f"--level: {why}")
     check_writable_file(out_path, "--out", force=force)
+    signing = None
+    if sign is not None:  # the key and the signature's place are checked before any work
+        from ticketpack.runtime.signing import signature_path, signer
+
+        signing = signer(sign)
+        check_writable_file(signature_path(out_path), "--sign: the signature", force=force)
 
     with err.status("exporting", spinner="dots") as status:
         result = export_model(source, out_path, **cfg.model_dump(), on_stage=lambda s: status.update(s))
+        if signing is not None:
+            from ticketpack.runtime.signing import sign_file
+
+            status.update("signing")
+            try:
+                signature = sign_file(result.path, signing)
+            except TicketpackError:
+                Path(result.path).unlink(missing_ok=True)  # an unsigned file where a signed one was asked for
+                raise
+    if result.format_note:
+        err.print(f"[yellow]warning:[/] {escape(result.format_note)}", highlight=False, soft_wrap=True)
     if json_out:
         print_json(result)
         return
@@ -71,6 +93,8 @@ def export_cmd(
                   f"MACs of nonzero weights: {pct(result.mac_fraction)} of dense")
     if card.export.compacted:
         table.add_row("compacted", ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in card.export.compacted.items()))
+    if card.export.bitmask_encoded is not None:
+        table.add_row("values + bit mask", ", ".join(card.export.bitmask_encoded) or "none (every weight stored dense)")
     m, p = card.metrics, card.parity
     table.add_row("test accuracy", f"{m.test_accuracy:.4f} ONNX, {m.reference_test_accuracy:.4f} PyTorch"
                   + (f", dense {m.dense_test_accuracy:.4f}" if m.dense_test_accuracy is not None else "")
@@ -79,4 +103,6 @@ def export_cmd(
                   + (f" (float graph {p.float_max_abs_diff:.2e}, atol {p.atol:g})" if p.float_max_abs_diff is not None else f" (atol {p.atol:g})"))
     table.add_row("checks", "onnx.checker full check, ONNX Runtime load, parity: passed")
     table.add_row("weights digest", card.weights_digest)
+    if signing is not None:
+        table.add_row("signature", f"{signature} (verify: ticketpack validate {result.path} --verify PUBLIC_KEY.pem)")
     out.print(table)

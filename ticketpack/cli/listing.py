@@ -29,11 +29,13 @@ FLAGS = ConfigFlags("ticketpack.cli.listing:ListConfig", Flag("kind", "kind", ar
 
 
 def _options(entry: Any) -> dict[str, Any]:
-    """A pydantic entry's options and their defaults (strategies and inits); other entries have none to show."""
+    """A pydantic entry's options and their defaults (strategies and inits); other entries have none to show.
+    Fields that only state something (``readOnly``, such as the text featurization's recipe) are no options."""
     fields = getattr(entry, "model_fields", None)
     if not isinstance(fields, dict):
         return {}
-    return {name: None if f.is_required() else f.get_default(call_default_factory=True) for name, f in fields.items()}
+    return {name: None if f.is_required() else f.get_default(call_default_factory=True) for name, f in fields.items()
+            if not (isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("readOnly"))}
 
 
 @FLAGS.command

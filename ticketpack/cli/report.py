@@ -28,6 +28,7 @@ def transfer_table(report) -> Table:
     """Target test accuracy (%), mean ± std over seeds, per level (rows) and strategy (columns); the dense
     reference in the caption; the best strategy of each level in bold. Fits an 80-column terminal."""
     from ticketpack.transfer.report import fmt_pct
+    from ticketpack.transfer.strategies import ordered
 
     n = max((c.n for c in report.cells), default=report.dense.n if report.dense else 0)
     dense = f"dense (100%): {fmt_pct(report.dense.target_test_mean, report.dense.target_test_std)} · " if report.dense else ""
@@ -41,7 +42,7 @@ def transfer_table(report) -> Table:
         box=box.SIMPLE_HEAD,
         min_width=60,
     )
-    inits = [i for i in report.inits if any(c.init == i for c in report.cells)]
+    inits = [i for i in ordered(report.inits) if any(c.init == i for c in report.cells)]
     table.add_column("level", justify="right", no_wrap=True)
     table.add_column("weights", justify="right", no_wrap=True)
     for init in inits:
@@ -60,14 +61,17 @@ def transfer_table(report) -> Table:
 
 
 def paired_table(report) -> Table:
-    """``ticket − other`` in points per level: mean [95% interval] over the seeds; bold where resolved."""
+    """``ticket − other`` in points per level: mean [95% interval] over the seeds; marked (and bold) where resolved."""
+    from ticketpack.transfer.pooling import RESOLVED
+    from ticketpack.transfer.strategies import ordered
+
     def cell(p) -> str:
         text = f"{100 * p.mean:+.1f}" + (f"\n[{100 * p.low:+.1f}, {100 * p.high:+.1f}]" if p.low is not None else "")
-        return f"[bold]{text}[/]" if p.resolved else text
+        return f"[bold]{text}{RESOLVED}[/]" if p.resolved else text
 
-    others = list(dict.fromkeys(p.other for p in report.paired))
+    others = ordered(p.other for p in report.paired)
     table = Table(title=f"paired differences (points), {report.paired[0].reference} − other, over seeds",
-                  caption="mean [95% interval]; bold: the interval excludes 0 and the test split resolves it",
+                  caption=f"mean [95% t-interval over seed pairs];{RESOLVED}: resolved, the interval excludes 0",
                   box=box.SIMPLE_HEAD, min_width=60)
     table.add_column("level", justify="right", no_wrap=True)
     for other in others:
@@ -80,16 +84,22 @@ def paired_table(report) -> Table:
 
 def cost_table(report) -> Table:
     """Training cost per strategy: steps and seconds per model, and the search a strategy needs first."""
+    from ticketpack.transfer.report import cost_note
+
     table = Table(title="training cost per strategy", box=box.SIMPLE_HEAD, min_width=60)
-    for col in ("strategy", "models", "steps/model", "s/model", "search first"):
+    for col in ("strategy", "models", "steps/model", "s/model", "CPU-s/model", "search first"):
         table.add_column(col, justify="left" if col == "strategy" else "right", no_wrap=True)
     for c in report.costs:
-        search = f"{c.search_iterations:,} steps, {c.search_seconds:.1f} s" if c.search_iterations else "-"
-        table.add_row(c.init, str(c.jobs), f"{c.iterations_mean:.0f}", f"{c.seconds_mean:.2f}", search)
+        cpu = "-" if c.search_cpu_seconds is None else f", {c.search_cpu_seconds:.0f} CPU-s"
+        search = f"{c.search_iterations:,} steps, {c.search_seconds:.1f} s{cpu}" if c.search_iterations else "-"
+        table.add_row(c.init, str(c.jobs), f"{c.iterations_mean:.0f}", f"{c.seconds_mean:.2f}",
+                      "-" if c.cpu_seconds_mean is None else f"{c.cpu_seconds_mean:.2f}", search)
+    caption = cost_note(report)
     if report.source_search is not None:
         s = report.source_search
-        table.caption = (f"the source ticket's search ({s.search_iterations:,} steps, {s.search_seconds:.1f} s) is "
-                         "paid once for every target")
+        caption += (f" The source ticket's search ({s.search_iterations:,} steps, {s.search_seconds:.1f} s) is paid "
+                    "once for every target.")
+    table.caption = caption
     return table
 
 

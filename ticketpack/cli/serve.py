@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from ticketpack.cli.common import err, out, pct
+from ticketpack.cli.common import VerboseOpt, err, out, pct
 from ticketpack.cli.flags import ConfigFlags, Flag
 
 if TYPE_CHECKING:
@@ -31,15 +32,21 @@ FLAGS = ConfigFlags(
     Flag("--provider", "provider"),
     Flag("--shutdown-timeout", "shutdown_timeout_s", float),
     Flag("--access-log/--no-access-log", "access_log", bool),
+    Flag("--verify", "verify", Path, metavar="PUBLIC_KEY.pem"),
 )
 
 
 @FLAGS.command
-def serve_cmd(cfg: ServeConfig) -> None:
+def serve_cmd(cfg: ServeConfig, verbose: VerboseOpt = False) -> None:
     """Serve exported models over HTTP: /v1/models, /v1/models/NAME/predict, /healthz, /readyz, /metrics."""
+    from ticketpack.cli.progress import status_printer
     from ticketpack.serve.config import require_serve_extra
 
     require_serve_extra()
+    if cfg.verify is not None:  # the sign extra and the key, before anything loads
+        from ticketpack.runtime.signing import verifier
+
+        verifier(cfg.verify)
     from ticketpack.serve.app import serve
 
     def on_ready(url: str, served: dict) -> None:
@@ -53,5 +60,5 @@ def serve_cmd(cfg: ServeConfig) -> None:
         out.print(table)
         err.print(f"POST {url}/v1/models/{next(iter(served))}/predict · docs {url}/docs · SIGTERM or Ctrl-C stops")
 
-    err.print(f"validating {len(cfg.models)} model{'s' * (len(cfg.models) != 1)}…")
+    status_printer(err, verbose)(f"validating {len(cfg.models)} model{'s' * (len(cfg.models) != 1)}…")
     serve(cfg, on_ready=on_ready)

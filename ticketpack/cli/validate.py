@@ -15,7 +15,8 @@ from ticketpack.cli.flags import ConfigFlags, Flag
 if TYPE_CHECKING:
     from ticketpack.runtime.config import ValidateConfig
 
-FLAGS = ConfigFlags("ticketpack.runtime.config:ValidateConfig", Flag("--strict", "strict", bool))
+FLAGS = ConfigFlags("ticketpack.runtime.config:ValidateConfig", Flag("--strict", "strict", bool),
+                    Flag("--verify", "verify", Path, metavar="PUBLIC_KEY.pem"))
 
 
 @FLAGS.command
@@ -24,10 +25,11 @@ def validate_cmd(
     model: Annotated[Path, typer.Argument(help="Exported ticketpack ONNX model.")],
     json_out: JsonOpt = False,
 ) -> None:
-    """Check an exported model: ONNX checker, card, signature, weight digest, sparsity, ORT load, smoke inference."""
+    """Check an exported model: ONNX checker, card, graph signature, weight digest, sparsity recomputed, ORT load, smoke
+    inference; with --verify, its key signature."""
     from ticketpack.runtime.validate import validate_model
 
-    report = validate_model(model, strict=cfg.strict)
+    report = validate_model(model, strict=cfg.strict, verify=cfg.verify)
     if json_out:
         print_json(report)
     else:

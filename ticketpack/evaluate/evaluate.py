@@ -33,8 +33,10 @@ from ticketpack.stats import binomial_se
 from ticketpack.version import __version__
 
 LATENCY_NOTE = (
-    "wall-clock time of ONNX Runtime session.run on prepared input tensors (preprocessing excluded), after warm-up; "
-    "model and baseline alternate run by run"
+    "wall-clock time of ONNX Runtime session.run on prepared input tensors (preprocessing excluded), after warm-up, "
+    f"per call; calls under {LatencyBudget.min_timing_s * 1e3:g} ms are timed in runs of calls_per_run calls (timeit's "
+    "autorange) and each run "
+    "counts as its mean call; model and baseline alternate run by run"
 )
 _EVAL_CHUNK = 256
 
@@ -89,8 +91,13 @@ def _load_data(card, dataset: str | None, domain: str | None, data_file: Path | 
         return _Data(raw, np.array([index[n] for n in names], dtype=np.int64), None, None, str(data_file), None, None)
 
     from ticketpack.data import SplitConfig, get
+    from ticketpack.references import is_reference
 
     prov = card.provenance
+    if dataset is None and is_reference(prov.dataset) and not Path(prov.dataset).exists():
+        # a factory is code: run only what the user names, never what a file (which anyone may edit) names
+        raise TicketpackError(f"the model's card names a dataset factory ({prov.dataset}), which is code that "
+                              "ticketpack runs only when you name it: pass --dataset to run it, or --data-file")
     dataset = dataset or prov.dataset
     domain = domain or prov.target_domain or prov.source_domain
     if seed is None:

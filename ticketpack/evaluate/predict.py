@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from ticketpack.data.kinds import InputRangeWarning, OutOfRange
 from ticketpack.errors import TicketpackError
-from ticketpack.runtime.predictor import empty_text_index
+from ticketpack.runtime.predictor import empty_text_index, softmax
 
 _CHUNK = 1024
 
@@ -33,6 +35,10 @@ class Predictions(BaseModel):
     kind: str = Field(description="The model's input kind: image, text, tabular, ...")
     labels: list[str]
     rows: list[PredictionRow]
+    warnings: list[str] = Field(
+        default_factory=list, description="What the predictions cannot be trusted for, such as images with pixel "
+        "values far outside the range the model was trained on (also printed on stderr)."
+    )
 
 
 def predict_rows(
@@ -61,7 +67,16 @@ def predict_rows(
     if (i := empty_text_index(raw)) is not None:  # training refuses such texts, so no prediction for them
         where = f"{input_file}: row {i + 1}" if input_file is not None else f"text {i + 1}"
         raise TicketpackError(f"{where} is empty or only whitespace: give some text to classify")
-    probs = np.concatenate([pred.predict_proba(raw[i : i + _CHUNK]) for i in range(0, len(raw), _CHUNK)])
+    chunks, checked = [], []
+    for i in range(0, len(raw), _CHUNK):
+        x, beyond = pred.prepare_checked(raw[i : i + _CHUNK])
+        checked.append((i, beyond))
+        chunks.append(softmax(pred.logits_from_inputs(x).astype(np.float64)).astype(np.float32))
+    probs = np.concatenate(chunks)
+    beyond = OutOfRange.merge(checked, len(raw))
+    notes = [] if beyond is None else [beyond.message(prep.noun)]
+    for note in notes:
+        warnings.warn(note, InputRangeWarning, stacklevel=2)
     labels = pred.labels
     rows = [
         PredictionRow(
@@ -70,4 +85,5 @@ def predict_rows(
         )
         for i, p in enumerate(probs)
     ]
-    return Predictions(model=str(model), provider=pred.provider, kind=prep.kind, labels=labels, rows=rows)
+    return Predictions(model=str(model), provider=pred.provider, kind=prep.kind, labels=labels, rows=rows,
+                       warnings=notes)

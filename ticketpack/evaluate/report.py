@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ticketpack.errors import GateFailed
 
-EVALUATION_SCHEMA_VERSION = 2  # 2: size and memory ratios read model / baseline; weights_digest_verified
+EVALUATION_SCHEMA_VERSION = 3  # 2: size and memory ratios read model / baseline; weights_digest_verified
+# 3: latency figures state calls_per_run (short calls are timed in groups)
 
 
 class _Doc(BaseModel):
@@ -46,13 +47,20 @@ class Gates(_Doc):
 
 class LatencyStats(_Doc):
     batch_size: int
-    runs: int = Field(description="Timed runs after warm-up.")
-    warmup_runs: int
+    runs: int = Field(description="Timed runs after warm-up, each of calls_per_run calls.")
+    calls_per_run: int = Field(
+        1, ge=1,
+        description="Calls of session.run that each timed run covers, so each figure (p50, p90, p99, mean) is of "
+        "the mean call time within runs of this many calls. Calls shorter than 0.1 ms are timed in groups (timeit's "
+        "autorange: 1, 2, 5, 10, 20, 50, ... calls, until one run lasts 0.1 ms), so that the clock's resolution and "
+        "overhead do not dominate them; then p90 and p99 describe groups, not single calls. 1: single calls.")
+    warmup_runs: int = Field(description="Untimed calls before the timed runs, with those that set calls_per_run.")
     p50_ms: float
     p90_ms: float
     p99_ms: float
     mean_ms: float
-    throughput_per_s: float = Field(description="Examples per second: batch_size × runs / total timed seconds.")
+    throughput_per_s: float = Field(
+        description="Examples per second: batch_size × runs × calls_per_run / total timed seconds.")
     median_ci_pct: float = Field(
         description="Half-width of the ~95% confidence interval of the median (order statistics), in % of the median."
     )

@@ -49,7 +49,12 @@ from ticketpack.runtime.card import (
 from ticketpack.runtime.cardio import embed_card
 from ticketpack.runtime.digest import weights_digest
 from ticketpack.runtime.session import make_session, required_onnxruntime
-from ticketpack.runtime.storage import bitmask_encode, quantize_int8, rank_encode
+from ticketpack.runtime.storage import (
+    bitmask_candidates,
+    bitmask_encode,
+    quantize_int8,
+    rank_encode,
+)
 from ticketpack.version import __version__
 
 if TYPE_CHECKING:  # torch-side types, imported only when a function needs them
@@ -115,6 +120,10 @@ class ExportResult(BaseModel):
     weights_remaining: float = Field(description="Fraction of prunable weights kept by the ticket's mask.")
     level_reason: str = Field(description="Which level was exported and why.")
     mac_fraction: float = Field(description="Multiply-accumulates of nonzero weights per example / the dense model's.")
+    format_note: str | None = Field(
+        None, description="When the chosen format stores nothing of this ticket smaller than another format: what "
+        "happened and the format that would (the CLI prints it as a warning)."
+    )
     card: ModelCard
     seconds: float
 
@@ -282,11 +291,9 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
         graph = quantize_int8(graph, QUANTIZED_OPS, _integer_gathers(graph))
     elif config.quantize == "int8-static":
         graph, calibration = _quantize_static(graph, sel.data, config)
-    encoding = None
-    if config.format == "sparse":
-        bitmask_encode(graph)
-        encoding = "bitmask"
-    rank_encode(graph)  # id remaps of compacted embeddings: their bits alone
+    bitmasked = bitmask_encode(graph) if config.format == "sparse" else []
+    note = _format_note(config.format, compacted, bitmasked, graph)
+    remaps = rank_encode(graph)  # id remaps of compacted embeddings: their bits alone
     _check(graph, "exported")
     logits = _ort_logits(graph, prepared.x_test, prepared.threads)
     diff = float(np.abs(logits - prepared.torch_logits).max())
@@ -333,7 +340,9 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
         ),
         export=ExportOptions(format=config.format, quantize=config.quantize, opset=config.opset,
                              min_onnxruntime=_min_onnxruntime(graph), calibration=calibration,
-                             sparse_encoding=encoding, compacted=compacted),
+                             sparse_encoding="bitmask" if bitmasked else None, compacted=compacted,
+                             bitmask_encoded=bitmasked if config.format == "sparse" else None,
+                             rank_encoded=remaps),
         parity=ParityCheck(
             examples=len(prepared.y_test), max_abs_diff=diff, argmax_agreement=agreement, atol=config.atol,
             float_max_abs_diff=float_diff,
@@ -360,9 +369,25 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
     return ExportResult(
         path=str(out), file_bytes=len(data_bytes), dense_bytes=dense_bytes, size_ratio=len(data_bytes) / dense_bytes,
         source=str(sel.root), source_kind=sel.kind, level=sel.level, weights_remaining=sel.weights_remaining,
-        level_reason=sel.reason, mac_fraction=_mac_fraction(prepared), card=card,
+        level_reason=sel.reason, mac_fraction=_mac_fraction(prepared), format_note=note, card=card,
         seconds=round(time.perf_counter() - start, 3),
     )
+
+
+def _format_note(fmt: str, compacted: dict[str, list[int]] | None, bitmasked: list[str],
+                 graph: onnx.ModelProto) -> str | None:
+    """What to tell a user whose chosen format stores nothing of this ticket smaller, naming the format that would."""
+    removed = any(kept < was for kept, was in (compacted or {}).values())
+    if fmt == "sparse" and not bitmasked:
+        return ("--format sparse stored no weight as values + bit mask: after compaction no weight of this ticket has "
+                "zeros enough to get smaller by a quarter (" + ("its pruned units, rows or inputs were removed whole"
+                if removed else "it keeps most of its weights") + "), so the file is what --format compact writes; use "
+                "--format compact")
+    if fmt == "compact" and not removed and (candidates := bitmask_candidates(graph)):
+        return (f"--format compact removed nothing from this ticket (no unit, channel, head or input is pruned whole), "
+                f"so the file is as large as --format dense; --format sparse would store {len(candidates)} of its "
+                "weights as values + bit mask")
+    return None
 
 
 def _min_onnxruntime(graph: onnx.ModelProto) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -11,3 +13,7 @@ class ValidateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     strict: bool = Field(False, description="Also require a PyTorch parity check recorded within its tolerance.")
+    verify: Path | None = Field(
+        None, description="Public key (PEM, elliptic curve): the file must verify against its signature, <model>.sig, "
+        "written by `ticketpack export --sign` (needs the sign extra)."
+    )

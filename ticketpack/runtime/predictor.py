@@ -7,10 +7,12 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from ticketpack.data.kinds import InputRangeWarning, OutOfRange
 from ticketpack.errors import TicketpackError
 from ticketpack.runtime.card import CARD_KEY, ModelCard, parse_card
 from ticketpack.runtime.session import make_session
@@ -60,10 +62,19 @@ class Predictor:
         return self.card.preprocessing.kind
 
     def prepare(self, batch) -> np.ndarray:
-        """Raw inputs (strings for text models, pixel arrays for image models) → the graph's input tensor."""
+        """Raw inputs (strings for text models, pixel arrays for image models) → the graph's input tensor; an
+        :class:`InputRangeWarning` for inputs beyond the range the card records for the training inputs."""
+        x, beyond = self.prepare_checked(batch)
+        if beyond is not None:
+            warnings.warn(beyond.message(self.card.preprocessing.noun), InputRangeWarning, stacklevel=2)
+        return x
+
+    def prepare_checked(self, batch) -> tuple[np.ndarray, OutOfRange | None]:
+        """:meth:`prepare` without the warning: the tensor, and which inputs go beyond the training range (None:
+        none, or a kind that records no range)."""
         if batch is None or len(batch) == 0:
             raise TicketpackError("empty batch: give at least one input")
-        return self.card.preprocessing.transform(batch)
+        return self.card.preprocessing.transform_checked(batch)
 
     def logits_from_inputs(self, x: np.ndarray) -> np.ndarray:
         """Logits for an already prepared input tensor (dtype and shape as the card's input signature)."""

@@ -89,8 +89,31 @@ class _Decoder:
         self.graph.node.extend(self.nodes + nodes)
 
 
+def _bitmask_parts(t: onnx.TensorProto, consumers: set[str],
+                   min_saving_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(the array, its values with the leading 0, its packed bits) of an initializer the bitmask encoding makes
+    smaller by at least a quarter and ``min_saving_bytes``; None for any other."""
+    array = numpy_helper.to_array(t) if t.data_type in ENCODABLE and t.name in consumers else None
+    if array is None or array.size < 64:
+        return None
+    flat = array.ravel()
+    nonzero = flat != 0
+    saved = array.nbytes - (int(nonzero.sum()) + 1) * flat.dtype.itemsize - (flat.size + 7) // 8
+    if saved < max(min_saving_bytes, array.nbytes // 4):
+        return None
+    values = np.concatenate([np.zeros(1, dtype=flat.dtype), flat[nonzero]])  # index 0: every pruned entry
+    return array, values, np.packbits(nonzero, bitorder="little")
+
+
+def bitmask_candidates(model: onnx.ModelProto, min_saving_bytes: int = MIN_SAVING_BYTES) -> list[str]:
+    """The initializers :func:`bitmask_encode` would encode, leaving ``model`` as it is."""
+    consumers = {name for node in model.graph.node for name in node.input}
+    return [t.name for t in model.graph.initializer if _bitmask_parts(t, consumers, min_saving_bytes) is not None]
+
+
 def bitmask_encode(model: onnx.ModelProto, min_saving_bytes: int = MIN_SAVING_BYTES) -> list[str]:
-    """Replace, in place, every weight initializer that gets smaller by the bitmask encoding; return their names."""
+    """Replace, in place, every weight initializer that gets smaller by the bitmask encoding; return their names
+    (none when no weight has enough zeros: the graph is then left as it was)."""
     graph = model.graph
     consumers = {name for node in graph.node for name in node.input}
     dec = _Decoder(graph)
@@ -99,18 +122,12 @@ def bitmask_encode(model: onnx.ModelProto, min_saving_bytes: int = MIN_SAVING_BY
     encoded: list[str] = []
     keep = []
     for t in graph.initializer:
-        array = numpy_helper.to_array(t) if t.data_type in ENCODABLE and t.name in consumers else None
-        if array is None or array.size < 64:
+        parts = _bitmask_parts(t, consumers, min_saving_bytes)
+        if parts is None:
             keep.append(t)
             continue
-        flat = array.ravel()
-        nonzero = flat != 0
-        values = np.concatenate([np.zeros(1, dtype=flat.dtype), flat[nonzero]])  # index 0: every pruned entry
-        bits = np.packbits(nonzero, bitorder="little")
-        if array.nbytes - (values.nbytes + bits.nbytes) < max(min_saving_bytes, array.nbytes // 4):
-            keep.append(t)
-            continue
-        n, name = flat.size, t.name
+        array, values, bits = parts
+        n, name = array.size, t.name
         values_name, bits_name = bitmask_parts(name)
         new_inits += [numpy_helper.from_array(values, values_name), numpy_helper.from_array(bits[:, None], bits_name)]
         pos = _rank_nodes(node, const, bits_name, n, name)

@@ -1,17 +1,21 @@
 """``validate_model``: is this exported file whole, honest about itself and runnable? (torch-free)
 
 Checks, in order (a check that makes later ones meaningless stops the list):
-ONNX parse → ``onnx.checker`` full check → card present and valid → graph signature matches the card →
-weight digest matches the card → sparsity in the card matches the weights → this onnxruntime is at least the card's
-minimum → ONNX Runtime load → smoke inference. An onnxruntime older than the card's minimum fails even when the file
-happens to load: nothing vouches for its kernels on that graph (a missing kernel for one type shows at load, a
-changed one would not), and validate is the gate before a deployment.
+[with a public key: the file verifies against its signature, ``<model>.sig``] → ONNX parse → ``onnx.checker`` full
+check → card present and within its bounds → graph signature matches the card (the label count against the output
+width) → weight digest matches the card → sparsity in the card recomputed from the stored weights → the card's own
+figures agree with each other → this onnxruntime is at least the card's minimum (and that minimum is not below what
+the graph needs) → ONNX Runtime load → smoke inference (its output width against the label count). An onnxruntime
+older than the card's minimum fails even when the file happens to load: nothing vouches for its kernels on that
+graph (a missing kernel for one type shows at load, a changed one would not), and validate is the gate before a
+deployment.
 ``strict`` adds: parity with PyTorch recorded at export and within its tolerance (int8: the float graph within
 ``atol`` and the recorded argmax agreement at least the required one).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +29,12 @@ from ticketpack.errors import GateFailed, TicketpackError
 from ticketpack.runtime.card import CARD_KEY, parse_card
 from ticketpack.runtime.cardio import card_json
 from ticketpack.runtime.digest import weights_digest
-from ticketpack.runtime.session import make_session, release
+from ticketpack.runtime.session import (
+    TESTED_FLOOR,
+    make_session,
+    release,
+    required_onnxruntime,
+)
 from ticketpack.runtime.storage import nonzero_count
 from ticketpack.version import __version__
 
@@ -106,37 +115,108 @@ def _initializers(model) -> dict[str, np.ndarray]:
     return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
 
 
+def _same(a: float, b: float) -> bool:
+    """Two ratios of the same integers, as JSON carries them (float64 round-trips exactly)."""
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _raise_problems(problems: list[str]) -> None:
+    if problems:
+        raise TicketpackError("; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""))
+
+
 def _check_sparsity(model, card) -> str:
-    """The card's per-layer non-zero counts must be what the graph's stored weights hold."""
+    """Recompute the card's sparsity from the graph's stored weights, in every storage form (plain, transposed,
+    bit-mask encoded, int8): each layer's non-zero count, its size against the stored shape, each layer's and the
+    total weights remaining, and whether the weights are int8 as the card says."""
     arrays = _initializers(model)
-    problems, total_nonzero, quantized = [], 0, False
-    for layer in card.sparsity.layers:
+    sp = card.sparsity
+    problems, total_nonzero, quantized = [], 0, 0
+    for layer in sp.layers:
         found = nonzero_count(arrays, layer.name, layer.shape)
         if found is None:
             problems.append(f"{layer.name}: no stored weight for this layer in the graph")
             continue
         _, nonzero, q = found
-        quantized |= q
+        quantized += q
         total_nonzero += nonzero
+        stored = math.prod(layer.shape)
         # int8 rounding may zero a small surviving weight, never revive a pruned one
         if nonzero > layer.nonzero or (not q and nonzero != layer.nonzero):
             problems.append(f"{layer.name}: {nonzero} non-zero weights in the graph, card says {layer.nonzero}")
-    if problems:
-        raise TicketpackError("; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""))
-    if sum(l.nonzero for l in card.sparsity.layers) != card.sparsity.nonzero:
-        raise TicketpackError(f"the card's layers add up to {sum(l.nonzero for l in card.sparsity.layers)} non-zero "
-                              f"weights but its total says {card.sparsity.nonzero}")
-    remaining = total_nonzero / card.sparsity.total if card.sparsity.total else 1.0
+        if layer.nonzero > stored:
+            problems.append(f"{layer.name}: the card says {layer.nonzero} non-zero weights, its stored shape "
+                            f"{layer.shape} holds {stored}")
+        # compaction only removes weights; a dense export keeps every one
+        if layer.total < stored or (card.export.format == "dense" and layer.total != stored):
+            problems.append(f"{layer.name}: the card says the layer had {layer.total} weights, the graph stores "
+                            f"{stored} ({card.export.format} format)")
+        if not _same(layer.weights_remaining, layer.nonzero / layer.total):
+            problems.append(f"{layer.name}: the card says {layer.weights_remaining:.4%} of its weights remain, its "
+                            f"counts give {layer.nonzero}/{layer.total} = {layer.nonzero / layer.total:.4%}")
+    _raise_problems(problems)
+    if card.export.quantize == "none" and quantized:
+        problems.append(f"{quantized} of the {len(sp.layers)} layers are stored int8, the card says not quantized")
+    if card.export.quantize != "none" and not quantized:
+        problems.append(f"no layer is stored int8, the card says {card.export.quantize}")
+    layer_nonzero, layer_total = sum(l.nonzero for l in sp.layers), sum(l.total for l in sp.layers)
+    if layer_nonzero != sp.nonzero:
+        problems.append(f"the card's layers add up to {layer_nonzero} non-zero weights but its total says {sp.nonzero}")
+    if layer_total != sp.total:
+        problems.append(f"the card's layers add up to {layer_total} weights but its total says {sp.total}")
+    if not _same(sp.weights_remaining, sp.nonzero / sp.total):
+        problems.append(f"the card says {sp.weights_remaining:.4%} of the weights remain, its counts give "
+                        f"{sp.nonzero}/{sp.total} = {sp.nonzero / sp.total:.4%}")
+    _raise_problems(problems)
+    remaining = total_nonzero / sp.total
     note = " (int8: rounding may zero a few more)" if quantized else ""
     return (f"{len(card.sparsity.layers)} layers, {total_nonzero:,}/{card.sparsity.total:,} weights non-zero "
             f"({remaining:.1%}; card {card.sparsity.weights_remaining:.1%}){note}")
 
 
-def _check_runtime_version(card) -> str:
-    """The onnxruntime in use must be at least the oldest release the card says the file runs on."""
+def _integral(fraction: float, n: int) -> bool:
+    """Whether ``fraction`` is k/n for a whole k: what a share of ``n`` examples can be."""
+    return abs(fraction * n - round(fraction * n)) <= 1e-6
+
+
+def _check_card_figures(card) -> str:
+    """The card's own figures must agree with each other: accuracies and agreement are shares of the examples they
+    were measured on, and the relaxed int8 parity rules (an agreement floor instead of atol) only on an int8 file."""
+    m, p, quantize = card.metrics, card.parity, card.export.quantize
+    problems = []
+    n = m.test_examples
+    if n is not None:
+        for name in ("test_accuracy", "reference_test_accuracy"):
+            value = getattr(m, name)
+            if value is not None and not _integral(value, n):
+                problems.append(f"metrics.{name} {value} is no share of its {n} test examples (k/{n})")
+    if p is not None:
+        if n is not None and p.examples != n:
+            problems.append(f"parity ran on {p.examples} examples, the metrics on {n}: both are the test split")
+        if not _integral(p.argmax_agreement, p.examples):
+            problems.append(f"parity.argmax_agreement {p.argmax_agreement} is no share of its {p.examples} examples")
+        if quantize == "none" and (p.min_argmax_agreement is not None or p.float_max_abs_diff is not None):
+            problems.append("the parity check carries int8 tolerances but the card says the file is not quantized")
+    if card.export.calibration is not None and quantize != "int8-static":
+        problems.append(f"the card records an int8-static calibration but says quantize={quantize}")
+    _raise_problems(problems)
+    shown = f"accuracy {m.test_accuracy:.4f} on {n} examples" if m.test_accuracy is not None and n else "no accuracy"
+    return f"{shown}; parity and quantization claims agree with each other"
+
+
+def _check_runtime_version(card, model) -> str:
+    """The onnxruntime in use must be at least the oldest release the card says the file runs on, and that release
+    must not be below what the graph needs (its IR version, opset and node domains; see ``required_onnxruntime``)."""
     need, have = card.export.min_onnxruntime, ort.__version__
     if need is None:
         return f"onnxruntime {have}; the card records no minimum (exported before ticketpack recorded it)"
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    domains = {n.domain for n in model.graph.node}
+    if required_onnxruntime(model.ir_version, opset, domains) != TESTED_FLOOR and release(need) <= release(TESTED_FLOOR):
+        other = sorted(d for d in domains if d not in ("", "ai.onnx"))
+        raise TicketpackError(f"the card says onnxruntime {need} runs this file, but its graph (IR {model.ir_version}, "
+                              f"opset {opset}{', domains ' + ', '.join(other) if other else ''}) needs a newer one "
+                              f"than {TESTED_FLOOR}")
     if release(have) < release(need):
         raise TicketpackError(f"onnxruntime {have} is older than {need}, the oldest this file runs on: "
                               f"pip install 'onnxruntime>={need}'")
@@ -153,14 +233,23 @@ def smoke_batch(card, graph_input: tuple[str, str, list[int | str]] | None = Non
     return np.zeros(shape, dtype=np.int64 if dtype == "int64" else np.float32)
 
 
-def validate_model(path: Path | str, strict: bool = False, provider: str = "cpu", threads: int | None = 1) -> ValidationReport:
+def validate_model(path: Path | str, strict: bool = False, provider: str = "cpu", threads: int | None = 1,
+                   verify: Path | str | None = None) -> ValidationReport:
     """Check an exported ticketpack ONNX model. A missing path is a usage error (:class:`TicketpackError`);
-    everything wrong *inside* the file is a failed check in the returned report."""
+    everything wrong *inside* the file is a failed check in the returned report.
+
+    ``verify``: an elliptic-curve public key (PEM); the file must then verify against its signature (``<model>.sig``,
+    written by ``ticketpack export --sign``). A missing `sign` extra or an unusable key is a usage error."""
     path = Path(path)
     if not path.exists():
         raise TicketpackError(f"model file not found: {path}")
     if not path.is_file():
         raise TicketpackError(f"{path} is not a file")
+    verifier = None
+    if verify is not None:
+        from ticketpack.runtime.signing import verifier as make_verifier
+
+        verifier = make_verifier(verify)
     checks: list[Check] = []
 
     def done() -> ValidationReport:
@@ -182,6 +271,11 @@ def validate_model(path: Path | str, strict: bool = False, provider: str = "cpu"
         return True
 
     state: dict = {}
+
+    if verifier is not None:
+        from ticketpack.runtime.signing import verify_file
+
+        run("key signature", lambda: verify_file(path, verifier))
 
     def parse() -> str:
         data = path.read_bytes()
@@ -232,7 +326,8 @@ def validate_model(path: Path | str, strict: bool = False, provider: str = "cpu"
 
         run("weights digest", digest)
         run("sparsity", lambda: _check_sparsity(model, card))
-        run("onnxruntime version", lambda: _check_runtime_version(card))
+        run("card figures", lambda: _check_card_figures(card))
+        run("onnxruntime version", lambda: _check_runtime_version(card, model))
 
     def ort_load() -> str:
         session, used = make_session(path, provider, threads)

@@ -37,13 +37,14 @@ from ticketpack.search.config import SearchConfig
 from ticketpack.search.manifest import DatasetInfo, Environment, RoundRecord, TensorFile, TicketManifest
 from ticketpack.training import train
 from ticketpack.training.device import check_precision, describe, resolve_device
-from ticketpack.training.train import TrainResult, accuracy, total_steps
+from ticketpack.training.train import TrainProgress, TrainResult, accuracy, total_steps
 from ticketpack.version import __version__
 
 
 @dataclass
 class SearchEvent:
-    """Progress of a search: ``kind`` is "round_start", "step" or "round_end"."""
+    """Progress of a search: ``kind`` is "round_start", "step" (after every training step of the round, in epoch
+    ``epoch`` of ``epochs``; ``val_accuracy`` on the steps that evaluated) or "round_end"."""
 
     kind: str
     round: int
@@ -52,6 +53,8 @@ class SearchEvent:
     steps: int = 0
     val_accuracy: float | None = None
     record: RoundRecord | None = None
+    epoch: int = 0
+    epochs: int = 0
 
 
 def derive_seed(seed: int, *parts: object) -> int:
@@ -120,6 +123,7 @@ def search(
 
 def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
             on_event: Callable[[SearchEvent], None] | None, model: Callable | torch.nn.Module | None) -> TicketManifest:
+    began = (time.perf_counter(), time.process_time())
     if model is not None:
         from ticketpack.models.factory import register_object
         from ticketpack.runtime.spec import ModelSpec
@@ -195,6 +199,8 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
             init_file=_file(out, paths.init_weights(out), init_sha),
             init_weights_sha256=checkpoint_sha,
             device=describe(device),
+            setup_seconds=round(time.perf_counter() - began[0], 3),
+            setup_cpu_seconds=round(time.process_time() - began[1], 3),
             environment=Environment(
                 python=sys.version.split()[0], torch=torch.__version__, platform=platform.platform()
             ),
@@ -218,6 +224,7 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
             continue
         if on_event:
             on_event(SearchEvent("round_start", r, n_rounds))
+        round_began = (time.perf_counter(), time.process_time())
         if r == 0:
             mask = masks.ones_like(parameters(model, prunable))
         else:
@@ -230,9 +237,9 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
         model.load_state_dict(_start_state(r, prune_cfg.retrain, init_state, ticket))
         model.to(device)
 
-        def step_cb(step: int, steps: int, val: float, r: int = r) -> None:
+        def step_cb(p: TrainProgress, r: int = r) -> None:
             if on_event:
-                on_event(SearchEvent("step", r, n_rounds, step, steps, val))
+                on_event(SearchEvent("step", r, n_rounds, p.step, p.steps, p.val_accuracy, epoch=p.epoch, epochs=p.epochs))
 
         capture = prune_cfg.rewind_iter if (r == 0 and prune_cfg.rewind_iter > 0) else None
         train_mask = ticket.training_mask(model, mask, structure)
@@ -257,6 +264,8 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
             best_iteration=result.best_iteration,
             iterations=result.iterations,
             seconds=round(result.seconds, 3),
+            wall_seconds=round(time.perf_counter() - round_began[0], 3),
+            cpu_seconds=round(time.process_time() - round_began[1], 3),
             mask_file=_file(out, paths.round_mask(out, r), mask_sha),
             weights_file=_file(out, paths.round_weights(out, r), weights_sha),
         )

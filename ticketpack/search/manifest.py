@@ -48,6 +48,10 @@ class RoundRecord(BaseModel):
     best_iteration: int = Field(description="Step with the best validation accuracy (the weights kept).")
     iterations: int
     seconds: float = Field(description="Wall time of the round's training.")
+    wall_seconds: float | None = Field(
+        None, description="Wall time of the whole round: pruning, training, evaluation and writing its files.")
+    cpu_seconds: float | None = Field(
+        None, description="CPU time of the whole round (every thread of the search process; see `threads`).")
     mask_file: TensorFile
     weights_file: TensorFile = Field(description="Trained weights at the best validation step.")
 
@@ -81,6 +85,10 @@ class TicketManifest(BaseModel):
     init_file: TensorFile = Field(description="θ0: the weights before any training (the checkpoint, when given).")
     init_weights_sha256: str | None = Field(None, description="sha256 of the checkpoint file the search started from.")
     device: str | None = Field(None, description="Device the search trained on (cpu, cuda:0 (name), ...).")
+    setup_seconds: float | None = Field(
+        None, description="Wall time before round 0 (loading and featurizing the data, building and tracing the "
+        "model), in the run that created this directory.")
+    setup_cpu_seconds: float | None = Field(None, description="CPU time of that setup (every thread of the process).")
     rewind_file: TensorFile | None = Field(None, description="θk: the rewind point (θ0 when rewind_iter is 0).")
     rounds: list[RoundRecord] = Field(default_factory=list)
     environment: Environment

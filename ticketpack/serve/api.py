@@ -40,6 +40,10 @@ class Prediction(BaseModel):
 class PredictResponse(BaseModel):
     model: str = Field(description="Name of the model that answered.")
     predictions: list[Prediction] = Field(description="One per input, in request order.")
+    warnings: list[str] | None = Field(
+        None, description="Only when some predictions cannot be trusted: e.g. images with pixel values beyond the "
+        "range the model's training images had (which ones, and that range)."
+    )
 
 
 class ModelInfo(BaseModel):

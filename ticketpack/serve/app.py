@@ -36,6 +36,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
+from ticketpack.data.kinds import OutOfRange
 from ticketpack.errors import TicketpackError
 from ticketpack.serve.api import (
     ErrorBody,
@@ -208,10 +209,12 @@ class _FastPredict:
                 if inputs is None:
                     return body, False
                 if inline or self.state["executor"] is None:
-                    probs = model.probabilities(model.prepare(inputs))
+                    probs, beyond = _predict_now(model, inputs)
                 else:
-                    probs = await asyncio.get_running_loop().run_in_executor(
+                    probs, beyond = await asyncio.get_running_loop().run_in_executor(
                         self.state["executor"], _predict_now, model, inputs)
+                if beyond is not None:  # an answer with a warning: the route words it
+                    return body, False
                 answer = self.answer(model, probs)
             except Exception:  # noqa: BLE001 - bad input of any kind: the route words the error
                 return body, False  # (and its guard counts the request)
@@ -411,7 +414,7 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
         metrics.batch(model.name, len(inputs))
         loop = asyncio.get_running_loop()
         try:
-            probs = await loop.run_in_executor(state["executor"], _predict_now, model, inputs)
+            probs, beyond = await loop.run_in_executor(state["executor"], _predict_now, model, inputs)
         except TicketpackError as exc:
             raise ApiError(422, "invalid_input", str(exc), "inputs") from None
         labels = model.predictor.labels
@@ -419,9 +422,9 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
         body = PredictResponse.model_validate({"model": model.name, "predictions": [
             {"label": labels[k], "probability": row[k], "probabilities": dict(zip(labels, row))}
             for row, k in zip(rows, best)
-        ]})
+        ], "warnings": None if beyond is None else [beyond.message(model.predictor.card.preprocessing.noun)]})
         # returned as a Response, so FastAPI does not validate and serialize the model a second time
-        return Response(body.model_dump_json(), media_type="application/json")
+        return Response(body.model_dump_json(exclude_none=True), media_type="application/json")
 
     max_body = body_limit(config, models)
     app.add_middleware(_Guard, metrics=metrics, names=set(models), max_body=max_body)
@@ -430,8 +433,9 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
     return app
 
 
-def _predict_now(model: ServedModel, inputs) -> np.ndarray:
-    return model.probabilities(model.prepare(inputs))
+def _predict_now(model: ServedModel, inputs) -> tuple[np.ndarray, OutOfRange | None]:
+    x, beyond = model.prepare_checked(inputs)
+    return model.probabilities(x), beyond
 
 
 def app_from_env() -> FastAPI:

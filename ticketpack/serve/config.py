@@ -51,11 +51,18 @@ class ServeConfig(BaseModel):
     port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port).")
     workers: int = Field(1, ge=1, le=64, description="Server processes; each holds its own ONNX Runtime sessions.")
     max_batch: int = Field(256, ge=1, le=100_000, description="Most inputs in one request (more: 413).")
-    max_text_chars: int = Field(20_000, ge=1, description="Longest text input in characters (longer: 413).")
+    max_text_chars: int = Field(
+        32_768, ge=1, description="Longest text input in characters (longer: 413). The default is over 1.5 "
+        "times the longest review in the shared review data, 21,217 characters (bench/text_lengths.py)."
+    )
     threads: int = Field(1, ge=1, le=256, description="ONNX Runtime intra-op threads per inference run.")
     provider: Literal["auto", "cpu", "cuda"] = Field("auto", description="ONNX Runtime execution provider.")
     shutdown_timeout_s: float = Field(30.0, gt=0, description="On SIGTERM, how long in-flight requests may take to finish.")
     access_log: bool = Field(True, description="Log one line per request (stderr).")
+    verify: Path | None = Field(
+        None, description="Public key (PEM, elliptic curve): refuse to start unless every model verifies against its "
+        "signature, <model>.sig, written by `ticketpack export --sign` (needs the sign extra)."
+    )
 
     @field_validator("models")
     @classmethod

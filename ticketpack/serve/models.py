@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ticketpack.data.kinds import OutOfRange
 from ticketpack.errors import TicketpackError
 from ticketpack.runtime.predictor import Predictor, softmax
 from ticketpack.runtime.validate import validate_model
@@ -67,7 +68,11 @@ class ServedModel:
 
     def prepare(self, raw) -> np.ndarray:
         """Raw inputs → the graph's input tensor (raises TicketpackError on bad input)."""
-        return self.predictor.prepare(raw)
+        return self.prepare_checked(raw)[0]
+
+    def prepare_checked(self, raw) -> tuple[np.ndarray, OutOfRange | None]:
+        """:meth:`prepare`, and which inputs go beyond the range of the training inputs (the answer says so)."""
+        return self.predictor.prepare_checked(raw)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Prepared inputs → class probabilities (N, classes), float64 rows that sum to 1."""
@@ -102,7 +107,7 @@ class ServedModel:
 
 def _validation_failure(source: ModelSource, config: ServeConfig) -> str | None:
     try:
-        report = validate_model(source.path, provider=config.provider, threads=config.threads)
+        report = validate_model(source.path, provider=config.provider, threads=config.threads, verify=config.verify)
     except TicketpackError as exc:
         return str(exc)
     if report.passed:

@@ -26,7 +26,21 @@ from ticketpack.training.config import TrainConfig
 from ticketpack.training.device import deterministic_scope
 from ticketpack.training.schedule import lr_factor, set_lr
 
-EpochCallback = Callable[[int, int, float], None]  # (step done, total steps, val accuracy)
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """Where a training run is, after each optimizer step: ``step`` of ``steps`` (fewer once early stopping ends
+    the run), in epoch ``epoch`` of ``epochs`` (1-based); ``val_accuracy`` on the steps that evaluated, else None."""
+
+    step: int
+    steps: int
+    epoch: int
+    epochs: int
+    val_accuracy: float | None = None
+
+
+ProgressCallback = Callable[[TrainProgress], None]
 
 
 @dataclass
@@ -220,7 +234,7 @@ def train(
     seed: int,
     mask: Mask | None = None,
     capture_at: int | None = None,
-    on_progress: EpochCallback | None = None,
+    on_progress: ProgressCallback | None = None,
     schedule_from: int = 0,
     fixed_lr: float | None = None,
 ) -> TrainResult:
@@ -228,7 +242,8 @@ def train(
     the CPU) and their metrics; with ``cfg.deterministic``, on deterministic kernels.
 
     ``schedule_from``: replay the learning-rate schedule from this step, for the steps left of it (learning-rate
-    rewinding); ``fixed_lr``: train at this rate whatever the schedule (fine-tuning)."""
+    rewinding); ``fixed_lr``: train at this rate whatever the schedule (fine-tuning). ``on_progress`` is called after
+    every step (cheap: a progress display decides how often to show it)."""
     start = time.perf_counter()
     torch.manual_seed(seed)  # dropout
     gen = torch.Generator().manual_seed(seed)
@@ -268,6 +283,7 @@ def train(
             step += 1
             if capture_at is not None and step == capture_at:
                 captured = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            val = None
             if step % eval_every == 0 or step == steps:
                 val = accuracy(model, data.val, workers=workers, bf16=bf16)
                 if val > best[0]:
@@ -275,10 +291,10 @@ def train(
                     stale = 0
                 else:
                     stale += 1
-                if on_progress:
-                    on_progress(step, steps, val)
                 if cfg.patience is not None and stale >= cfg.patience and step > (capture_at or 0):
                     steps = step  # early stop: nothing better for `patience` evaluations
+            if on_progress:
+                on_progress(TrainProgress(step, steps, math.ceil(step / per_epoch), math.ceil(steps / per_epoch), val))
             if step >= steps:
                 break
     finally:

@@ -74,6 +74,15 @@ class _Contexts:
     def __init__(self) -> None:
         self.key: tuple[str, str] | None = None
         self.ctx: JobContext | None = None
+        self.jobs_run = 0  # over the worker's life: its first job also pays the process's start-up
+
+    def execute(self, root: str, plan_digest: str, job: dict[str, Any]) -> dict[str, Any] | None:
+        """Run ``job`` of the run in ``root`` in this worker."""
+        from ticketpack.transfer.jobs import execute
+
+        ctx = self.get(root, plan_digest)
+        self.jobs_run += 1
+        return execute(ctx, job, first_in_worker=self.jobs_run == 1)
 
     def get(self, root: str, plan_digest: str) -> JobContext:
         from ticketpack.transfer.jobs import JobContext
@@ -113,15 +122,13 @@ def _job_loop(threads: int, parent: int, inbox: Any, outbox: Any, slot: int = 0)
     prefer_huge_pages()  # before the first tensor (a driver in a notebook may not have asked)
     import torch
 
-    from ticketpack.transfer.jobs import execute
-
     torch.set_num_threads(threads)
     use_gpu_slot(slot)
     contexts = _Contexts()
     try:
         for root, digest, job in iter(inbox.get, None):
             try:
-                outbox.put((job["job_id"], execute(contexts.get(root, digest), job), None))
+                outbox.put((job["job_id"], contexts.execute(root, digest, job), None))
             except Exception as exc:
                 outbox.put((job["job_id"], None, _portable(exc)))
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the driver reports it, once
@@ -138,6 +145,7 @@ class LocalExecutor:
         self.in_process = workers == 1
         self._procs: list[Any] = []
         self._threads_before: int | None = None
+        self._jobs_run = 0  # in-process jobs (workers == 1)
 
     def __enter__(self) -> "LocalExecutor":
         if self.workers > 1:
@@ -192,7 +200,8 @@ class LocalExecutor:
 
         if self.workers == 1:
             for job in jobs:
-                yield job, execute(ctx, job)
+                self._jobs_run += 1
+                yield job, execute(ctx, job, first_in_worker=self._jobs_run == 1)
             return
         if not self._procs:
             self._start()
@@ -232,9 +241,7 @@ class _RayWorker:
         self.contexts = _Contexts()
 
     def execute(self, root: str, digest: str, job: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
-        from ticketpack.transfer.jobs import execute
-
-        return job["job_id"], execute(self.contexts.get(root, digest), job)
+        return job["job_id"], self.contexts.execute(root, digest, job)
 
 
 def require_ray() -> Any:
@@ -245,13 +252,48 @@ def require_ray() -> Any:
     return ray
 
 
-def _host_port(address: str) -> tuple[str, int] | None:
-    """``host:port``, ``[v6]:port`` or ``ray://host:port`` → (host, port); None for ``auto``/``local`` and the like."""
-    rest = address.split("://", 1)[-1].rstrip("/")
-    host, sep, port = rest.rpartition(":")
-    if not sep or not port.isdigit():
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
+RAY_ADDRESS_FORMS = "HOST:PORT, ray://HOST:PORT or auto"
+
+
+def parse_ray_address(address: str) -> tuple[str, int] | None:
+    """``host:port``, ``[v6]:port`` or ``ray://host:port`` → (host, port); None for ``auto`` (Ray finds the cluster
+    this machine runs). Anything else raises :class:`TicketpackError` naming what is wrong with it, before Ray sees
+    it (Ray answers a malformed address with a traceback from deep inside)."""
+    def bad(why: str) -> TicketpackError:
+        return TicketpackError(f"--ray-address {address!r}: {why} (expected {RAY_ADDRESS_FORMS})")
+
+    text = address.strip()
+    if text == "auto":
         return None
-    return host.strip("[]") or "127.0.0.1", int(port)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    elif scheme != "ray":
+        raise bad(f"unknown scheme '{scheme}://'; a Ray cluster address starts with ray:// or has none")
+    rest = rest.rstrip("/")
+    if rest.startswith("["):  # [v6]:port
+        host, close, tail = rest[1:].partition("]")
+        if not close or not tail.startswith(":"):
+            raise bad("an IPv6 address needs the form [ADDRESS]:PORT")
+        port = tail[1:]
+        import ipaddress
+
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise bad(f"'{host}' is not an IPv6 address") from None
+    else:
+        host, colon, port = rest.rpartition(":")
+        if not colon:
+            raise bad("no port")
+        if not host:
+            raise bad("no host before the port")
+        if not set(host) <= _HOST_CHARS or host.startswith(("-", ".")):
+            raise bad(f"'{host}' is not a host name or IP address")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise bad(f"the port '{port}' is not a number from 1 to 65535")
+    return host, int(port)
 
 
 def _unreachable(address: str, timeout_s: float, why: str) -> TicketpackError:
@@ -260,8 +302,9 @@ def _unreachable(address: str, timeout_s: float, why: str) -> TicketpackError:
 
 
 def wait_for_port(address: str, deadline: float, timeout_s: float) -> None:
-    """Wait until ``address`` accepts a TCP connection, until ``deadline`` (time.monotonic)."""
-    hp = _host_port(address)
+    """Wait until ``address`` accepts a TCP connection, until ``deadline`` (time.monotonic). A refused connection
+    (nothing listens there) or a host name that does not resolve fails at once: waiting would not change it."""
+    hp = parse_ray_address(address)
     if hp is None:
         return
     why = "no answer"
@@ -272,6 +315,13 @@ def wait_for_port(address: str, deadline: float, timeout_s: float) -> None:
         try:
             with socket.create_connection(hp, timeout=min(left, 2.0)):
                 return
+        except ConnectionRefusedError:
+            raise TicketpackError(f"cannot reach the Ray cluster at {address}: connection refused (nothing listens "
+                                  f"on port {hp[1]} of {hp[0]}); check --ray-address and that the cluster is "
+                                  "running (`ray status`)") from None
+        except socket.gaierror as exc:
+            raise TicketpackError(f"cannot reach the Ray cluster at {address}: the host name {hp[0]!r} does not "
+                                  f"resolve ({exc.strerror or exc}); check --ray-address") from None
         except OSError as exc:
             why = exc.strerror or type(exc).__name__
         time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
@@ -312,6 +362,8 @@ class RayExecutor:
 
     def __init__(self, workers: int, threads: int, address: str | None = None, connect_timeout_s: float = 30.0,
                  gpus_per_job: float = 0.0) -> None:
+        if address:
+            parse_ray_address(address)  # a malformed address: one line, before Ray is imported
         self.gpus_per_job = gpus_per_job
         self.ray = require_ray()
         self.workers, self.threads, self.address = workers, threads, address

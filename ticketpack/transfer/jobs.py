@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -144,18 +146,19 @@ def is_done(root: Path, job: Job) -> bool:
     return layout.job_result(root, job.job_id).exists()
 
 
-def execute(ctx: JobContext, job: Job | dict[str, Any]) -> dict[str, Any] | None:
+def execute(ctx: JobContext, job: Job | dict[str, Any], first_in_worker: bool = False) -> dict[str, Any] | None:
     """Run one job of ``ctx``'s run and write its files; return its JobResult as a plain dict (what every executor
-    sends back alike, across processes and Ray)."""
+    sends back alike, across processes and Ray). ``first_in_worker``: the executor's word that this is the first job
+    of its worker process (recorded, so that costs are reported without the process's start-up)."""
     job = Job.model_validate(job)
     if job.kind == "target-search":
         search(ctx.plan.target_search, layout.target_ticket(ctx.root), resume=True)
         ctx._target_ticket = None
         return None
-    return run_train_job(ctx, job).model_dump(mode="json")
+    return run_train_job(ctx, job, first_in_worker).model_dump(mode="json")
 
 
-def run_train_job(ctx: JobContext, job: Job) -> JobResult:
+def run_train_job(ctx: JobContext, job: Job, first_in_worker: bool = False) -> JobResult:
     start = INITS.create(job.init).start(ctx, job.level, job.seed)
     model = ctx.build_model()
     model.load_state_dict(start.state)
@@ -163,7 +166,9 @@ def run_train_job(ctx: JobContext, job: Job) -> JobResult:
     structure = ctx.structure() if ctx.ticket.granularity == "neuron" else None
     train_mask = ctx.ticket.training_mask(model, start.mask, structure)
     model.to(resolve_device(ctx.plan.train.device))
+    cpu_began = time.process_time()
     result = train(model, ctx.target, ctx.plan.train, train_seed, train_mask)
+    cpu_seconds = time.process_time() - cpu_began
     source_acc = accuracy(model, ctx.source.test)  # train() leaves the best-validation weights loaded
     model.to("cpu")
 
@@ -183,6 +188,10 @@ def run_train_job(ctx: JobContext, job: Job) -> JobResult:
         source_test_accuracy=source_acc,
         best_iteration=result.best_iteration,
         seconds=round(result.seconds, 3),
+        cpu_seconds=round(cpu_seconds, 3),
+        threads=torch.get_num_threads(),
+        first_in_worker=first_in_worker,
+        load_1min=round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         iterations=result.iterations,
         train_seed=train_seed,
         mask_sha256=masks.digest(start.mask) if start.mask is not None else None,

@@ -85,6 +85,12 @@ class JobResult(BaseModel):
     source_test_accuracy: float = Field(description="The same weights on the ticket's source-domain test split.")
     best_iteration: int
     seconds: float = Field(description="Wall time of the job's training.")
+    cpu_seconds: float | None = Field(None, description="CPU time of the job's training (every thread of its process).")
+    threads: int | None = Field(None, description="Torch intra-op threads the job trained with.")
+    first_in_worker: bool = Field(
+        False, description="The first job its worker process ran: its time includes the process's one-time start-up "
+        "(torch's first calls, first allocations), which cost summaries report apart.")
+    load_1min: float | None = Field(None, description="The machine's 1-minute load average when the job finished.")
     iterations: int = Field(0, description="Training steps run.")
     train_seed: int = Field(0, description="Seed of the data order (shared by every strategy of a seed index).")
     mask_sha256: str | None = Field(None, description="Content hash of the mask (None for dense).")
@@ -133,8 +139,8 @@ class PairedDifference(BaseModel):
     mean: float = Field(description="Mean of reference − other (accuracy, 0-1).")
     low: float | None = Field(description="Lower end of the 95% interval (None with one pair).")
     high: float | None = Field(description="Upper end of the 95% interval (None with one pair).")
-    resolved: bool = Field(description="The interval excludes 0 and |mean| is at least the smallest difference "
-                           "the test split resolves (see TransferReport.resolvable_difference).")
+    resolved: bool = Field(description="The paired interval excludes 0: over these seeds, on this test split, the "
+                           "two strategies differ by more than the seeds' own spread.")
 
 
 class StrategyCost(BaseModel):
@@ -145,10 +151,20 @@ class StrategyCost(BaseModel):
     init: str
     jobs: int
     iterations_mean: float = Field(description="Optimizer steps per job (mean).")
-    seconds_mean: float = Field(description="Training wall time per job in seconds (mean).")
+    seconds_mean: float = Field(description="Training wall time per job in seconds (mean over the jobs that were not "
+                                "their worker's first; all of them if every job was).")
+    cpu_seconds_mean: float | None = Field(None, description="Training CPU time per job in seconds, over the same jobs "
+                                           "(at `threads` torch threads).")
+    threads: int | None = Field(None, description="Torch threads per job.")
+    startup_seconds: float | None = Field(
+        None, description="How much longer, on average, a worker's first job took than the others: the worker's "
+        "one-time start-up, charged to no strategy (None: no such job, or too few others).")
     search_iterations: int = Field(0, description="Steps of an IMP search this strategy needs first (target-ticket: "
                                    "the search on the target, all rounds), paid once per run.")
-    search_seconds: float = Field(0.0, description="Wall time of that search (s).")
+    search_seconds: float = Field(0.0, description="Wall time of that search (s): its setup (data, model) and every "
+                                  "round (pruning, training, evaluation, files); training time only for tickets "
+                                  "written before ticketpack recorded the rest.")
+    search_cpu_seconds: float | None = Field(None, description="CPU time of that search (s), where recorded.")
 
 
 class TransferReport(BaseModel):
@@ -183,6 +199,12 @@ class TransferReport(BaseModel):
     resolvable_difference: float | None = Field(
         None, description="Smallest accuracy difference between two models that the target test split resolves at "
         "95% (1.96 × sqrt(2) × the binomial SE at the dense accuracy).")
+    last_evaluation_best: float | None = Field(
+        None, description="Share of the trained models whose best validation accuracy came at their last evaluation: "
+        "still improving when training stopped (a recipe too short for them).")
+    machine: dict[str, float | int | None] = Field(
+        default_factory=dict, description="How busy the machine was: `cores`, and the 1-minute load average when the "
+        "jobs finished (`load_mean`, `load_max`), for reading the seconds above.")
     warnings: list[str] = Field(default_factory=list, description="What the numbers cannot say (split too small, ...).")
     results: list[JobResult]
     files: dict[str, str] = Field(description="Other outputs of the run, relative to the run directory.")

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from ticketpack.errors import TicketpackError
 from ticketpack.fileio import atomic_path, atomic_write_text, read_model, read_versioned, write_model
-from ticketpack.stats import binomial_se, t_interval
+from ticketpack.stats import binomial_se, excludes_zero, t_interval
 from ticketpack.transfer import layout
+from ticketpack.transfer.pooling import RESOLVED
 from ticketpack.transfer.records import (
     PLAN_SCHEMA_VERSION,
     Cell,
@@ -25,6 +26,7 @@ from ticketpack.transfer.records import (
     TransferPlan,
     TransferReport,
 )
+from ticketpack.transfer.strategies import ordered
 from ticketpack.version import __version__
 
 CSV_COLUMNS = list(JobResult.model_fields)
@@ -59,13 +61,13 @@ def _std(values: list[float]) -> float:
 
 
 def paired_difference(level: int, weights_remaining: float, reference: str, other: str,
-                      pairs: list[tuple[float, float]], resolvable: float | None) -> PairedDifference:
-    """``reference − other`` over ``pairs`` of (reference accuracy, other accuracy) with the same seed."""
+                      pairs: list[tuple[float, float]]) -> PairedDifference:
+    """``reference − other`` over ``pairs`` of (reference accuracy, other accuracy) with the same seed: the t-interval
+    of the per-seed differences, resolved when it excludes 0 (a paired test: both models of a pair share the data
+    order, the test split and, for most strategies, the starting weights)."""
     mean, low, high = t_interval([a - b for a, b in pairs])
-    excludes_zero = low is not None and (low > 0 or high < 0)
     return PairedDifference(level=level, weights_remaining=weights_remaining, reference=reference, other=other,
-                            n=len(pairs), mean=mean, low=low, high=high,
-                            resolved=excludes_zero and abs(mean) >= (resolvable or 0.0))
+                            n=len(pairs), mean=mean, low=low, high=high, resolved=excludes_zero(low, high))
 
 
 def _cell(level: int, init: str, rs: list[JobResult]) -> Cell:
@@ -87,37 +89,80 @@ def _cell(level: int, init: str, rs: list[JobResult]) -> Cell:
 
 
 def _search_cost(ticket_dir: Path, init: str, jobs: int = 0) -> StrategyCost | None:
-    """Steps and wall time of every round of the IMP search in ``ticket_dir`` (None if it cannot be read)."""
+    """Steps, wall and CPU time of the IMP search in ``ticket_dir``: its setup and every round (None if it cannot be
+    read; training time only for a ticket written before ticketpack recorded the rest)."""
     from ticketpack.search import load_manifest
 
     try:
-        rounds = load_manifest(ticket_dir).rounds
+        manifest = load_manifest(ticket_dir)
     except (TicketpackError, OSError):
         return None
+    rounds = manifest.rounds
+    wall = (manifest.setup_seconds or 0.0) + sum(r.wall_seconds if r.wall_seconds is not None else r.seconds
+                                                 for r in rounds)
+    cpu_parts = [manifest.setup_cpu_seconds, *(r.cpu_seconds for r in rounds)]
+    threads = manifest.config.threads
     return StrategyCost(init=init, jobs=jobs, iterations_mean=0.0, seconds_mean=0.0,
-                        search_iterations=sum(r.iterations for r in rounds),
-                        search_seconds=round(sum(r.seconds for r in rounds), 3))
+                        threads=threads if isinstance(threads, int) else None,
+                        search_iterations=sum(r.iterations for r in rounds), search_seconds=round(wall, 3),
+                        search_cpu_seconds=round(sum(cpu_parts), 3) if None not in cpu_parts else None)
 
 
-def _costs(target_ticket: Path, groups: dict[tuple[int, str], list[JobResult]], order: dict[str, int]) -> list[StrategyCost]:
+def _startup(results: list[JobResult]) -> float | None:
+    """How much longer a worker's first job took than the other jobs of its strategy and level, on average."""
+    warm: dict[tuple[int, str], list[float]] = {}
+    for r in results:
+        if not r.first_in_worker:
+            warm.setdefault((r.level, r.init), []).append(r.seconds)
+    extra = [r.seconds - statistics.fmean(warm[r.level, r.init]) for r in results
+             if r.first_in_worker and len(warm.get((r.level, r.init), [])) >= 2]
+    return round(statistics.fmean(extra), 3) if extra else None
+
+
+def _costs(target_ticket: Path, results: list[JobResult]) -> list[StrategyCost]:
+    """Per strategy: steps, wall and CPU seconds per trained model (a worker's first job, which also pays the
+    worker's start-up, left out where others exist), and the search a strategy needs first."""
     by_init: dict[str, list[JobResult]] = {}
-    for (_, init), rs in groups.items():
-        by_init.setdefault(init, []).extend(rs)
+    for r in results:
+        by_init.setdefault(r.init, []).append(r)
+    startup = _startup(results)
     costs = []
-    for init, rs in sorted(by_init.items(), key=lambda kv: order.get(kv[0], len(order))):
+    for init in ordered(by_init):
+        rs = by_init[init]
+        warm = [r for r in rs if not r.first_in_worker] or rs
+        cpu = [r.cpu_seconds for r in warm if r.cpu_seconds is not None]
+        threads = {r.threads for r in warm} - {None}
         searched = any(r.target_round is not None for r in rs)  # started from a ticket found on the target
         search = _search_cost(target_ticket, init) if searched else None
         costs.append(StrategyCost(
             init=init, jobs=len(rs), iterations_mean=statistics.fmean(r.iterations for r in rs),
-            seconds_mean=round(statistics.fmean(r.seconds for r in rs), 3),
+            seconds_mean=round(statistics.fmean(r.seconds for r in warm), 3),
+            cpu_seconds_mean=round(statistics.fmean(cpu), 3) if cpu else None,
+            threads=threads.pop() if len(threads) == 1 else None,
+            startup_seconds=startup,
             search_iterations=search.search_iterations if search else 0,
             search_seconds=search.search_seconds if search else 0.0,
+            search_cpu_seconds=search.search_cpu_seconds if search else None,
         ))
     return costs
 
 
-def _paired(cells: list[Cell], results: list[JobResult], resolvable: float | None,
-            reference: str = "ticket") -> list[PairedDifference]:
+def _machine(results: list[JobResult]) -> dict[str, float | int | None]:
+    """The machine's cores and its load while the jobs ran (from each job's 1-minute load average)."""
+    import os
+
+    loads = [r.load_1min for r in results if r.load_1min is not None]
+    return {"cores": os.cpu_count(), "load_mean": round(statistics.fmean(loads), 2) if loads else None,
+            "load_max": max(loads) if loads else None}
+
+
+def last_evaluation_best(results: list[JobResult]) -> float | None:
+    """Share of models whose best validation step was their last one (still improving when training stopped)."""
+    trained = [r for r in results if r.iterations]
+    return sum(r.best_iteration >= r.iterations for r in trained) / len(trained) if trained else None
+
+
+def _paired(cells: list[Cell], results: list[JobResult], reference: str = "ticket") -> list[PairedDifference]:
     """``reference − other`` per level and seed, for every other strategy run (dense: its one level-0 model)."""
     acc = {(r.level, r.init, r.seed): r.target_test_accuracy for r in results}
     dense = {r.seed: r.target_test_accuracy for r in results if r.mask_sha256 is None}
@@ -126,7 +171,7 @@ def _paired(cells: list[Cell], results: list[JobResult], resolvable: float | Non
     for cell in cells:
         if cell.init != reference:
             continue
-        others = sorted({r.init for r in results} - {reference}, key=lambda i: (i in unmasked, i))
+        others = ordered({r.init for r in results} - {reference})
         for other in others:
             pairs = []
             for seed in sorted({r.seed for r in results}):
@@ -135,20 +180,26 @@ def _paired(cells: list[Cell], results: list[JobResult], resolvable: float | Non
                 if a is not None and b is not None:
                     pairs.append((a, b))
             if pairs:
-                out.append(paired_difference(cell.level, cell.weights_remaining, reference, other, pairs, resolvable))
+                out.append(paired_difference(cell.level, cell.weights_remaining, reference, other, pairs))
     return out
 
 
-def _warnings(report_n: int | None, resolvable: float | None, paired: list[PairedDifference]) -> list[str]:
+def _warnings(report_n: int | None, resolvable: float | None, paired: list[PairedDifference],
+              last_best: float | None) -> list[str]:
     notes = []
     if resolvable is not None and paired:
         below = [p for p in paired if abs(p.mean) < resolvable]
         if below:
             notes.append(
-                f"the target test split has {report_n} examples: two models' accuracies on it differ by less than "
-                f"{100 * resolvable:.1f} points by chance alone (95%), and {len(below)} of the {len(paired)} paired "
-                "differences are smaller than that; read them as 'no difference resolved', or use a larger test split"
+                f"the target test split has {report_n} examples: on another split of that size, two models' "
+                f"accuracies can differ by up to {100 * resolvable:.1f} points by chance alone (95%), and {len(below)} "
+                f"of the {len(paired)} paired differences are smaller than that; even where resolved over seeds on "
+                "this split, they may not carry over to new data of this domain (pool runs over several split "
+                "seeds, as examples/desai2019 does, or use a larger test split)"
             )
+    if last_best is not None and last_best > 0.2:
+        notes.append(f"{100 * last_best:.0f}% of the models were best at their last evaluation, still improving when "
+                     "training stopped: lengthen the recipe (epochs, with patience to stop the ones that are done)")
     if any(p.n < 2 for p in paired):
         notes.append("one seed per strategy: no interval over seeds; run --seeds 3 or more")
     return notes
@@ -159,7 +210,7 @@ def summarize(root: Path, plan: TransferPlan, results: list[JobResult]) -> Trans
     for r in results:
         groups.setdefault((r.level, r.init), []).append(r)
     cells = [_cell(level, init, rs) for (level, init), rs in groups.items()]
-    order = {name: i for i, name in enumerate(plan.inits)}
+    order = {name: i for i, name in enumerate(ordered(plan.inits))}
     cells.sort(key=lambda c: (c.level, order.get(c.init, len(order))))
     unmasked = {r.init for r in results if r.mask_sha256 is None}  # the dense reference: trained without a mask
     dense = next((c for c in cells if c.init in unmasked), None)
@@ -168,7 +219,7 @@ def summarize(root: Path, plan: TransferPlan, results: list[JobResult]) -> Trans
     se = binomial_se(base, test_n)
     resolvable = 1.96 * math.sqrt(2) * se if se is not None else None
     pruned = [c for c in cells if c.init not in unmasked]
-    paired = _paired(pruned, results, resolvable)
+    paired = _paired(pruned, results)
     return TransferReport(
         ticketpack_version=__version__,
         run_dir=str(Path(root)),
@@ -188,11 +239,13 @@ def summarize(root: Path, plan: TransferPlan, results: list[JobResult]) -> Trans
         dense=dense,
         cells=pruned,
         paired=paired,
-        costs=_costs(layout.target_ticket(root, plan.target_ticket), groups, order),
+        costs=_costs(layout.target_ticket(root, plan.target_ticket), results),
         source_search=_search_cost(Path(plan.ticket), "source search"),
         target_test_n=test_n,
         resolvable_difference=resolvable,
-        warnings=_warnings(test_n, resolvable, paired),
+        last_evaluation_best=last_evaluation_best(results),
+        machine=_machine(results),
+        warnings=_warnings(test_n, resolvable, paired, last_evaluation_best(results)),
         results=results,
         files={"csv": layout.results_csv(root).name, "plot": layout.plot(root).name},
     )
@@ -231,7 +284,7 @@ def plot(report: TransferReport, path: Path) -> None:
     from matplotlib.ticker import FixedLocator, NullLocator
 
     fig, ax = plt.subplots(figsize=(8, 5.2), dpi=120)
-    inits = [i for i in report.inits if any(c.init == i for c in report.cells)]
+    inits = [i for i in ordered(report.inits) if any(c.init == i for c in report.cells)]
     xs_all: set[float] = set()
     for k, init in enumerate(inits):
         cells = sorted((c for c in report.cells if c.init == init), key=lambda c: -c.weights_remaining)
@@ -255,7 +308,7 @@ def plot(report: TransferReport, path: Path) -> None:
         ax.xaxis.set_major_locator(FixedLocator(sorted(xs_all)))
         ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xticklabels([_pct(x / 100) for x in sorted(xs_all)])
-    ax.set_xlabel("weights remaining (%, log scale)")
+    ax.set_xlabel("% of weights remaining (log scale)")
     ax.set_ylabel(f"test accuracy on {report.target} (%)")
     n = max((c.n for c in [*report.cells, *([report.dense] if report.dense else [])]), default=0)
     ax.set_title(
@@ -277,7 +330,7 @@ def plot(report: TransferReport, path: Path) -> None:
 def markdown_table(report: TransferReport) -> str:
     """Target test accuracy (%), mean ± std over seeds: one row per level, one column per strategy, dense below;
     then the paired differences, the training cost per strategy and the warnings."""
-    inits = [i for i in report.inits if any(c.init == i for c in report.cells)]
+    inits = [i for i in ordered(report.inits) if any(c.init == i for c in report.cells)]
     lines = [
         "| level | weights remaining | " + " | ".join(inits) + " |",
         "| ---: | ---: |" + " ---: |" * len(inits),
@@ -294,8 +347,11 @@ def markdown_table(report: TransferReport) -> str:
     if report.target_test_n:
         se = binomial_se(report.dense.target_test_mean if report.dense else 0.5, report.target_test_n)
         lines += ["", f"Mean ± std over seeds. Test split: {report.target_test_n} examples, so one accuracy has a "
-                  f"standard error of {100 * se:.1f} points from the split alone; two models differ by less than "
-                  f"{100 * (report.resolvable_difference or 0):.1f} points by chance (95%)."]
+                  f"standard error of {100 * se:.1f} points from the split alone; on another split of that size two "
+                  f"models could differ by up to {100 * (report.resolvable_difference or 0):.1f} points by chance (95%)."]
+    if report.last_evaluation_best is not None:
+        lines += ["", f"{100 * report.last_evaluation_best:.0f}% of the {len(report.results)} models were best at "
+                  "their last evaluation (still improving when training stopped)."]
     if report.paired:
         lines += ["", paired_table(report.paired)]
     if report.costs:
@@ -311,44 +367,56 @@ def fmt_interval(p: PairedDifference) -> str:
     return f"{100 * p.mean:+.1f} [{100 * p.low:+.1f}, {100 * p.high:+.1f}]"
 
 
-def pooled_cell(level: int, weights_remaining: float, reference: str, other: str,
-                pairs: list[tuple[float, float]]) -> str:
-    """A table cell for ``reference − other`` pooled over ``pairs``: ``+1.2 [-0.8, +3.1]``, marked `` *`` when its
-    interval excludes 0 (empty with no pairs). The study scripts of ``examples/`` share it."""
-    if not pairs:
-        return ""
-    d = paired_difference(level, weights_remaining, reference, other, pairs, None)
-    return fmt_interval(d) + (" *" if d.resolved else "")
-
-
 def paired_table(paired: list[PairedDifference]) -> str:
     """``reference − other`` (points), mean and 95% interval over the pairs, one row per level."""
-    others = list(dict.fromkeys(p.other for p in paired))
+    others = ordered(p.other for p in paired)
     ref = paired[0].reference
-    lines = [f"Paired differences in points, {ref} − other (mean [95% interval] over {max(p.n for p in paired)} "
-             "pairs; * resolved: the interval excludes 0 and the test split resolves the difference):", "",
+    lines = [f"Paired differences in points, {ref} − other (mean [95% t-interval] over {max(p.n for p in paired)} "
+             "seed pairs; * resolved: the interval excludes 0):", "",
              "| level | weights remaining | " + " | ".join(f"{ref} − {o}" for o in others) + " |",
              "| ---: | ---: |" + " ---: |" * len(others)]
     for level in sorted({p.level for p in paired}):
         row = {p.other: p for p in paired if p.level == level}
         wr = next(iter(row.values())).weights_remaining
-        vals = [(fmt_interval(row[o]) + (" *" if row[o].resolved else "")) if o in row else "" for o in others]
+        vals = [(fmt_interval(row[o]) + (RESOLVED if row[o].resolved else "")) if o in row else "" for o in others]
         lines.append(f"| {level} | {_pct(wr)}% | " + " | ".join(vals) + " |")
     return "\n".join(lines)
 
 
+def _cpu(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.2f}"
+
+
+def cost_note(report: TransferReport) -> str:
+    """What the cost figures cover: threads, the machine's load, the workers' start-up left out."""
+    threads = {c.threads for c in report.costs} - {None}
+    m = report.machine
+    parts = [f"{threads.pop()} torch thread(s) per job" if len(threads) == 1 else "threads per job vary"]
+    if m.get("load_mean") is not None:
+        parts.append(f"{m.get('cores')} cores, 1-minute load {m['load_mean']:.1f} on average (at most "
+                     f"{m['load_max']:.1f}) while the jobs ran")
+    startup = next((c.startup_seconds for c in report.costs if c.startup_seconds is not None), None)
+    if startup is not None:
+        parts.append(f"a worker's first job took {startup:+.1f} s longer than the others (its start-up), and is left "
+                     "out of the per-model figures")
+    return "; ".join(parts) + "."
+
+
 def cost_table(report: TransferReport) -> str:
-    """Training cost per strategy: steps and seconds per trained model, plus any search it needs first."""
-    lines = ["| strategy | models trained | steps per model | seconds per model | search first (steps, s) |",
-             "| --- | ---: | ---: | ---: | ---: |"]
+    """Training cost per strategy: steps, wall and CPU seconds per trained model, plus any search it needs first."""
+    lines = ["| strategy | models trained | steps per model | seconds per model | CPU-seconds per model | "
+             "search first (steps, s, CPU-s) |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for c in report.costs:
-        search = f"{c.search_iterations:,}, {c.search_seconds:.1f}" if c.search_iterations else "none"
-        lines.append(f"| {c.init} | {c.jobs} | {c.iterations_mean:.0f} | {c.seconds_mean:.2f} | {search} |")
+        search = (f"{c.search_iterations:,}, {c.search_seconds:.1f}, {_cpu(c.search_cpu_seconds)}"
+                  if c.search_iterations else "none")
+        lines.append(f"| {c.init} | {c.jobs} | {c.iterations_mean:.0f} | {c.seconds_mean:.2f} | "
+                     f"{_cpu(c.cpu_seconds_mean)} | {search} |")
+    lines += ["", cost_note(report)]
     if report.source_search is not None:
         s = report.source_search
-        lines.append(f"\nThe source ticket's own search ({s.search_iterations:,} steps, {s.search_seconds:.1f} s) is "
-                     "paid once and shared by every target it is transferred to; a target-ticket pays its search "
-                     "again in every target domain.")
+        lines.append(f"\nThe source ticket's own search ({s.search_iterations:,} steps, {s.search_seconds:.1f} s, "
+                     f"{_cpu(s.search_cpu_seconds)} CPU-s, setup included) is paid once and shared by every target it "
+                     "is transferred to; a target-ticket pays its search again in every target domain.")
     return "\n".join(lines)
 
 

@@ -78,6 +78,14 @@ class TicketInit(InitStrategy):
         return Start(ctx.ticket.rewind_state(), ctx.ticket.mask(level))
 
 
+@INITS("finetune")
+class Finetune(InitStrategy):
+    """The source mask with the weights the ticket's round reached on the source domain: sparse fine-tuning."""
+
+    def start(self, ctx: StartContext, level: int, seed: int) -> Start:
+        return Start(ctx.ticket.trained_state(level), ctx.ticket.mask(level))
+
+
 @INITS("random-reinit")
 class RandomReinit(InitStrategy):
     """The source mask with a fresh random initialization (the same one `dense` starts from for this seed): does
@@ -85,14 +93,6 @@ class RandomReinit(InitStrategy):
 
     def start(self, ctx: StartContext, level: int, seed: int) -> Start:
         return Start(ctx.fresh_state(seed), ctx.ticket.mask(level))
-
-
-@INITS("finetune")
-class Finetune(InitStrategy):
-    """The source mask with the weights the ticket's round reached on the source domain: sparse fine-tuning."""
-
-    def start(self, ctx: StartContext, level: int, seed: int) -> Start:
-        return Start(ctx.ticket.trained_state(level), ctx.ticket.mask(level))
 
 
 @INITS("random-mask")
@@ -114,16 +114,6 @@ class RandomMask(InitStrategy):
         return Start(ctx.ticket.rewind_state(), random_like(mask, gen))
 
 
-@INITS("dense")
-class Dense(InitStrategy):
-    """No mask: the full network from a fresh random initialization, trained on the target: the reference accuracy."""
-
-    masked = False
-
-    def start(self, ctx: StartContext, level: int, seed: int) -> Start:
-        return Start(ctx.fresh_state(seed), None)
-
-
 @INITS("target-ticket")
 class TargetTicket(InitStrategy):
     """A ticket found by IMP directly on the target (same model, pruning, training and θ0 as the source ticket), at
@@ -136,3 +126,20 @@ class TargetTicket(InitStrategy):
         want = ctx.ticket.record(level).weights_remaining
         rec = min(found.manifest.rounds, key=lambda r: (abs(r.weights_remaining - want), r.round))
         return Start(found.rewind_state(), found.mask(rec.round), target_round=rec.round)
+
+
+@INITS("dense")
+class Dense(InitStrategy):
+    """No mask: the full network from a fresh random initialization, trained on the target: the reference accuracy."""
+
+    masked = False
+
+    def start(self, ctx: StartContext, level: int, seed: int) -> Start:
+        return Start(ctx.fresh_state(seed), None)
+
+
+def ordered(names) -> list[str]:
+    """``names`` in the one order every table and plot uses: the order strategies are registered in (the
+    transferred ticket, its alternatives, the references), then any unknown ones as given."""
+    rank = {name: i for i, name in enumerate(INITS.in_order())}
+    return sorted(dict.fromkeys(names), key=lambda n: rank.get(n, len(rank)))

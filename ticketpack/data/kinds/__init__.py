@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from pydantic import PlainSerializer, PlainValidator, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from ticketpack.data.kinds.base import InputKind
+from ticketpack.data.kinds.base import InputKind, InputRangeWarning, OutOfRange
 from ticketpack.data.kinds.image import ImagePreprocessing
 from ticketpack.data.kinds.tabular import TabularPreprocessing
 from ticketpack.data.kinds.text import TextPreprocessing
@@ -63,5 +63,5 @@ Preprocessing = Annotated[
     }),
 ]
 
-__all__ = ["KINDS", "ImagePreprocessing", "InputKind", "Preprocessing", "TabularPreprocessing", "TextPreprocessing",
-           "parse_kind", "register_kind"]
+__all__ = ["KINDS", "ImagePreprocessing", "InputKind", "InputRangeWarning", "OutOfRange", "Preprocessing",
+           "TabularPreprocessing", "TextPreprocessing", "parse_kind", "register_kind"]

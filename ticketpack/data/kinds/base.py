@@ -16,6 +16,7 @@ kinds by name.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,6 +24,40 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ticketpack.errors import TicketpackError
+
+
+class InputRangeWarning(UserWarning):
+    """Inputs beyond the range a model's training inputs had: its predictions for them extrapolate."""
+
+
+@dataclass(frozen=True)
+class OutOfRange:
+    """The rows of a batch with values beyond the range recorded in training (:meth:`InputKind.transform_checked`)."""
+
+    what: str  # "pixel values"
+    rows: tuple[int, ...]  # row indices in the batch
+    lowest: float  # the batch's smallest and largest value
+    highest: float
+    low: float  # the range recorded in training
+    high: float
+    total: int  # rows in the batch
+
+    @classmethod
+    def merge(cls, parts: list[tuple[int, OutOfRange | None]], total: int) -> OutOfRange | None:
+        """One report for batches that were checked in pieces, each given with its first row's index."""
+        found = [(offset, part) for offset, part in parts if part is not None]
+        if not found:
+            return None
+        first = found[0][1]
+        return cls(first.what, tuple(offset + r for offset, part in found for r in part.rows),
+                   min(part.lowest for _, part in found), max(part.highest for _, part in found),
+                   first.low, first.high, total)
+
+    def message(self, noun: str = "inputs") -> str:
+        shown = ", ".join(str(r) for r in self.rows[:5]) + (", ..." if len(self.rows) > 5 else "")
+        return (f"{len(self.rows)} of {self.total} {noun} (#{shown}) hold {self.what} far outside the range the model "
+                f"was trained on, {self.low:g} to {self.high:g} (this batch: {self.lowest:.4g} to {self.highest:.4g}): "
+                "their predictions extrapolate and may mean nothing")
 
 
 class InputKind(BaseModel):
@@ -70,6 +105,11 @@ class InputKind(BaseModel):
             why = "not an option of this kind" if first["type"] == "extra_forbidden" else first["msg"]
             known = ", ".join(k for k in cls.model_fields if k != "kind")
             raise TicketpackError(f"{where}: preprocessing option {key!r}: {why} (options: {known})") from None
+
+    def transform_checked(self, raw: Any) -> tuple[np.ndarray, OutOfRange | None]:
+        """:meth:`transform`, and which rows go beyond the range of the training inputs, for kinds that record it
+        (``predict`` and ``serve`` warn about those)."""
+        return self.transform(raw), None
 
     def transform_all(self, raw: Any, where: str) -> tuple[np.ndarray, dict]:
         """:meth:`transform` of a whole domain, and what loading should report about it (``DomainData.info``)."""

@@ -11,10 +11,11 @@ from pydantic import Field, field_validator
 from ticketpack.data.arrays import labelled_arrays, load_npy, load_npz
 from ticketpack.data.files import csv_rows, jsonl_rows, label_text
 from ticketpack.data.images import centre_crop, decode, is_image_file, resize_bilinear
-from ticketpack.data.kinds.base import InputKind
+from ticketpack.data.kinds.base import InputKind, OutOfRange
 from ticketpack.errors import TicketpackError
 
 _JSON_KEYS = ("image", "input", "pixels")
+RANGE_SLACK = 0.1  # predict and serve warn about pixels beyond the expected range by more than this share of its width
 
 
 class ImagePreprocessing(InputKind):
@@ -28,6 +29,13 @@ class ImagePreprocessing(InputKind):
     width: int = Field(8, ge=1, description="Image width the model sees, in pixels.")
     pixel_min: float = Field(0.0, description="Smallest raw intensity (digits: 0; 8-bit images: 0).")
     pixel_max: float = Field(16.0, description="Largest raw intensity (digits: 16; 8-bit images: 255).")
+    train_pixel_min: float | None = Field(
+        None, description="Smallest raw pixel value in the training images the statistics were fitted on (up to "
+        "2,048, drawn by the split seed). predict and serve warn about images with a pixel beyond the widest of "
+        "this range and pixel_min..pixel_max by more than a tenth of its width. None: not recorded (a fixed "
+        "preprocessing such as digits', or files written before it was recorded); pixel_min..pixel_max alone then."
+    )
+    train_pixel_max: float | None = Field(None, description="Largest raw pixel value in those training images.")
     mean: float | list[float] = Field(0.0, description="Subtracted from raw intensities (one value, or one per channel).")
     std: float | list[float] = Field(
         16.0, description="Raw intensities are divided by this after the mean is subtracted (one value, or per channel)."
@@ -58,10 +66,17 @@ class ImagePreprocessing(InputKind):
             raise ValueError(f"give one value or one per channel ({channels})")
         return v
 
+    @field_validator("train_pixel_min", "train_pixel_max", "pixel_min", "pixel_max")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not np.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
     @classmethod
     def fit(cls, sample: Any, options: dict[str, Any], where: str) -> "ImagePreprocessing":
-        """Size, channels and pixel range from the training sample (unless given), then each channel's mean and
-        standard deviation of the images as the model will see them."""
+        """Size, channels and pixel range from the training sample (unless given), the range of raw values seen in it,
+        then each channel's mean and standard deviation of the images as the model will see them."""
         images = list(sample) if not isinstance(sample, np.ndarray) else sample
         shapes = {np.shape(im) for im in images}
         first = np.asarray(images[0])
@@ -77,11 +92,14 @@ class ImagePreprocessing(InputKind):
             opts.setdefault("height", int(h))
             opts.setdefault("width", int(w))
         values = np.asarray(images if isinstance(images, np.ndarray) else images[:1])
+        seen = (float(min(np.min(im) for im in images)), float(max(np.max(im) for im in images)))
         if "pixel_min" not in opts or "pixel_max" not in opts:
-            lo, hi = (0.0, 255.0) if values.dtype == np.uint8 else \
-                (float(min(np.min(im) for im in images)), float(max(np.max(im) for im in images)))
+            lo, hi = (0.0, 255.0) if values.dtype == np.uint8 else seen
             opts.setdefault("pixel_min", lo)
             opts.setdefault("pixel_max", hi)
+        if np.isfinite(seen).all():  # a non-finite pixel is refused with its own message below
+            opts.setdefault("train_pixel_min", seen[0])
+            opts.setdefault("train_pixel_max", seen[1])
         if "mean" not in opts or "std" not in opts:
             plain = cls.from_options({**opts, "mean": 0.0, "std": 1.0}, where)
             x = plain.transform(images)  # (N, C, H, W) raw intensities at the model's size
@@ -150,9 +168,39 @@ class ImagePreprocessing(InputKind):
 
     def transform(self, raw: Any) -> np.ndarray:
         """Raw images → normalized float32 (N, C, H, W)."""
+        return self._normalize(self._finite_batch(raw))
+
+    def transform_checked(self, raw: Any) -> tuple[np.ndarray, OutOfRange | None]:
+        """:meth:`transform`, and the images with a pixel beyond :attr:`input_range` by more than a tenth of its width
+        (:data:`RANGE_SLACK`: a test image a little brighter than every training image is no cause for alarm)."""
+        x = self._finite_batch(raw)
+        if not x.size:
+            return self._normalize(x), None
+        low, high = self.input_range
+        slack = RANGE_SLACK * (high - low)
+        flat = x.reshape(len(x), -1)
+        lo, hi = flat.min(axis=1), flat.max(axis=1)
+        rows = np.flatnonzero((lo < low - slack) | (hi > high + slack))
+        out = None if not len(rows) else OutOfRange(
+            "pixel values", tuple(int(r) for r in rows), float(lo.min()), float(hi.max()), low, high, len(x))
+        return self._normalize(x), out
+
+    @property
+    def input_range(self) -> tuple[float, float]:
+        """The raw pixel values inputs are expected within: pixel_min..pixel_max, widened to the training range."""
+        lows = [v for v in (self.pixel_min, self.train_pixel_min) if v is not None]
+        highs = [v for v in (self.pixel_max, self.train_pixel_max) if v is not None]
+        return min(lows), max(highs)
+
+    def _finite_batch(self, raw: Any) -> np.ndarray:
         x = self._batch(raw)
         if not np.isfinite(x).all():
-            raise TicketpackError("image inputs contain NaN or infinite values")
+            bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
+            raise TicketpackError(f"image input {int(bad[0])} holds NaN or infinite values "
+                                  f"({len(bad)} of {len(x)} images do): give finite pixel values")
+        return x
+
+    def _normalize(self, x: np.ndarray) -> np.ndarray:
         mean, std = self._stats()
         limit = float(np.finfo(np.float32).max)
         if x.size:
