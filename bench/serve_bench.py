@@ -63,7 +63,8 @@ function done(summary, latency, requests)
 end
 """
 # the server as it was before the fast path: every request through FastAPI, asyncio's loop and h11
-NO_FAST_PATH = "import ticketpack.serve.app as a; a.FAST_PATH = False"
+# (`ticketpack serve` calls ticketpack.serve.app.serve when it runs: this one turns the fast path off)
+NO_FAST_PATH = "import functools, ticketpack.serve.app as a; a.serve = functools.partial(a.serve, fast_path=False)"
 NO_UVLOOP = "import sys; sys.modules['uvloop'] = None; sys.modules['httptools'] = None"
 # the floor: uvicorn (same loop and parser) with an ASGI app that reads the body and answers a fixed 2-byte JSON
 BARE_ASGI = """

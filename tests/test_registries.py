@@ -105,6 +105,14 @@ def test_list_matches_a_pattern_and_every_entry_is_documented(kind, pattern, exp
         assert len(registry.doc(name)) > 20, (kind, name)
 
 
+def test_every_registry_is_reachable_by_name_and_documents_its_entries():
+    for kind in ticketpack.REGISTRIES:
+        registry = ticketpack.get_registry(kind)
+        assert registry.list(), kind
+        for name in registry.list():
+            assert registry.doc(name), (kind, name)
+
+
 def test_create_makes_each_kind_of_thing():
     model = ticketpack.create_model("lenet-300-100", input_shape=(1, 8, 8), num_classes=10)
     assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)

@@ -290,8 +290,6 @@ def route_and_fast(exported_digits, exported_text):
     """Two in-process apps on the same models: one with the fast path, one sending everything to the route."""
     import warnings
 
-    from ticketpack.serve import app as app_module
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from starlette.testclient import TestClient
@@ -299,11 +297,7 @@ def route_and_fast(exported_digits, exported_text):
     config = _config(exported_digits, exported_text)
     models = load_models(config, validate=False)
     fast = create_app(config, models)
-    app_module.FAST_PATH = False
-    try:
-        route = create_app(config, models)
-    finally:
-        app_module.FAST_PATH = True
+    route = create_app(config, models, fast_path=False)  # state of that app only: `fast` is unchanged
     assert fast.fast is not None and route.fast is None
     with TestClient(route) as r, TestClient(fast) as f:
         yield r, f, models

@@ -1,6 +1,7 @@
 """ticketpack: lottery tickets from search to a served ONNX model.
 
-Importing ``ticketpack`` is cheap; each API is loaded on first use, and the prediction side never imports torch::
+Importing ``ticketpack`` is cheap and changes nothing in the process (no environment variable, thread or signal
+handler); each API is loaded on first use, and the prediction side never imports torch::
 
     import ticketpack
     clf = ticketpack.load("model.onnx")                                          # onnxruntime + numpy only
@@ -16,13 +17,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ticketpack.errors import GateFailed, TicketpackError
-from ticketpack.lifeline import arm_from_env
 from ticketpack.version import __version__
 
 if TYPE_CHECKING:
     from ticketpack.registry import Registry
-
-arm_from_env()  # a worker process that `transfer` or `serve` started dies with it, armed as early as possible
 
 _LAZY = {
     "load": "ticketpack.runtime.predictor",  # torch-free
@@ -44,6 +42,8 @@ REGISTRIES = {
     "strategies": "ticketpack.pruning.strategies:STRATEGIES",
     "inits": "ticketpack.transfer.strategies:INITS",
     "kinds": "ticketpack.data.kinds:KINDS",  # torch-free
+    "layers": "ticketpack.pruning.layers:LAYERS",  # how structured pruning maps a layer type's units
+    "granularities": "ticketpack.pruning.granularity:GRANULARITIES",
 }
 
 __all__ = [
@@ -53,7 +53,7 @@ __all__ = [
 
 
 def get_registry(kind: str) -> Registry:
-    """The registry of ``kind``: models, datasets, strategies, inits or (input) kinds."""
+    """The registry of ``kind``: models, datasets, strategies, inits, (input) kinds, layers or granularities."""
     if kind not in REGISTRIES:
         raise TicketpackError(f"unknown kind {kind!r}; known: {', '.join(REGISTRIES)}")
     module, name = REGISTRIES[kind].split(":")

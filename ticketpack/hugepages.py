@@ -3,9 +3,9 @@
 A training step of the default text model gathers and scatters a few thousand random rows of 64 MB tables (the
 2^20 × 16 embedding, its two Adam moments, its mask): with 4 KB pages nearly every row costs a TLB miss. PyTorch
 backs CPU allocations of 2 MB and more with huge pages when ``THP_MEM_ALLOC_ENABLE=1`` (``madvise``), on kernels
-whose ``/sys/kernel/mm/transparent_hugepage/enabled`` allows it. The same weights come out; on this project's
-2-core machine a masked books run took 0.84× the time per step alone and 0.80× with a second one beside it
-(medians, ``bench/hugepages_bench.py``), and the Desai study's 918 trainings 0.90× (docs/benchmarks.md, "Huge pages").
+whose ``/sys/kernel/mm/transparent_hugepage/enabled`` allows it. The same weights come out, in less time per step:
+the figures are in docs/benchmarks.md, "Huge pages for the text model's tables" (``bench/hugepages_bench.py``,
+``bench/results/hugepages.md``).
 
 torch reads the variable once, at the process's first CPU allocation of 2 MB or more, so
 :func:`prefer_huge_pages` is called where ticketpack's processes start (the command line, transfer workers),

@@ -1,11 +1,15 @@
-"""Child processes that die with their parent: transfer workers and serve workers call :func:`die_with_parent`
-first thing (on ``import ticketpack``, when the parent set ``TICKETPACK_LIFELINE_PARENT`` to its pid; again in the
-pool initializer or app factory), so that a parent killed by SIGKILL (which cannot clean up) leaves no process behind.
+"""Child processes that die with their parent: a process that ticketpack starts (a transfer worker, a `serve`
+worker) arms :func:`die_with_parent` itself, first thing, with the pid its parent handed it, so that a parent killed by
+SIGKILL (which cannot clean up) leaves no process behind. Nothing is armed on ``import ticketpack``: a process that
+was not started for ticketpack keeps its own signals and threads.
 
 Two mechanisms, belt and braces: on Linux the kernel sends the child SIGKILL when its parent exits
 (``prctl(PR_SET_PDEATHSIG)``); everywhere, a daemon thread polls the parent pid and exits the process once the
 child has been re-parented. Both watch the parent *process* that was alive when the child started: if it is
 already gone by then, the child exits at once.
+
+:func:`call_with_parent` is the entry point of such a child: it arms the lifeline, then imports and calls the real
+worker function, so that nothing heavy (torch) is imported before the child is tied to its parent.
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ import os
 import signal
 import sys
 import threading
+from typing import Any
 
 PR_SET_PDEATHSIG = 1
 POLL_S = 0.5
-ENV = "TICKETPACK_LIFELINE_PARENT"  # set by a parent around the start of its workers: the pid they die with
-_armed: list[int] = []
+_armed: list[int] = []  # the parents this process already dies with (only ever set in a process that armed itself)
 
 
 def _set_pdeathsig(sig: int) -> bool:
@@ -54,13 +58,15 @@ def die_with_parent(parent: int | None = None) -> None:
     threading.Thread(target=_watch, args=(parent,), name="ticketpack-lifeline", daemon=True).start()
 
 
-def arm_from_env() -> None:
-    """Called when ``ticketpack`` is imported: in a worker started while its parent had set ``ENV`` to its own pid,
-    arm at once (before torch or the models load). The variable is removed, so the worker's own children do not inherit it."""
-    value = os.environ.pop(ENV, None)
-    if value and value.isdigit() and int(value) != os.getpid():
-        die_with_parent(int(value))
+def call_with_parent(parent: int, target: str, *args: Any) -> Any:
+    """A child process's entry point: die with ``parent`` (armed before anything else is imported), then import
+    ``target`` (``"package.module:function"``) and call it with ``args``. Give it as the ``target`` of a
+    ``multiprocessing`` process, with ``os.getpid()`` of the parent as ``parent``."""
+    die_with_parent(parent)
+    module, _, name = target.partition(":")
+    import importlib
 
+    return getattr(importlib.import_module(module), name)(*args)
 
 
 def _proc_stat(pid: int) -> tuple[str, int, str] | None:

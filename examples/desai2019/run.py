@@ -34,6 +34,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ticketpack.config_files import read_mapping
+from ticketpack.data.domain import FeatureCache
 from ticketpack.hugepages import prefer_huge_pages
 from ticketpack.search import SearchConfig, search
 from ticketpack.transfer import TransferConfig, markdown_table, open_executor, run_transfer
@@ -45,13 +46,15 @@ from ticketpack.transfer.strategies import ordered
 from ticketpack.stats import binomial_se
 
 HERE = Path(__file__).resolve().parent
+FEATURES = FeatureCache()  # this script's: each search process keeps the domains it featurized
 ROOT = HERE.parents[1]
 
 
 def _search(cfg: dict, out: str) -> float:
     """One search (in a worker process or Ray task); its wall time in seconds."""
     t0 = time.perf_counter()
-    search(SearchConfig.model_validate(cfg), Path(out), resume=True)
+    with FEATURES.using():  # a process's searches featurize each domain once
+        search(SearchConfig.model_validate(cfg), Path(out), resume=True)
     return time.perf_counter() - t0
 
 

@@ -35,6 +35,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from ticketpack.data.domain import FeatureCache
 from ticketpack.hugepages import prefer_huge_pages
 from ticketpack.search import SearchConfig, Ticket, search
 from ticketpack.stats import binomial_se
@@ -44,6 +45,7 @@ from ticketpack.transfer.records import TransferReport
 from ticketpack.transfer.pooling import pool_level, pooled_cell
 
 HERE = Path(__file__).resolve().parent
+FEATURES = FeatureCache()  # this script's: each search process keeps the domains it featurized
 ROOT = HERE.parents[1]
 DATASET = f"{HERE / 'data.py'}:mnist_digits"
 DOMAINS = ("mnist", "digits")
@@ -64,7 +66,8 @@ def search_config(source: str, seed: int, rounds: int) -> dict:
 def _search(cfg: dict, out: str) -> float:
     """One search (in a worker process); its wall time in seconds."""
     t0 = time.perf_counter()
-    search(SearchConfig.model_validate(cfg), Path(out), resume=True)
+    with FEATURES.using():  # a process's searches featurize each domain once
+        search(SearchConfig.model_validate(cfg), Path(out), resume=True)
     return time.perf_counter() - t0
 
 

@@ -7,7 +7,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -17,8 +17,16 @@ from ticketpack.cli.common import err
 from ticketpack.errors import TicketpackError
 from ticketpack.version import __version__
 
-_UsageError = typer.BadParameter.__mro__[1]  # typer's own (vendored) click exceptions: UsageError, ClickException
-_ClickException = typer.BadParameter.__mro__[2]
+
+def _click_exceptions() -> tuple[type[Exception], type[Exception]]:
+    """click's ``UsageError`` (a bad flag: exit 2) and ``ClickException`` (its base), which typer raises but does not
+    export: typer 0.26 and later vendor click in a private module, older ones depend on click. Both are bases of the
+    public ``typer.BadParameter`` whichever it is, so they are found there, by name, in this one place."""
+    bases = {cls.__name__: cls for cls in typer.BadParameter.__mro__}
+    return bases["UsageError"], bases["ClickException"]
+
+
+_UsageError, _ClickException = _click_exceptions()
 
 
 class _BareFlags:
@@ -35,13 +43,17 @@ class _BareFlags:
 
 
 class _Command(_BareFlags, TyperCommand):
-    """A command whose config-backed flags take their help from the config's fields when help is shown."""
+    """A ticketpack command: its config-backed flags take their help from the config's fields when help is shown,
+    and what goes wrong while it runs is reported as :func:`_reporting_errors` says."""
 
     def format_help(self, ctx, formatter) -> None:
         flags = getattr(self.callback, "config_flags", None)
         if flags is not None:
             flags.describe(self.params)
         super().format_help(ctx, formatter)
+
+    def invoke(self, ctx):
+        return _reporting_errors(ctx, functools.partial(super().invoke, ctx))
 
 
 class _OneLineErrors(_BareFlags, TyperGroup):
@@ -92,30 +104,24 @@ def _root(
 
 
 def _register() -> None:
-    from ticketpack.cli import search
+    from ticketpack.cli import (
+        demo,
+        evaluate,
+        export,
+        listing,
+        predict,
+        report,
+        search,
+        serve,
+        transfer,
+        validate,
+    )
 
-    app.command("search")(search.search_cmd)
-    from ticketpack.cli import report, transfer
-
-    app.command("transfer")(transfer.transfer_cmd)
-    app.command("report")(report.report_cmd)
-    from ticketpack.cli import export
-
-    app.command("export")(export.export_cmd)
-    from ticketpack.cli import evaluate, predict, validate
-
-    app.command("evaluate")(evaluate.evaluate_cmd)
-    app.command("validate")(validate.validate_cmd)
-    app.command("predict")(predict.predict_cmd)
-    from ticketpack.cli import serve
-
-    app.command("serve")(serve.serve_cmd)
-    from ticketpack.cli import demo
-
-    app.command("demo")(demo.demo_cmd)
-    from ticketpack.cli import listing
-
-    app.command("list")(listing.list_cmd)
+    for name, fn in [("search", search.search_cmd), ("transfer", transfer.transfer_cmd), ("report", report.report_cmd),
+                     ("export", export.export_cmd), ("evaluate", evaluate.evaluate_cmd),
+                     ("validate", validate.validate_cmd), ("predict", predict.predict_cmd), ("serve", serve.serve_cmd),
+                     ("demo", demo.demo_cmd), ("list", listing.list_cmd)]:
+        app.command(name, cls=_Command)(fn)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -127,48 +133,44 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
-def _user_errors_exit(fn: Callable) -> Callable:
-    """User mistakes become one red line and exit 2 (a failed gate: exit 1), in the app itself, so that the
-    console script and in-process runners (typer.testing.CliRunner) behave the same. The exception stays
-    attached to the Exit for tests. Typer/click already answer usage errors (bad flags) with exit 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            _check_finite(kwargs)
-            with warnings.catch_warnings():
-                warnings.showwarning = _show_warning
-                return fn(*args, **kwargs)
-        except TicketpackError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(getattr(exc, "exit_code", 2)) from exc
-        except (PermissionError, NotADirectoryError, IsADirectoryError) as exc:  # a path the user gave
-            where = f": {exc.filename}" if exc.filename else ""
-            err.print(f"[bold red]error:[/] {escape(exc.strerror or str(exc))}{escape(str(where))}", highlight=False,
-                      soft_wrap=True)
-            raise typer.Exit(2) from exc
-        except KeyboardInterrupt:
-            err.print("[red]interrupted[/]: finished rounds and jobs are saved; rerun with --resume to continue")
-            raise typer.Exit(130) from None
-        except (typer.Exit, typer.Abort, _ClickException):
+def _reporting_errors(ctx, run: Callable[[], Any]) -> Any:
+    """Run a command (``run``, in its context ``ctx``): user mistakes become one red line and exit 2 (a failed gate:
+    exit 1), in the app itself, so that the console script and in-process runners (typer.testing.CliRunner) behave
+    the same. The exception stays attached to the Exit for tests. Typer/click already answer usage errors (bad
+    flags) with exit 2."""
+    try:
+        _check_finite(ctx)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return run()
+    except TicketpackError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(getattr(exc, "exit_code", 2)) from exc
+    except (PermissionError, NotADirectoryError, IsADirectoryError) as exc:  # a path the user gave
+        where = f": {exc.filename}" if exc.filename else ""
+        err.print(f"[bold red]error:[/] {escape(exc.strerror or str(exc))}{escape(str(where))}", highlight=False,
+                  soft_wrap=True)
+        raise typer.Exit(2) from exc
+    except KeyboardInterrupt:
+        err.print("[red]interrupted[/]: finished rounds and jobs are saved; rerun with --resume to continue")
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort, _ClickException):
+        raise
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
             raise
-        except ModuleNotFoundError as exc:
-            extra = EXTRAS.get((exc.name or "").split(".")[0])
-            if extra is None:
-                raise
-            err.print(f"[bold red]error:[/] {escape(_missing_extra(exc.name or '', extra))}", highlight=False,
-                      soft_wrap=True)
-            raise typer.Exit(2) from exc
-        except Exception as exc:  # a bug, not the user's mistake: keep the traceback and say what to do with it
-            import traceback
+        err.print(f"[bold red]error:[/] {escape(_missing_extra(exc.name or '', extra, ctx))}", highlight=False,
+                  soft_wrap=True)
+        raise typer.Exit(2) from exc
+    except Exception as exc:  # a bug, not the user's mistake: keep the traceback and say what to do with it
+        import traceback
 
-            traceback.print_exc()
-            err.print(f"[bold red]internal error[/] ({escape(type(exc).__name__)}): this is a bug in ticketpack "
-                      f"{__version__}, not a problem with your input; please report it on the ticketpack issue tracker "
-                      "with the command you ran and the traceback above", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from exc
-
-    return wrapper
+        traceback.print_exc()
+        err.print(f"[bold red]internal error[/] ({escape(type(exc).__name__)}): this is a bug in ticketpack "
+                  f"{__version__}, not a problem with your input; please report it on the ticketpack issue tracker "
+                  "with the command you ran and the traceback above", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from exc
 
 
 # Modules a runtime-only install (`pip install ticketpack`) leaves out → the extra that brings them.
@@ -176,8 +178,7 @@ EXTRAS = {"torch": "train", "sklearn": "train", "scipy": "train", "safetensors":
           "matplotlib": "train", "fastapi": "serve", "uvicorn": "serve", "prometheus_client": "serve", "ray": "ray"}
 
 
-def _missing_extra(module: str, extra: str) -> str:
-    ctx = _current_context()
+def _missing_extra(module: str, extra: str, ctx) -> str:
     command = f"ticketpack {ctx.info_name}" if ctx is not None and ctx.info_name else "this command"
     hint = " (evaluate: or give a labelled --data-file, which needs no dataset split)" if module.startswith("sklearn") else ""
     name = {"sklearn": "scikit-learn", "yaml": "pyyaml", "prometheus_client": "prometheus-client"}.get(
@@ -185,23 +186,13 @@ def _missing_extra(module: str, extra: str) -> str:
     return f"`{command}` needs {name}, which is in the {extra} extra: pip install 'ticketpack[{extra}]'{hint}"
 
 
-def _current_context():
-    """The running command's context (typer vendors click, so ``click.get_current_context`` does not see it)."""
-    try:
-        from typer._click.globals import get_current_context
-    except ImportError:  # a typer that uses click itself
-        from click import get_current_context
-    return get_current_context(silent=True)
-
-
-def _check_finite(kwargs: dict) -> None:
+def _check_finite(ctx) -> None:
     """Every number a user gives must be finite: ``--lr inf`` or ``--latency-budget nan`` is a usage error, before
     any work (click's FLOAT type accepts both)."""
     import math
 
-    ctx = _current_context()
-    flags = {p.name: (p.opts[0] if p.opts else p.name) for p in ctx.command.params} if ctx else {}
-    for name, value in kwargs.items():
+    flags = {p.name: (p.opts[0] if p.opts else p.name) for p in ctx.command.params}
+    for name, value in ctx.params.items():
         values = value if isinstance(value, (list, tuple)) else [value]
         for v in values:
             if isinstance(v, float) and not math.isfinite(v):
@@ -209,9 +200,6 @@ def _check_finite(kwargs: dict) -> None:
 
 
 _register()
-for _info in app.registered_commands:
-    _info.cls = _Command
-    _info.callback = _user_errors_exit(_info.callback)
 
 
 def main() -> None:

@@ -8,7 +8,9 @@ ticket's or a model's is given) and keeps the model input in memory where it is 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,13 +81,38 @@ def _index(values: list, names: list[str]) -> np.ndarray:
     return np.fromiter((index[_label_name(v)] for v in values), dtype=np.int64, count=len(values))
 
 
-class _LRU:
-    """The most recently used values up to ``max_bytes`` in all: a process that loads the same domain file again
-    (a transfer worker serving run after run, a study's driver) skips featurizing it."""
+class FeatureCache:
+    """Featurized domains (the model input of every row) kept for reuse, keyed by the content's identity (a file's
+    sha256) and the exact featurization: loading a domain it holds only splits it.
 
-    def __init__(self, max_bytes: int) -> None:
+    Bounded: at most ``max_bytes`` of model input in all (default 1 GiB), the least recently used going first; a
+    domain larger than the bound is not kept. The object that owns one decides how long it lives: a transfer
+    worker's (``transfer.executors._Contexts``) serves every run the worker works on, an executor's the runs it is
+    handed (a study's driver loads the same domains run after run). :meth:`using` makes it the cache that
+    :func:`assemble` consults while a block runs (in that thread or task only); outside such a block nothing is
+    kept, so loading a domain twice featurizes it twice::
+
+        features = FeatureCache()
+        with features.using():
+            data = create_dataset("../shared/data/mdsd").load("books", 0, SplitConfig())
+    """
+
+    DEFAULT_BYTES = 1 << 30
+
+    def __init__(self, max_bytes: int = DEFAULT_BYTES) -> None:
+        if max_bytes < 0:
+            raise TicketpackError(f"max_bytes must be at least 0, not {max_bytes}")
         self.max_bytes = max_bytes
         self._items: OrderedDict[tuple, tuple[object, int]] = OrderedDict()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of model input held now (at most ``max_bytes``)."""
+        return self._bytes
 
     def get(self, key: tuple) -> object | None:
         if key not in self._items:
@@ -96,12 +123,29 @@ class _LRU:
     def put(self, key: tuple, value: object, nbytes: int) -> None:
         if nbytes > self.max_bytes:
             return
+        if key in self._items:
+            self._bytes -= self._items.pop(key)[1]
         self._items[key] = (value, nbytes)
-        while sum(n for _, n in self._items.values()) > self.max_bytes:
-            self._items.popitem(last=False)
+        self._bytes += nbytes
+        while self._bytes > self.max_bytes:
+            self._bytes -= self._items.popitem(last=False)[1][1]
+
+    def clear(self) -> None:
+        """Drop every featurized domain."""
+        self._items.clear()
+        self._bytes = 0
+
+    @contextmanager
+    def using(self) -> Iterator[FeatureCache]:
+        """While the block runs, domains loaded in this thread (or task) are featurized through this cache."""
+        token = _ACTIVE.set(self)
+        try:
+            yield self
+        finally:
+            _ACTIVE.reset(token)
 
 
-_FEATURES = _LRU(max_bytes=1 << 30)
+_ACTIVE: ContextVar[FeatureCache | None] = ContextVar("ticketpack_feature_cache", default=None)
 
 
 def _features(prep: InputKind, rows: Rows, where: str, key: tuple | None) -> tuple[np.ndarray | None, dict]:
@@ -111,10 +155,11 @@ def _features(prep: InputKind, rows: Rows, where: str, key: tuple | None) -> tup
     per_row = int(np.prod(prep.input_shape)) * np.dtype(prep.input_dtype).itemsize
     if per_row * len(rows) > IN_MEMORY_BYTES:
         return None, {}
-    hit = _FEATURES.get(key) if key is not None else None
+    cache = _ACTIVE.get() if key is not None else None
+    hit = cache.get(key) if cache is not None else None
     x, info = hit if hit is not None else prep.transform_all(rows.take(np.arange(len(rows))), where)
-    if key is not None and hit is None:
-        _FEATURES.put(key, (x, info), x.nbytes)
+    if cache is not None and hit is None:
+        cache.put(key, (x, info), x.nbytes)
     prep.report(info, where)
     return x, {k: v for k, v in info.items() if k != "documents"}
 

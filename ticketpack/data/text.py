@@ -7,8 +7,8 @@ otherwise leak between train and test). Labels may be ints or strings; the label
 No document is cut silently: when a document has more ids (n-grams included) than ``max_tokens``, loading records
 the count in ``DomainData.info["truncated"]`` and warns with a :class:`TruncationWarning` that says how many.
 
-A process keeps the domain files it featurized last (up to 1 GiB of ids, keyed by the file's sha256 and the
-featurization: ``ticketpack.data.domain``), so loading one again only splits it.
+Where a :class:`~ticketpack.data.domain.FeatureCache` is in use (a transfer worker's, an executor's), a domain file
+featurized before (keyed by the file's sha256 and the featurization, up to 1 GiB of ids) is only split again.
 """
 
 from __future__ import annotations

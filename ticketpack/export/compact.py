@@ -209,8 +209,8 @@ def compact_inputs(model: nn.Module, example: torch.Tensor, prunable: list[str],
     """Drop dead embedding rows and dead linear input columns (see the module docstring); ``{kind:name: [kept, was]}``.
 
     Linear layers only where they read the model's input: on hidden activations a ``Gather`` of columns costs
-    ONNX Runtime more than the multiply-accumulates it saves (measured on convnet's `fc`: 0.72 ms of gather to save
-    a fraction of a 0.22 ms matmul at batch 256).
+    ONNX Runtime more than the multiply-accumulates it saves (measured on convnet's `fc`: docs/benchmarks.md,
+    "Export: are exported tickets smaller and faster?", the convnet finding).
     """
     called, on_input = _called_modules(model, example)
     summary: dict[str, list[int]] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import inspect
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,49 @@ from ticketpack.references import resolve_reference
 from ticketpack.runtime.spec import ModelSource, ModelSpec
 
 
-# Models handed over as Python objects (a notebook's factory or module instance), by reference, this process only.
-_OBJECTS: dict[str, Callable] = {}
 OBJECT_PREFIX = "python:"
+
+
+class ModelObjects:
+    """Models handed over as Python objects (a notebook's factory or module instance), by reference.
+
+    A ``python:<name>`` reference that a ticket records names an object of the process that made it, so the one
+    instance, :data:`MODEL_OBJECTS`, serves the process: a ticket searched with ``model=net`` can be transferred and
+    exported in the same session. Bounded: it holds the ``max_entries`` references used last (default 16); an
+    older one is dropped (building from it then asks for the object again, as in a new session), and
+    :meth:`clear` drops them all, with the modules they hold.
+    """
+
+    def __init__(self, max_entries: int = 16) -> None:
+        if max_entries < 1:
+            raise TicketpackError(f"max_entries must be at least 1, not {max_entries}")
+        self.max_entries = max_entries
+        self._factories: OrderedDict[str, Callable] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._factories)
+
+    def __contains__(self, reference: object) -> bool:
+        return reference in self._factories
+
+    def add(self, reference: str, factory: Callable) -> None:
+        self._factories[reference] = factory
+        self._factories.move_to_end(reference)
+        while len(self._factories) > self.max_entries:
+            self._factories.popitem(last=False)
+
+    def get(self, reference: str) -> Callable | None:
+        factory = self._factories.get(reference)
+        if factory is not None:
+            self._factories.move_to_end(reference)
+        return factory
+
+    def clear(self) -> None:
+        """Forget every object handed over (and release the modules they hold)."""
+        self._factories.clear()
+
+
+MODEL_OBJECTS = ModelObjects()
 
 
 def as_factory(obj: Callable | Any) -> Callable:
@@ -43,7 +84,8 @@ def register_object(obj: Callable | Any, reference: str | None = None) -> str:
 
     A factory importable from its module keeps ``module:qualname`` (other processes can import it too);
     anything else (``__main__``, a local function, an instance) gets ``python:<name>``, which only this process
-    can build: pass the same object again to ``run_transfer``/``export_model`` in a new session.
+    can build (:class:`ModelObjects`): pass the same object again to ``run_transfer``/``export_model`` in a new
+    session.
     """
     factory = as_factory(obj)
     if reference is None:
@@ -51,7 +93,7 @@ def register_object(obj: Callable | Any, reference: str | None = None) -> str:
         module, qualname = getattr(target, "__module__", None), getattr(target, "__qualname__", type(target).__name__)
         importable = module not in (None, "__main__") and "<" not in qualname and factory is obj
         reference = f"{module}:{qualname}" if importable else f"{OBJECT_PREFIX}{qualname}"
-    _OBJECTS[reference] = factory
+    MODEL_OBJECTS.add(reference, factory)
     return reference
 
 
@@ -67,12 +109,13 @@ def _source_file(factory: Callable) -> Path | None:
 def resolve(reference: str) -> tuple[Callable, Path | None]:
     """The factory a reference (``file.py:factory``, ``module:factory``, a registered object) names, and its source
     file; registry names are looked up by :func:`ticketpack.models.registry.build`."""
-    if reference in _OBJECTS:
-        return _OBJECTS[reference], _source_file(_OBJECTS[reference])
+    if (factory := MODEL_OBJECTS.get(reference)) is not None:
+        return factory, _source_file(factory)
     if reference.startswith(OBJECT_PREFIX):
         raise TicketpackError(
-            f"the model {reference!r} was given as a Python object in another session: pass the same factory or "
-            "module again (model=...), or use a path/to/file.py:factory reference"
+            f"the model {reference!r} was given as a Python object in another session (or before the last "
+            f"{MODEL_OBJECTS.max_entries} objects): pass the same factory or module again (model=...), or use a "
+            "path/to/file.py:factory reference"
         )
     return resolve_reference(reference, "--model")
 

@@ -12,8 +12,8 @@ hidden layer the gradient still reaches them through its random weights; without
 
 ``token_dropout`` drops whole ids (they become padding) while training, a strong regularizer for a bag of n-grams
 on a few thousand reviews; in eval mode (and so in an exported graph) it does nothing. ``sparse=True`` gives the
-embedding sparse gradients, which ticketpack's trainer updates row by row (lazy Adam): a dense Adam step over a
-2^20-row table costs ~30x more per step on CPU. ``pool="sqrt"`` divides the sum by sqrt(count) instead.
+embedding sparse gradients, which ticketpack's trainer updates row by row (lazy Adam) instead of a dense Adam step
+over every row of a 2^20-row table. ``pool="sqrt"`` divides the sum by sqrt(count) instead.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from typing import ClassVar, Literal
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from ticketpack.pruning.granularity import Granularity, get_granularity
 from ticketpack.pruning.mask import Mask
 from ticketpack.pruning.structure import Group, Structure, per_unit, set_units
 from ticketpack.registry import Registry
@@ -120,27 +121,20 @@ def prune(
     output_names: list[str],
     output_rate: float,
     generator: torch.Generator,
-    granularity: str = "weight",
+    granularity: Granularity | str = "weight",
     structure: Structure | None = None,
 ) -> Mask:
     """Apply ``strategy`` (an instance, or a registered name with default options) to the hidden layers at
     ``rate`` and to the output layer(s) at ``output_rate``.
 
-    ``granularity="neuron"`` prunes whole units of ``structure``'s groups instead (``output_rate`` does not apply:
-    the output layer loses only the columns of pruned units).
+    ``granularity`` (a :class:`~ticketpack.pruning.granularity.Granularity` or its name): ``"neuron"`` prunes whole
+    units of ``structure``'s groups instead (``output_rate`` does not apply: the output layer loses only the columns
+    of pruned units).
     """
     if isinstance(strategy, str):
         strategy = STRATEGIES.create(strategy)
-    if granularity == "neuron":
-        if structure is None:
-            raise ValueError("neuron granularity needs the model's structure (ticketpack.pruning.structure.trace)")
-        return strategy.prune_units(weights, mask, rate, structure, generator)
-    hidden = {n: m for n, m in mask.items() if n not in output_names}
-    output = {n: m for n, m in mask.items() if n in output_names}
-    new = strategy.prune_weights(weights, hidden, rate, generator) if hidden else {}
-    if output:
-        new.update(strategy.prune_weights(weights, output, output_rate, generator))
-    return {n: new[n] for n in mask}
+    return get_granularity(granularity).prune(strategy, weights, mask, rate, output_names, output_rate, generator,
+                                              structure)
 
 
 def _n_prune(kept: int, rate: float) -> int:

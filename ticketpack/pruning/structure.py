@@ -12,7 +12,9 @@ the next layers, through flatten, concatenation and residual additions). Torch-P
 Neuron-granularity pruning removes whole units of a group, and :func:`compact` removes them for real with
 Torch-Pruning. A group that cannot be removed exactly is left out with a reason (see :attr:`Structure.skipped`):
 one through a LayerNorm or GroupNorm (which normalizes over the units, so a removed zero unit changes the
-statistics), one that reaches the model's output directly, or one holding a layer type this module does not map.
+statistics), one that reaches the model's output directly, or one holding a layer with no registered layer type.
+Which tensors hold a layer's units is its layer type's word (:mod:`ticketpack.pruning.layers`, where users register
+their own layers; Torch-Pruning gets those as ``customized_pruners``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 from torch import nn
 
 from ticketpack.errors import TicketpackError
+from ticketpack.pruning.layers import customized_pruners, layer_type, root_types
 from ticketpack.pruning.mask import Mask
 
 Side = Literal["out", "in"]
@@ -75,34 +78,28 @@ def _tp():
 
 
 def _slices_of(module: nn.Module, name: str, side: Side, idxs: np.ndarray, units: np.ndarray) -> list[Slice] | str:
-    """The parameter slices one dependency of a group touches, or the reason the group cannot be handled."""
+    """The parameter slices one dependency of a group touches, or the reason the group cannot be handled: what the
+    module's registered layer type (:mod:`ticketpack.pruning.layers`) says."""
+    lt = layer_type(module)
+    if lt is None:
+        if any(True for _ in module.parameters(recurse=False)):
+            return f"layer {name} ({type(module).__name__}) is not mapped"
+        return []
+    why = lt.why_not(module, name)
+    if why is not None:
+        return why
     p = f"{name}." if name else ""
+    return [Slice(p + param, axis, idxs, units, s) for param, axis, s in lt.slices(module, side)]
 
-    def sl(param: str, axis: int) -> Slice:
-        return Slice(p + param, axis, idxs, units, side)
 
-    has_bias = getattr(module, "bias", None) is not None
-    if isinstance(module, nn.Linear):
-        return [sl("weight", 0)] + ([sl("bias", 0)] if has_bias else []) if side == "out" else [sl("weight", 1)]
-    if isinstance(module, (nn.Conv1d, nn.Conv2d)):
-        if module.groups == 1:
-            return [sl("weight", 0)] + ([sl("bias", 0)] if has_bias else []) if side == "out" else [sl("weight", 1)]
-        if module.groups == module.in_channels == module.out_channels:  # depthwise: in and out units are the same
-            return [Slice(p + "weight", 0, idxs, units, "out")] + ([Slice(p + "bias", 0, idxs, units, "out")] if has_bias else [])
-        return f"grouped convolution {name} (groups={module.groups})"
-    if isinstance(module, nn.modules.batchnorm._BatchNorm):
-        return [sl("weight", 0), sl("bias", 0)] if module.affine else []
-    if isinstance(module, nn.Embedding):
-        return [sl("weight", 1)]
-    if isinstance(module, nn.PReLU):
-        return [sl("weight", 0)] if module.num_parameters > 1 else []
-    if isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm)):
-        return f"{type(module).__name__} {name} normalizes over these units (removing one changes its statistics)"
-    if isinstance(module, nn.MultiheadAttention):
-        return f"MultiheadAttention {name} embedding dimension"
-    if isinstance(module, nn.Module) and any(True for _ in module.parameters(recurse=False)):
-        return f"layer {name} ({type(module).__name__}) is not mapped"
-    return []
+def _unmapped_parameter(param: nn.Parameter, param_names: dict[nn.Parameter, str], modules: dict[str, nn.Module]) -> str:
+    """Why a group reaching a parameter outside every layer Torch-Pruning follows is left out: its layer is not
+    mapped (Torch-Pruning would guess its axis)."""
+    full = param_names.get(param, "?")
+    owner = full.rpartition(".")[0]
+    if owner and owner in modules:
+        return f"layer {owner} ({type(modules[owner]).__name__}) is not mapped"
+    return f"parameter {full} is in no layer ticketpack maps"
 
 
 def trace(model: nn.Module, example: torch.Tensor, output_layer: str, prunable: list[str]) -> Structure:
@@ -119,11 +116,11 @@ def trace(model: nn.Module, example: torch.Tensor, output_layer: str, prunable: 
     try:
         with torch.enable_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
-            tp_groups = list(graph.get_all_groups(
-                ignored_layers=[modules[output_layer]],
-                root_module_types=(nn.Conv1d, nn.Conv2d, nn.Linear, nn.Embedding),
-            ))
+            graph = tp.DependencyGraph().build_dependency(
+                model, example_inputs=example, verbose=False,
+                customized_pruners=customized_pruners(list(modules.values())) or None,
+            )
+            tp_groups = list(graph.get_all_groups(ignored_layers=[modules[output_layer]], root_module_types=root_types()))
     except TicketpackError:
         raise
     except Exception as exc:
@@ -135,6 +132,7 @@ def trace(model: nn.Module, example: torch.Tensor, output_layer: str, prunable: 
         model.train(was_training)
 
     prunable_set = set(prunable)
+    param_names = {p: n for n, p in model.named_parameters()}
     groups, kept_tp, skipped = [], [], {}
     for g in tp_groups:
         root_module = g[0].dep.target.module
@@ -146,6 +144,9 @@ def trace(model: nn.Module, example: torch.Tensor, output_layer: str, prunable: 
             module = item.dep.target.module
             if type(module).__name__ == "_OutputOp":
                 reason = "its units are outputs of the model"
+                break
+            if isinstance(module, nn.Parameter):  # a parameter of a layer Torch-Pruning does not know
+                reason = _unmapped_parameter(module, param_names, modules)
                 break
             if not isinstance(module, nn.Module) or module not in names:
                 continue  # an op node (add, concat, reshape, …): no parameters
@@ -171,10 +172,8 @@ def trace(model: nn.Module, example: torch.Tensor, output_layer: str, prunable: 
         if heads is not None:
             groups.append(heads)
             kept_tp.append(None)
-    known = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding, nn.modules.batchnorm._BatchNorm, nn.LayerNorm,
-             nn.GroupNorm, nn.modules.instancenorm._InstanceNorm, nn.MultiheadAttention, nn.PReLU)
     for name, m in modules.items():
-        if name and not isinstance(m, known) and any(True for _ in m.parameters(recurse=False)):
+        if name and layer_type(m) is None and any(True for _ in m.parameters(recurse=False)):
             skipped.setdefault(name, f"layer {name} ({type(m).__name__}) is not mapped: its units stay dense")
     return Structure(tuple(groups), skipped, graph, tuple(kept_tp))
 
@@ -202,11 +201,11 @@ def _head_group(name: str, m: nn.Module, prunable: set[str]) -> Group | None:
 
 
 def _is_layer_weight(modules: dict[str, nn.Module], param: str) -> bool:
-    from ticketpack.pruning.targets import LAYER_TYPES
-
+    """Whether ``param`` is a weight its layer type lets a mask cover (not a bias or a norm's scale)."""
     owner_name, _, attr = param.rpartition(".")
     owner = modules.get(owner_name)
-    return attr.endswith("weight") and isinstance(owner, (*LAYER_TYPES, nn.MultiheadAttention))
+    lt = None if owner is None else layer_type(owner)
+    return lt is not None and attr in lt.prunable(owner)
 
 
 def _merge(slices: list[Slice]) -> list[Slice]:

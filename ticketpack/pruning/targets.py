@@ -1,8 +1,10 @@
 """Which weights a mask covers, found by module type on any ``nn.Module``, and which layer is the output layer.
 
 Prunable: the weight of every ``Linear``, ``Conv1d``, ``Conv2d`` and ``Embedding``, and the input projection of
-every ``MultiheadAttention`` (its output projection is a ``Linear``). Biases and norms are never pruned at weight
-granularity. ``include`` / ``exclude`` are glob patterns over parameter names (``fnmatch``), applied in that order.
+every ``MultiheadAttention`` (its output projection is a ``Linear``): the ``weights`` of each module's registered
+layer type (:mod:`ticketpack.pruning.layers`, where a user registers their own). Biases and norms are never pruned
+at weight granularity. ``include`` / ``exclude`` are glob patterns over parameter names (``fnmatch``), applied in
+that order.
 
 The output layer (which may have its own prune rate) is the prunable layer that produces the model's output:
 found by running an example batch with forward hooks, or named explicitly.
@@ -18,18 +20,20 @@ from torch import nn
 
 from ticketpack.errors import TicketpackError
 from ticketpack.models.probe import run_hooked
+from ticketpack.pruning.layers import layer_type
 
-LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding)
+LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding)  # the built-in layers whose weight is prunable
 
 
 def _weights_of(name: str, module: nn.Module) -> list[str]:
     prefix = f"{name}." if name else ""
-    if isinstance(module, LAYER_TYPES):
-        return [f"{prefix}weight"]
-    if isinstance(module, nn.MultiheadAttention):
-        own = ["in_proj_weight"] if module.in_proj_weight is not None else ["q_proj_weight", "k_proj_weight", "v_proj_weight"]
-        return [prefix + p for p in own]
-    return []
+    lt = layer_type(module)
+    return [] if lt is None else [prefix + w for w in lt.prunable(module)]
+
+
+def _has_weights(module: nn.Module) -> bool:
+    lt = layer_type(module)
+    return lt is not None and bool(lt.weights)
 
 
 def candidate_names(model: nn.Module) -> list[str]:
@@ -64,7 +68,7 @@ def output_layer(model: nn.Module, example: torch.Tensor) -> str:
         return lambda _m, _inp, out: calls.append((name, out[0] if isinstance(out, tuple) else out))
 
     logits = run_hooked(model, example, [m.register_forward_hook(hook(n)) for n, m in model.named_modules()
-                                         if isinstance(m, (*LAYER_TYPES, nn.MultiheadAttention))])
+                                         if _has_weights(m)])
     for name, out in reversed(calls):
         if out is logits:
             return name

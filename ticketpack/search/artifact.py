@@ -16,7 +16,8 @@ from ticketpack.models import build, example_input
 from ticketpack.models.factory import check_source
 from ticketpack.models.tensors import load_tensors
 from ticketpack.pruning.mask import Mask, from_file
-from ticketpack.pruning.structure import Structure, expand, trace
+from ticketpack.pruning.granularity import get_granularity
+from ticketpack.pruning.structure import Structure, trace
 from ticketpack.search.manifest import SCHEMA_VERSION, RoundRecord, TensorFile, TicketManifest
 
 
@@ -126,9 +127,10 @@ class Ticket:
     def training_mask(self, model: nn.Module, mask: Mask | None, structure: Structure | None = None) -> Mask | None:
         """The mask to train (or export) with: under neuron granularity, pruned units lose their biases and norm
         parameters too, so that they output exactly zero. ``structure``: the model's, when the caller traced it."""
-        if mask is None or self.granularity != "neuron":
+        granularity = get_granularity(self.granularity)
+        if mask is None or not granularity.needs_structure:
             return mask
-        return expand(mask, structure or self.structure(model), dict(model.named_parameters()))
+        return granularity.training_mask(mask, structure or self.structure(model), dict(model.named_parameters()))
 
     def resolve_level(self, level: str | int) -> int:
         """A round number (``3``) or a weights-remaining percentage (``20%``, nearest round) → round number."""

@@ -29,6 +29,7 @@ from ticketpack.models.factory import check_source, source_of
 from ticketpack.models.scope import torch_scope
 from ticketpack.models.tensors import save_tensors
 from ticketpack.pruning import mask as masks
+from ticketpack.pruning.granularity import get_granularity
 from ticketpack.pruning.strategies import prune
 from ticketpack.pruning.structure import trace
 from ticketpack.pruning.targets import output_layer, output_weights, parameters, prunable_names
@@ -165,11 +166,13 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
     out_layer = prune_cfg.output_layer or output_layer(model, example)
     output_names = output_weights(model, out_layer, prunable)
     structure = None
-    if prune_cfg.granularity == "neuron":
+    granularity = get_granularity(prune_cfg.granularity)
+    if granularity.needs_structure:
         structure = trace(model, example, out_layer, prunable)
         if not structure.groups:
             why = "; ".join(f"{k}: {v}" for k, v in structure.skipped.items()) or "the model has no hidden units"
-            raise TicketpackError(f"neuron granularity: no unit group of this model can be removed exactly ({why})")
+            raise TicketpackError(f"{granularity.name} granularity: no unit group of this model can be removed "
+                                  f"exactly ({why})")
 
     if previous is None:
         if force and out.exists():  # only now: the data, the model and the checkpoint were all accepted
@@ -232,7 +235,7 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
             mask = prune(
                 strategy, ticket.trained_state(r - 1), ticket.mask(r - 1), prune_cfg.rate,
                 output_names, prune_cfg.effective_output_rate, gen,
-                granularity=prune_cfg.granularity, structure=structure,
+                granularity=granularity, structure=structure,
             )
         model.load_state_dict(_start_state(r, prune_cfg.retrain, init_state, ticket))
         model.to(device)

@@ -34,7 +34,6 @@ from fastapi import Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
-from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from ticketpack.data.kinds import OutOfRange
 from ticketpack.errors import TicketpackError
@@ -46,7 +45,7 @@ from ticketpack.serve.api import (
     PredictResponse,
     Readiness,
 )
-from ticketpack.serve.config import ServeConfig
+from ticketpack.serve.config import CONFIG_ENV, FAST_PATH_ENV, PARENT_ENV, ServeConfig
 from ticketpack.serve.metrics import UNKNOWN_MODEL, Metrics
 from ticketpack.serve.models import ServedModel, load_models, usable_cpus
 
@@ -69,12 +68,7 @@ from ticketpack.version import __version__
 
 log = logging.getLogger("ticketpack.serve")
 
-CONFIG_ENV = "TICKETPACK_SERVE_CONFIG"  # how worker processes receive the config (workers > 1)
-PARENT_ENV = "TICKETPACK_SERVE_PARENT"  # the pid of `serve`, which the workers die with
 METRICS_PREFIX = "ticketpack-metrics-"
-# False: every predict request goes through the FastAPI route (the reference), e.g. to measure what the fast path
-# saves (bench/serve_bench.py does); set before create_app is called
-FAST_PATH = True
 _PREDICT_PATH = re.compile(r"^/v1/models/([^/]+)/predict/?$")
 _ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "content_too_large",
                 415: "unsupported_media_type", 422: "invalid_request", 500: "internal_error", 503: "unavailable"}
@@ -294,8 +288,11 @@ def _field(loc) -> str | None:
     return ".".join(parts) or None
 
 
-def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
-    """The ASGI app serving already loaded ``models`` (see :func:`ticketpack.serve.models.load_models`)."""
+def create_app(config: ServeConfig, models: dict[str, ServedModel], fast_path: bool = True) -> FastAPI:
+    """The ASGI app serving already loaded ``models`` (see :func:`ticketpack.serve.models.load_models`).
+
+    ``fast_path=False``: every predict request goes through the FastAPI route (the reference), e.g. to measure
+    what the fast path saves (bench/serve_bench.py does); the app's ``fast`` is then None."""
     metrics = Metrics(config.max_batch)
     state = {"ready": False, "executor": None}
 
@@ -428,7 +425,7 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
 
     max_body = body_limit(config, models)
     app.add_middleware(_Guard, metrics=metrics, names=set(models), max_body=max_body)
-    if FAST_PATH:
+    if fast_path:
         app.fast = _FastPredict(config, models, metrics, state, max_body)
     return app
 
@@ -436,16 +433,6 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel]) -> FastAPI:
 def _predict_now(model: ServedModel, inputs) -> tuple[np.ndarray, OutOfRange | None]:
     x, beyond = model.prepare_checked(inputs)
     return model.probabilities(x), beyond
-
-
-def app_from_env() -> FastAPI:
-    """App factory for worker processes (``workers > 1``): the parent validated the models and passes the config."""
-    from ticketpack.lifeline import die_with_parent
-
-    parent = os.environ.get(PARENT_ENV)
-    die_with_parent(int(parent) if parent and parent.isdigit() else None)  # a killed `serve` leaves no worker behind
-    config = ServeConfig.model_validate_json(os.environ[CONFIG_ENV])
-    return create_app(config, load_models(config, validate=False))
 
 
 def _log_config(access_log: bool) -> dict:
@@ -461,7 +448,7 @@ def bind(host: str, port: int) -> socket.socket:
     """Bind the listening socket up front, so a taken port is a clear error and port 0 picks a free one."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto must be IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only then, and without
-    # it every keep-alive response waits ~40 ms for a delayed ACK (measured here: 44 ms vs 1.4 ms per request).
+    # it every keep-alive response waits for the client's delayed ACK (~40 ms on Linux).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -488,17 +475,6 @@ def _signals_end_serving():
             signal.signal(sig, handler)
 
 
-class NoDelayHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
-    """uvicorn's HTTP protocol, setting TCP_NODELAY on each connection itself. Needed with several workers:
-    uvicorn's supervisor binds the listener with proto 0, so asyncio leaves Nagle on (Kludex/uvicorn#3149)."""
-
-    def connection_made(self, transport) -> None:
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(transport)
-
-
 def clean_stale_metrics_dirs(tmp: str | None = None) -> list[str]:
     """Remove the metrics directories (``ticketpack-metrics-PID-*``) of `serve` processes that no longer run."""
     from ticketpack.fileio import _pid_alive
@@ -517,10 +493,12 @@ def clean_stale_metrics_dirs(tmp: str | None = None) -> list[str]:
     return removed
 
 
-def serve(config: ServeConfig, on_ready: Callable[[str, dict[str, ServedModel]], None] | None = None) -> None:
+def serve(config: ServeConfig, on_ready: Callable[[str, dict[str, ServedModel]], None] | None = None,
+          fast_path: bool = True) -> None:
     """Validate and load every model, then serve until SIGINT/SIGTERM. Raises TicketpackError if a model fails.
 
-    ``on_ready(url, models)`` is called once the port is bound, before requests are taken.
+    ``on_ready(url, models)`` is called once the port is bound, before requests are taken. ``fast_path``: see
+    :func:`create_app`.
     """
     if config.workers > 1 and config.port == 0:
         raise TicketpackError("--port 0 (any free port) needs --workers 1; give a port for several workers")
@@ -533,7 +511,7 @@ def serve(config: ServeConfig, on_ready: Callable[[str, dict[str, ServedModel]],
         timeout_graceful_shutdown=config.shutdown_timeout_s, lifespan="on",
     )
     if config.workers == 1:
-        server = uvicorn.Server(uvicorn.Config(create_app(config, models), **common))
+        server = uvicorn.Server(uvicorn.Config(create_app(config, models, fast_path), **common))
         if on_ready:
             on_ready(url, models)
         try:
@@ -548,16 +526,14 @@ def serve(config: ServeConfig, on_ready: Callable[[str, dict[str, ServedModel]],
     del models  # each worker opens its own sessions
     clean_stale_metrics_dirs()
     metrics_dir = tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-")
-    from ticketpack.lifeline import ENV as LIFELINE_ENV
-
-    worker_env = {
+    worker_env = {  # uvicorn starts its workers from import strings: they read their settings here (serve.worker)
         CONFIG_ENV: config.model_dump_json(), PARENT_ENV: str(os.getpid()), "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
-        LIFELINE_ENV: str(os.getpid()),  # workers arm on `import ticketpack`, before app_from_env runs
+        FAST_PATH_ENV: "1" if fast_path else "0",
     }
     try:
         with _environ(worker_env):
-            uvicorn.run("ticketpack.serve.app:app_from_env", factory=True, workers=config.workers, host=config.host,
-                        port=config.port, http="ticketpack.serve.app:NoDelayHTTPProtocol", **common)
+            uvicorn.run("ticketpack.serve.worker:create_app", factory=True, workers=config.workers, host=config.host,
+                        port=config.port, http="ticketpack.serve.worker:NoDelayHTTPProtocol", **common)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 

@@ -14,6 +14,12 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SERVE_EXTRA_HINT = "pip install 'ticketpack[serve]'"
 _EXTRA_MODULES = {"fastapi", "starlette", "uvicorn", "prometheus_client", "anyio", "h11"}
 
+# How `serve --workers N` hands its settings to the worker processes (ticketpack.serve.worker): uvicorn takes the app
+# as an import string and its workers inherit the environment, so these are set while uvicorn runs, then restored.
+CONFIG_ENV = "TICKETPACK_SERVE_CONFIG"  # the ServeConfig, as JSON
+PARENT_ENV = "TICKETPACK_SERVE_PARENT"  # the pid of `serve`, which the workers die with
+FAST_PATH_ENV = "TICKETPACK_SERVE_FAST_PATH"  # "0": every predict request through the FastAPI route
+
 
 class ModelSource(BaseModel):
     """One served model: the name in its URL and the exported ONNX file."""

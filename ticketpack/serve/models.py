@@ -22,7 +22,7 @@ from ticketpack.serve.config import ModelSource, ServeConfig
 # pool, so that the loop keeps reading other requests while ONNX Runtime (which releases the GIL) computes.
 INLINE_BUDGET_S = 0.0005
 # A server process confined to one core (taskset, a container's cpuset, one worker per core) gains no parallelism
-# from the pool, only the hand-off (0.25 ms or more per request, measured by bench/serve_bench.py), so runs up to
+# from the pool, only the hand-off (docs/benchmarks.md, "Serving: ticket and dense under HTTP load"), so runs up to
 # this long stay on the loop there; longer ones still go to the pool, which keeps health checks answering.
 INLINE_BUDGET_ONE_CORE_S = 0.05
 

@@ -45,12 +45,14 @@ def check_precision(precision: str, device: torch.device) -> None:
 @contextmanager
 def deterministic_scope(enabled: bool) -> Iterator[None]:
     """Deterministic kernels while the block runs (cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG``, set to ``:4096:8``
-    unless the user set it), then the caller's settings again."""
+    unless the user set it), then the caller's settings again, the environment included."""
     if not enabled:
         yield
         return
     before = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    set_here = "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    if set_here:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
     torch.use_deterministic_algorithms(True)
     torch.backends.cudnn.benchmark = False
     try:
@@ -58,6 +60,8 @@ def deterministic_scope(enabled: bool) -> Iterator[None]:
     finally:
         torch.use_deterministic_algorithms(before[0])
         torch.backends.cudnn.benchmark = before[1]
+        if set_here:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
 
 
 def describe(device: torch.device) -> str:

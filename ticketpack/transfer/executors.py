@@ -12,7 +12,13 @@ An executor lives as long as its ``with`` block: one transfer run by default, or
 starts its workers, and imports torch in them, once). A worker loads a run's context on its first job of that run
 and keeps it while it serves the run; a job of another run (or of the same directory planned anew) loads that one
 instead. No worker outlives its executor: a long-lived process (Ray reuses its own) never holds an old run's ticket
-and data.
+and data. Each worker, and the executor itself on the driver's side, owns a
+:class:`~ticketpack.data.domain.FeatureCache` (at most 1 GiB): a domain featurized for one run serves the next runs
+it is handed, and goes with its owner.
+
+Settings reach a worker as arguments, never through the parent's environment: a local worker is started as
+:func:`ticketpack.lifeline.call_with_parent` with the driver's pid, arms its lifeline (it dies with the driver) and
+only then imports torch.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ticketpack.data.domain import FeatureCache
 from ticketpack.errors import TicketpackError
 from ticketpack.registry import Registry
 from ticketpack.transfer.records import Job
@@ -48,6 +55,7 @@ class Executor(Protocol):
 
     in_process: bool  # jobs run in the caller's process (and can use a model object that lives only there)
     threads: int  # torch threads of each worker
+    features: FeatureCache  # the driver's featurized domains, kept as long as the executor (run after run)
 
     def __enter__(self) -> "Executor": ...
     def __exit__(self, *exc: object) -> None: ...
@@ -69,20 +77,23 @@ def _portable(exc: Exception) -> Exception:
 
 class _Contexts:
     """A worker's context of the run it serves: loaded on the run's first job, replaced when a job of another run
-    (another directory, or the same one planned anew: another plan digest) arrives."""
+    (another directory, or the same one planned anew: another plan digest) arrives. Its :class:`FeatureCache`
+    outlives the contexts: a domain the worker featurized for one run serves the next (as long as the worker)."""
 
-    def __init__(self) -> None:
+    def __init__(self, features: FeatureCache | None = None) -> None:
         self.key: tuple[str, str] | None = None
         self.ctx: JobContext | None = None
         self.jobs_run = 0  # over the worker's life: its first job also pays the process's start-up
+        self.features = FeatureCache() if features is None else features
 
     def execute(self, root: str, plan_digest: str, job: dict[str, Any]) -> dict[str, Any] | None:
         """Run ``job`` of the run in ``root`` in this worker."""
         from ticketpack.transfer.jobs import execute
 
-        ctx = self.get(root, plan_digest)
-        self.jobs_run += 1
-        return execute(ctx, job, first_in_worker=self.jobs_run == 1)
+        with self.features.using():  # the run's data, and a target search's, load through the worker's cache
+            ctx = self.get(root, plan_digest)
+            self.jobs_run += 1
+            return execute(ctx, job, first_in_worker=self.jobs_run == 1)
 
     def get(self, root: str, plan_digest: str) -> JobContext:
         from ticketpack.transfer.jobs import JobContext
@@ -113,7 +124,9 @@ def use_gpu_slot(slot: int) -> int | None:
 
 def _job_loop(threads: int, parent: int, inbox: Any, outbox: Any, slot: int = 0) -> None:
     """A local worker process: runs the jobs from ``inbox`` until None, each with its run's context (loaded once
-    per run, :class:`_Contexts`), and answers each with (job id, result, error) on ``outbox``."""
+    per run, :class:`_Contexts`), and answers each with (job id, result, error) on ``outbox``. It dies with the
+    process ``parent`` (the driver's pid): :class:`LocalExecutor` starts it through
+    :func:`ticketpack.lifeline.call_with_parent`, which arms that before this module (and torch) is imported."""
     from ticketpack.lifeline import die_with_parent
 
     die_with_parent(parent)  # a killed driver must not leave its workers training (and holding memory) for minutes
@@ -143,16 +156,13 @@ class LocalExecutor:
             raise TicketpackError("--ray-address only applies to --executor ray")
         self.workers, self.threads = workers, threads
         self.in_process = workers == 1
+        self.features = FeatureCache()
         self._procs: list[Any] = []
         self._threads_before: int | None = None
         self._jobs_run = 0  # in-process jobs (workers == 1)
 
     def __enter__(self) -> "LocalExecutor":
-        if self.workers > 1:
-            from ticketpack.lifeline import ENV
-
-            os.environ[ENV] = str(os.getpid())  # workers arm their lifeline on `import ticketpack` (until __exit__)
-        else:
+        if self.workers == 1:
             import torch
 
             self._threads_before = torch.get_num_threads()
@@ -161,10 +171,7 @@ class LocalExecutor:
 
     def __exit__(self, *exc: object) -> None:
         if self.workers > 1:
-            from ticketpack.lifeline import ENV
-
             self._stop(failed=exc[0] is not None)
-            os.environ.pop(ENV, None)
         if self._threads_before is not None:
             import torch
 
@@ -172,11 +179,14 @@ class LocalExecutor:
 
     def _start(self) -> None:
         """The worker processes, started on the first batch."""
+        from ticketpack.lifeline import call_with_parent
+
         mp = multiprocessing.get_context("spawn")
         self._inbox, self._outbox = mp.Queue(), mp.Queue()
-        for i in range(self.workers):
-            p = mp.Process(target=_job_loop, args=(self.threads, os.getpid(), self._inbox, self._outbox, i),
-                           name=f"ticketpack-worker-{i}")
+        parent = os.getpid()
+        for i in range(self.workers):  # armed to die with this process first, then the worker loop is imported
+            p = mp.Process(target=call_with_parent, name=f"ticketpack-worker-{i}", args=(
+                parent, f"{__name__}:_job_loop", self.threads, parent, self._inbox, self._outbox, i))
             p.start()
             self._procs.append(p)  # only started ones: _stop must not wait for a process that never ran
 
@@ -238,7 +248,7 @@ class _RayWorker:
         import torch
 
         torch.set_num_threads(threads)
-        self.contexts = _Contexts()
+        self.contexts = _Contexts()  # and its featurized domains, for as long as the actor serves the executor
 
     def execute(self, root: str, digest: str, job: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
         return job["job_id"], self.contexts.execute(root, digest, job)
@@ -368,6 +378,7 @@ class RayExecutor:
         self.ray = require_ray()
         self.workers, self.threads, self.address = workers, threads, address
         self.connect_timeout_s = connect_timeout_s
+        self.features = FeatureCache()
         self._started = False
         self._reaper = None
         self._actors: list[Any] = []

@@ -24,6 +24,7 @@ from ticketpack.errors import TicketpackError
 from ticketpack.fileio import read_model, sha256_file, write_model
 from ticketpack.models.tensors import save_tensors
 from ticketpack.pruning import mask as masks
+from ticketpack.pruning.granularity import get_granularity
 from ticketpack.search import Ticket, search
 from ticketpack.search.imp import derive_seed
 from ticketpack.training import accuracy, train
@@ -163,7 +164,7 @@ def run_train_job(ctx: JobContext, job: Job, first_in_worker: bool = False) -> J
     model = ctx.build_model()
     model.load_state_dict(start.state)
     train_seed = ctx.seed_for("train", job.seed)
-    structure = ctx.structure() if ctx.ticket.granularity == "neuron" else None
+    structure = ctx.structure() if get_granularity(ctx.ticket.granularity).needs_structure else None
     train_mask = ctx.ticket.training_mask(model, start.mask, structure)
     model.to(resolve_device(ctx.plan.train.device))
     cpu_began = time.process_time()

@@ -20,10 +20,12 @@ import torch
 from ticketpack import paths
 from ticketpack.data import get as get_dataset
 from ticketpack.data.base import DomainData
+from ticketpack.data.domain import FeatureCache
 from ticketpack.data.registry import DATASETS
 from ticketpack.errors import TicketpackError
 from ticketpack.training.device import check_precision, resolve_device
 from ticketpack.fileio import check_output_dir, read_model, sha256_file, write_model
+from ticketpack.models.scope import torch_scope
 from ticketpack.models.tensors import load_tensors
 from ticketpack.pruning.mask import Mask, from_file
 from ticketpack.search import SearchConfig, Ticket
@@ -276,8 +278,19 @@ def run_transfer(
     ``config.threads`` torch threads. An executor already open (:func:`~ticketpack.transfer.open_executor`) may
     be given instead, to share its workers between runs: its own jobs and threads then apply (leave ``jobs`` and
     ``ray_address`` out). ``resume`` skips the jobs ``out`` already holds; ``force`` replaces a previous run.
+
+    Torch's thread count and global RNG state are the caller's again when it returns. Domains are featurized
+    through the executor's :class:`~ticketpack.data.domain.FeatureCache`: an executor handed to several runs
+    featurizes a domain they share once.
     """
-    out = Path(out)
+    with torch_scope():  # in-process jobs seed torch's global RNG (a fresh initialization, dropout)
+        return _run_transfer(config, Path(out), resume, force, jobs, executor, ray_address, ray_timeout_s,
+                             gpus_per_job, on_event, model)
+
+
+def _run_transfer(config: TransferConfig, out: Path, resume: bool, force: bool, jobs: int, executor: str | Executor,
+                  ray_address: str | None, ray_timeout_s: float, gpus_per_job: float,
+                  on_event: Callable[[TransferEvent], None] | None, model: Callable | Any | None) -> TransferReport:
     if isinstance(executor, str):  # a missing Ray extra or a bad --jobs fails here, before anything is loaded
         runner = open_executor(executor, jobs, config.threads, ray_address, ray_timeout_s, gpus_per_job)
         scope = runner
@@ -287,9 +300,13 @@ def run_transfer(
         runner, scope = executor, contextlib.nullcontext(executor)
     if model is not None:
         _register_ticket_model(Path(config.ticket), model, runner.in_process)
-    plan, ctx = plan_run(config)
+    features = getattr(runner, "features", None)
+    if features is None:  # an executor of the user's own: the featurized domains serve this run only
+        features = FeatureCache()
+    with features.using():
+        plan, ctx = plan_run(config)
     previous = _check_out(out, plan, resume, force)
-    with scope:  # connects to Ray (if asked) before anything is written
+    with scope, features.using():  # connects to Ray (if asked) before anything is written
         if previous is None:
             if out.exists():
                 shutil.rmtree(out)

@@ -103,15 +103,13 @@ class RandomMask(InitStrategy):
     def start(self, ctx: StartContext, level: int, seed: int) -> Start:
         import torch
 
-        from ticketpack.pruning.mask import random_like
+        from ticketpack.pruning.granularity import get_granularity
 
         gen = torch.Generator().manual_seed(ctx.seed_for("random-mask", level, seed))
-        mask = ctx.ticket.mask(level)
-        if ctx.ticket.granularity == "neuron":
-            from ticketpack.pruning.structure import shuffle_units
-
-            return Start(ctx.ticket.rewind_state(), shuffle_units(mask, ctx.structure(), gen))
-        return Start(ctx.ticket.rewind_state(), random_like(mask, gen))
+        granularity = get_granularity(ctx.ticket.granularity)
+        mask, state = ctx.ticket.mask(level), ctx.ticket.rewind_state()
+        structure = ctx.structure() if granularity.needs_structure else None
+        return Start(state, granularity.random_like(mask, structure, gen))
 
 
 @INITS("target-ticket")
