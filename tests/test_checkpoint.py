@@ -205,7 +205,7 @@ def test_weight_rewind_to_step_k_from_a_checkpoint_needs_train_dense(trained, tm
 
     cfg = SearchConfig(init_weights=str(trained["safetensors"]), prune={"rounds": 1, "rewind_iter": 5},
                        train={"iterations": 20}, threads=1)
-    with pytest.raises(TicketpackError, match="needs --train-dense"):
+    with pytest.raises(TicketpackError, match="needs `train_dense`"):
         search(cfg, tmp_path / "t")
     assert not (tmp_path / "t").exists()
 

@@ -31,7 +31,7 @@ def test_batch_sizes_parse_to_sorted_bounded_positive_sizes_or_a_user_error(text
     try:
         sizes = parse_batch_sizes(text)
     except TicketpackError as exc:
-        assert "--batch-sizes" in str(exc)
+        assert "`batch_sizes`" in str(exc) and exc.fields == ("batch_sizes",)
         return
     assert sizes and list(sizes) == sorted(set(sizes))
     assert all(1 <= s <= MAX_BATCH_SIZE for s in sizes)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ticketpack.errors import GateFailed, TicketpackError
+from ticketpack.errors import FieldError, GateFailed, TicketpackError
 from ticketpack.version import __version__
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ REGISTRIES = {
 }
 
 __all__ = [
-    "GateFailed", "TicketpackError", "__version__", *_LAZY, "create_dataset", "create_init", "create_model",
+    "FieldError", "GateFailed", "TicketpackError", "__version__", *_LAZY, "create_dataset", "create_init", "create_model",
     "create_strategy", "get_registry", "list_datasets", "list_inits", "list_models", "list_strategies",
 ]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import FieldError
 from ticketpack.fileio import write_model
 
 DEMO_INITS = ["ticket", "random-reinit", "finetune", "random-mask", "dense"]
@@ -79,7 +79,7 @@ def run_demo(config: DemoConfig, out: Path | str, on_stage: Callable[[str], None
     say = on_stage or (lambda _msg: None)
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise TicketpackError(f"--out {out} exists and is not a directory")
+        raise FieldError(f"`out` {out} exists and is not a directory", fields=["out"])
     ticket_dir, run_dir = out / "ticket", out / "transfer"
     from ticketpack.data.digits import apply_shift
 

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import FieldError, TicketpackError, field
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -202,10 +202,10 @@ def _first_existing(path: Path) -> Path:
     return p
 
 
-def _probe(path: Path, flag: str) -> None:
+def _probe(path: Path, name: str) -> None:
     """Create the missing directories of ``path`` and a file in the deepest, then remove all of it again: whatever
     the file system says no to (a missing parent under /proc, a symlink loop, a name too long, a read-only mount)
-    is one line naming ``flag`` and the reason, before any work starts."""
+    is one line naming the field ``name`` and the reason, before any work starts."""
     created: list[Path] = []
     try:
         base = _first_existing(path)
@@ -221,7 +221,7 @@ def _probe(path: Path, flag: str) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise TicketpackError(f"{flag} {path} cannot be created: {exc.strerror or exc}") from None
+        raise FieldError(f"{field(name)} {path} cannot be created: {exc.strerror or exc}") from None
     finally:
         for d in reversed(created):
             try:
@@ -230,7 +230,7 @@ def _probe(path: Path, flag: str) -> None:
                 pass
 
 
-def _exists(path: Path, flag: str) -> bool:
+def _exists(path: Path, name: str) -> bool:
     try:
         path.stat()
         return True
@@ -239,54 +239,56 @@ def _exists(path: Path, flag: str) -> bool:
     except OSError as exc:  # a symlink loop, a name too long, a component that is a file
         if exc.errno == 20:  # ENOTDIR: a file where a directory should be (said below, by _first_existing)
             return False
-        raise TicketpackError(f"{flag} {path}: {exc.strerror}") from None
+        raise FieldError(f"{field(name)} {path}: {exc.strerror}") from None
 
 
-def check_creatable_dir(out: Path, flag: str = "--out") -> None:
+def check_creatable_dir(out: Path, name: str = "out") -> None:
     """Refuse, before any work, an output directory that cannot be created or written: a path under a file, an
     existing file, a place without write permission, or anything else the file system refuses (probed by creating
     it and removing it again)."""
     out = Path(out)
-    if _exists(out, flag):
+    if _exists(out, name):
         if not out.is_dir():
-            raise TicketpackError(f"{flag} {out} exists and is not a directory")
+            raise FieldError(f"{field(name)} {out} exists and is not a directory")
         if not os.access(out, os.W_OK | os.X_OK):
-            raise TicketpackError(f"{flag} {out}: no permission to write in it")
+            raise FieldError(f"{field(name)} {out}: no permission to write in it")
         return
     base = _first_existing(out)
     if not base.is_dir():
-        raise TicketpackError(f"{flag} {out} cannot be created: {base} is a file, not a directory")
+        raise FieldError(f"{field(name)} {out} cannot be created: {base} is a file, not a directory")
     if not os.access(base, os.W_OK | os.X_OK):
-        raise TicketpackError(f"{flag} {out} cannot be created: no permission to write in {base}")
-    _probe(out, flag)
+        raise FieldError(f"{field(name)} {out} cannot be created: no permission to write in {base}")
+    _probe(out, name)
 
 
-def check_writable_file(path: Path, flag: str, force: bool | None = None) -> None:
+def check_writable_file(path: Path, name: str, force: bool | None = None, what: str | None = None) -> None:
     """Refuse, before any work, a file that cannot be written (its directory cannot be created or written, or it is
-    a directory); with ``force`` given (not None), an existing file also needs ``force``."""
+    a directory); with ``force`` given (not None), an existing file also needs ``force``. Errors name the field
+    ``name`` and, if given, ``what`` the file is to it ("the signature")."""
     path = Path(path)
-    exists = _exists(path, flag)
+    label = f"{field(name)}: {what}" if what else field(name)
+    exists = _exists(path, name)
     if exists and path.is_dir():
-        raise TicketpackError(f"{flag} {path} is a directory; give a file name")
+        raise FieldError(f"{label} {path} is a directory; give a file name")
     base = _first_existing(path.parent)
     if not base.is_dir():
-        raise TicketpackError(f"{flag} {path}: cannot write it: {base} is a file, not a directory")
+        raise FieldError(f"{label} {path}: cannot write it: {base} is a file, not a directory")
     if not os.access(base, os.W_OK | os.X_OK):
-        raise TicketpackError(f"{flag} {path}: cannot write it: no permission to write in {base}")
+        raise FieldError(f"{label} {path}: cannot write it: no permission to write in {base}")
     if not exists and not path.is_symlink():
-        _probe(path.parent, flag)
+        _probe(path.parent, name)
         if len(path.name.encode()) > 255:
-            raise TicketpackError(f"{flag} {path} cannot be created: File name too long")
+            raise FieldError(f"{label} {path} cannot be created: File name too long")
     if (exists or path.is_symlink()) and force is False:  # a symlink, even a dangling one, is replaced only on --force
-        raise TicketpackError(f"{flag} {path} already exists; use --force to replace it")
+        raise FieldError(f"{label} {path} already exists; use `force` to replace it")
 
 
 def check_resumable(out: Path, resume: bool) -> None:
     """The command line's ``--resume`` of a directory that does not exist: nothing to resume (the library's
     ``resume=True`` means "continue it if it is there", which the pipeline's own steps rely on)."""
     if resume and not Path(out).exists():
-        raise TicketpackError(f"--resume: {out} does not exist, so there is nothing to resume; leave out --resume "
-                              "to start a new one")
+        raise FieldError(f"`resume`: {out} does not exist, so there is nothing to resume; leave out `resume` "
+                         "to start a new one")
 
 
 def check_output_dir(out: Path, resume: bool, force: bool, marker: Path, what: str) -> bool:
@@ -297,21 +299,21 @@ def check_output_dir(out: Path, resume: bool, force: bool, marker: Path, what: s
     caller deletes it once everything else has been checked.
     """
     if resume and force:
-        raise TicketpackError("--resume and --force contradict each other; pick one")
+        raise FieldError("`resume` and `force` contradict each other; pick one")
     if not out.exists():
         return False
     if not out.is_dir():
-        raise TicketpackError(f"--out {out} exists and is not a directory")
+        raise FieldError(f"`out` {out} exists and is not a directory")
     has_marker = Path(marker).exists()
     if resume and has_marker:
         return True
     if any(out.iterdir()):
         if resume:
-            raise TicketpackError(f"--resume: {out} is not empty and holds no {what} (no {Path(marker).name})")
+            raise FieldError(f"`resume`: {out} is not empty and holds no {what} (no {Path(marker).name})")
         if not force:
-            raise TicketpackError(f"--out {out} already exists; use --resume to continue it or --force to replace it")
+            raise FieldError(f"`out` {out} already exists; use `resume` to continue it or `force` to replace it")
         if not has_marker:
-            raise TicketpackError(f"--force: {out} is not empty and not a {what}; refusing to delete it")
+            raise FieldError(f"`force`: {out} is not empty and not a {what}; refusing to delete it")
     return False
 
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import FieldError, field
 
 
 def is_reference(text: str) -> bool:
@@ -22,48 +22,48 @@ def is_reference(text: str) -> bool:
     return bool(where) and bool(attr) and len(where) > 1
 
 
-def _load_file(path: Path, flag: str):
+def _load_file(path: Path, name: str):
     module_name = f"ticketpack_user_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
     if module_name in sys.modules:
         return sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
-        raise TicketpackError(f"{flag} {path}: cannot import this file as Python")
+        raise FieldError(f"{field(name)} {path}: cannot import this file as Python")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[module_name]
-        raise TicketpackError(f"{flag} {path}: importing it failed: {type(exc).__name__}: {exc}") from None
+        raise FieldError(f"{field(name)} {path}: importing it failed: {type(exc).__name__}: {exc}") from None
     return module
 
 
-def resolve_reference(reference: str, flag: str, wants: str = "factory") -> tuple[Callable, Path | None]:
+def resolve_reference(reference: str, name: str, wants: str = "factory") -> tuple[Callable, Path | None]:
     """The callable ``reference`` names and its source file (None for a module without one).
 
-    ``flag`` (``--model``, ``--dataset``) starts every error, which names what was wrong with the reference."""
+    The field ``name`` (``model.name``, ``dataset``) starts every error, which names what was wrong with the reference."""
     where, _, attr = reference.rpartition(":")
     if not where or not attr:
-        raise TicketpackError(f"{flag} {reference!r}: expected path/to/file.py:{wants} or package.module:{wants}")
+        raise FieldError(f"{field(name)} {reference!r}: expected path/to/file.py:{wants} or package.module:{wants}")
     if where.endswith(".py") or "/" in where or "\\" in where:
         path = Path(where).expanduser().resolve()
         if not path.is_file():
-            raise TicketpackError(f"{flag} {reference!r}: file {where} not found")
-        module = _load_file(path, flag)
+            raise FieldError(f"{field(name)} {reference!r}: file {where} not found")
+        module = _load_file(path, name)
     else:
         try:
             module = importlib.import_module(where)
         except ModuleNotFoundError as exc:
-            raise TicketpackError(f"{flag} {reference!r}: no module named {exc.name!r}") from None
+            raise FieldError(f"{field(name)} {reference!r}: no module named {exc.name!r}") from None
         except Exception as exc:
-            raise TicketpackError(f"{flag} {reference!r}: importing {where} failed: {type(exc).__name__}: {exc}") from None
+            raise FieldError(f"{field(name)} {reference!r}: importing {where} failed: {type(exc).__name__}: {exc}") from None
         path = Path(module.__file__).resolve() if getattr(module, "__file__", None) else None
     obj = getattr(module, attr, None)
     if obj is None or not callable(obj):
         known = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
                        and getattr(v, "__module__", None) == module.__name__)
-        raise TicketpackError(f"{flag} {reference!r}: no callable {attr!r} in {where}"
+        raise FieldError(f"{field(name)} {reference!r}: no callable {attr!r} in {where}"
                               + (f"; callables there: {', '.join(known)}" if known else ""))
     return obj, path
 

@@ -14,6 +14,7 @@ from typer.core import TyperCommand, TyperGroup
 from rich.markup import escape
 
 from ticketpack.cli.common import err
+from ticketpack.cli.flags import in_flags
 from ticketpack.errors import TicketpackError
 from ticketpack.version import __version__
 
@@ -143,8 +144,9 @@ def _reporting_errors(ctx, run: Callable[[], Any]) -> Any:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             return run()
-    except TicketpackError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    except TicketpackError as exc:  # the library names fields (`level`); the user typed flags (--level)
+        message = in_flags(exc, ctx.command if ctx is not None else None)
+        err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
         raise typer.Exit(getattr(exc, "exit_code", 2)) from exc
     except (PermissionError, NotADirectoryError, IsADirectoryError) as exc:  # a path the user gave
         where = f": {exc.filename}" if exc.filename else ""

@@ -70,7 +70,7 @@ def evaluate_cmd(
     if report_path is not None:
         from ticketpack.fileio import check_writable_file
 
-        check_writable_file(report_path, "--report")  # before the evaluation runs, not after
+        check_writable_file(report_path, "report")  # before the evaluation runs, not after
     report = evaluate_model(
         model, dataset=cfg.dataset, domain=cfg.domain, data_file=cfg.data_file, baseline=cfg.baseline,
         provider=cfg.provider, batch_sizes=cfg.batch_sizes, threads=cfg.threads, seed=cfg.split_seed, gates=cfg.gates,

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ticketpack.cli.common import JsonOpt, err, out, pct, print_json
-from ticketpack.cli.flags import ConfigFlags, Flag
+from ticketpack.cli.flags import ConfigFlags, Flag, to_flags
 
 if TYPE_CHECKING:
     from ticketpack.export.exporter import ExportConfig
@@ -30,6 +30,7 @@ FLAGS = ConfigFlags(
     Flag("--max-accuracy-drop", "max_accuracy_drop", float),
     Flag("--atol", "atol", float),
     Flag("--threads", "threads", int),
+    Flag("--route", "route"),
     Flag("--allow-changed-model", "allow_changed_model", bool),
 )
 
@@ -41,6 +42,7 @@ def _size(n: int) -> str:
 @FLAGS.command
 def export_cmd(
     cfg: ExportConfig,
+    ctx: typer.Context,
     source: Annotated[Path, typer.Argument(help="A ticket directory (ticketpack search) or a transfer run (ticketpack transfer).")],
     out_path: Annotated[Path, typer.Option("--out", "-o", help="ONNX file to write.")],
     force: Annotated[bool, typer.Option(help="Replace --out if it already exists.")] = False,
@@ -58,13 +60,13 @@ def export_cmd(
 
     if cfg.level is not None and (why := level_error(cfg.level)):
         raise TicketpackError(f"--level: {why}")
-    check_writable_file(out_path, "--out", force=force)
+    check_writable_file(out_path, "out", force=force)
     signing = None
     if sign is not None:  # the key and the signature's place are checked before any work
         from ticketpack.runtime.signing import signature_path, signer
 
         signing = signer(sign)
-        check_writable_file(signature_path(out_path), "--sign: the signature", force=force)
+        check_writable_file(signature_path(out_path), "sign", force=force, what="the signature")
 
     with err.status("exporting", spinner="dots") as status:
         result = export_model(source, out_path, **cfg.model_dump(), on_stage=lambda s: status.update(s))
@@ -77,13 +79,15 @@ def export_cmd(
             except TicketpackError:
                 Path(result.path).unlink(missing_ok=True)  # an unsigned file where a signed one was asked for
                 raise
+    if result.route_note:
+        err.print(f"[yellow]note:[/] {escape(result.route_note)}", highlight=False, soft_wrap=True)
     if result.format_note:
         err.print(f"[yellow]warning:[/] {escape(result.format_note)}", highlight=False, soft_wrap=True)
     if json_out:
         print_json(result)
         return
     card = result.card
-    err.print(f"level: {result.level_reason}")
+    err.print(f"level: {escape(to_flags(result.level_reason, ['level'], ctx.command))}")
     table = Table(title=f"{result.path} ({card.model.name}, {card.export.format}"
                         f"{'' if card.export.quantize == 'none' else ', ' + card.export.quantize})", show_header=False)
     table.add_column(style="bold")

@@ -144,3 +144,54 @@ TRAIN_FLAGS = (
     Flag("--seed", "seed", int),
     Flag("--threads", "threads", int),
 )
+
+
+# Fields the library names that are no parameter of the command under that name: (command, field) → flag, or
+# (None, field) for every command. Everything else maps by itself (below, :func:`flag_for`).
+FIELD_FLAGS: dict[tuple[str | None, str], str] = {
+    ("evaluate", "seed"): "--split-seed",  # evaluate_model(seed=...) is the split seed
+    ("transfer", "ray_timeout_s"): "--ray-timeout",  # run_transfer(ray_timeout_s=...)
+    ("transfer", "level"): "--levels",  # each of TransferConfig.levels, resolved against the ticket
+}
+
+
+def flag_for(command, field: str) -> str | None:
+    """The flag (or argument, as help shows it: ``SOURCE``) of the click ``command`` that sets the library's
+    ``field``: an argument's or config field's name, dotted for a nested config key (``prune.rate``). In order: the
+    explicit :data:`FIELD_FLAGS`; the command's config-backed flag of that key (``seed`` → ``--seed-index``), or of
+    the one key ending in ``.field``; the parameter of that name or flag (``out`` → ``--out``). None: no flag sets it.
+    """
+    name = getattr(command, "name", None)
+    for key in ((name, field), (None, field)):
+        if key in FIELD_FLAGS:
+            return FIELD_FLAGS[key]
+    table: ConfigFlags | None = getattr(getattr(command, "callback", None), "config_flags", None)
+    if table is not None:
+        for f in table.flags:
+            if f.key == field:
+                return f.name
+        leaf = [f for f in table.flags if f.key.rsplit(".", 1)[-1] == field]
+        if len(leaf) == 1:
+            return leaf[0].name
+    for p in getattr(command, "params", []):
+        longs = [o for o in p.opts if o.startswith("--")]
+        if p.name == field or any(o[2:].replace("-", "_") == field for o in longs):
+            if getattr(p, "param_type_name", "") == "argument":
+                return (p.metavar or p.name).upper()
+            return longs[0] if longs else p.opts[0]
+    return None
+
+
+def to_flags(text: str, fields, command) -> str:
+    """``text`` with each of the ``fields`` it names (in backticks: ```level```) as the flag of ``command`` that sets
+    it (``--level``); a field no flag sets keeps its backticks (it is a key of a --config file)."""
+    for name in fields:
+        flag = flag_for(command, name)
+        if flag is not None:
+            text = text.replace(f"`{name}`", flag)
+    return text
+
+
+def in_flags(exc: Exception, command) -> str:
+    """The message of ``exc`` (a :class:`~ticketpack.errors.TicketpackError`) in ``command``'s flags."""
+    return to_flags(str(exc), getattr(exc, "fields", ()), command)

@@ -24,7 +24,7 @@ from ticketpack.data.base import DomainData, SplitConfig
 from ticketpack.data.domain import DomainSource, assemble
 from ticketpack.data.kinds import KINDS, InputKind
 from ticketpack.data.rows import ArrayRows, ItemRows, Rows
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import FieldError, TicketpackError
 from ticketpack.references import file_sha256, resolve_reference
 
 SPLITS = ("train", "val", "test")
@@ -35,7 +35,7 @@ class FactoryDataset:
 
     def __init__(self, reference: str) -> None:
         self.name = reference
-        self.factory, self.path = resolve_reference(reference, "--dataset")
+        self.factory, self.path = resolve_reference(reference, "dataset")
 
     def fingerprint(self) -> dict[str, str | None]:
         """The factory's source file and its sha256, for the manifest."""
@@ -63,21 +63,21 @@ class FactoryDataset:
         except Exception as exc:
             frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
             at = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
-            raise TicketpackError(f"--dataset {where} raised {type(exc).__name__}: {exc}{at}") from None
+            raise FieldError(f"`dataset` {where} raised {type(exc).__name__}: {exc}{at}", fields=["dataset"]) from None
         source = _source(out, where)
         return assemble(source, self.name, domain, seed, split, preprocessing, label_names, labels_of, options)
 
 
 def _source(out: Any, where: str) -> DomainSource:
     if not isinstance(out, dict):
-        raise TicketpackError(f"--dataset {where} returned {type(out).__name__}; expected a dict with 'x' and 'y' (or "
+        raise FieldError(f"`dataset` {where} returned {type(out).__name__}; expected a dict with 'x' and 'y' (or "
                               "'train', 'val', 'test') and 'kind'")
     prep = out.get("preprocessing") or {}
     if not isinstance(prep, dict):
-        raise TicketpackError(f"--dataset {where}: 'preprocessing' must be a dict of the kind's options")
+        raise FieldError(f"`dataset` {where}: 'preprocessing' must be a dict of the kind's options")
     kind_name = out.get("kind", prep.get("kind"))
     if kind_name is None:
-        raise TicketpackError(f"--dataset {where}: say what x holds with 'kind' ({', '.join(KINDS.list())})")
+        raise FieldError(f"`dataset` {where}: say what x holds with 'kind' ({', '.join(KINDS.list())})")
     kind = KINDS.get(str(kind_name))
     names = out.get("labels")
     options = {k: v for k, v in prep.items() if k != "kind"}
@@ -92,7 +92,7 @@ def _source(out: Any, where: str) -> DomainSource:
                 else _rows(part, None, names, f"{where}[{s!r}]")
         return DomainSource(where, kind, given=given, options=options,
                             info={"rows": sum(len(r) for r, _ in given.values())})
-    raise TicketpackError(f"--dataset {where} returned a dict with {sorted(out)}; it needs 'x' and 'y', or 'train', "
+    raise FieldError(f"`dataset` {where} returned a dict with {sorted(out)}; it needs 'x' and 'y', or 'train', "
                           "'val' and 'test'")
 
 
@@ -104,7 +104,7 @@ def _rows(x: Any, y: Any, names: list | None, where: str) -> tuple[Rows, list]:
         labels = rows.labels()
     else:
         if x is None or y is None:
-            raise TicketpackError(f"--dataset {where}: needs both 'x' and 'y'")
+            raise FieldError(f"`dataset` {where}: needs both 'x' and 'y'")
         if hasattr(x, "detach"):
             x = x.detach().cpu().numpy()
         if hasattr(y, "detach"):
@@ -114,19 +114,19 @@ def _rows(x: Any, y: Any, names: list | None, where: str) -> tuple[Rows, list]:
         try:
             x = np.asarray(x) if not isinstance(x, np.ndarray) else x
         except ValueError:
-            raise TicketpackError(f"--dataset {where}: 'x' is ragged; give an array (or a dataset object)") from None
+            raise FieldError(f"`dataset` {where}: 'x' is ragged; give an array (or a dataset object)") from None
         y = np.asarray(y)
         if y.ndim != 1:
-            raise TicketpackError(f"--dataset {where}: 'y' must be one label per row; it has shape {y.shape}")
+            raise FieldError(f"`dataset` {where}: 'y' must be one label per row; it has shape {y.shape}")
         if len(x) != len(y):
-            raise TicketpackError(f"--dataset {where}: 'x' has {len(x)} rows but 'y' has {len(y)}")
+            raise FieldError(f"`dataset` {where}: 'x' has {len(x)} rows but 'y' has {len(y)}")
         if x.dtype != object and not np.issubdtype(x.dtype, np.number):
-            raise TicketpackError(f"--dataset {where}: 'x' holds {x.dtype} values")
+            raise FieldError(f"`dataset` {where}: 'x' holds {x.dtype} values")
         rows, labels = ArrayRows(x), y.tolist()
     if names is not None:
         names = [str(n) for n in names]
         try:
             labels = [names[int(v)] for v in labels]
         except (ValueError, IndexError, TypeError):
-            raise TicketpackError(f"--dataset {where}: with 'labels', y must hold indices 0..{len(names) - 1}") from None
+            raise FieldError(f"`dataset` {where}: with 'labels', y must hold indices 0..{len(names) - 1}") from None
     return rows, labels

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ticketpack.data.base import Dataset
 from ticketpack.data.digits import DigitsDataset
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import FieldError, TicketpackError
 from ticketpack.references import is_reference
 from ticketpack.registry import Registry
 
@@ -32,7 +32,7 @@ def get(name_or_path: str | Path, **options) -> Dataset:
 
         return FactoryDataset(name)
     if path.exists():
-        raise TicketpackError(f"dataset {name!r} is a file; --dataset takes a directory with one entry per domain "
+        raise FieldError(f"dataset {name!r} is a file; `dataset` takes a directory with one entry per domain "
                               "(e.g. <domain>.jsonl, <domain>.npz, <domain>/<class>/<image>) or file.py:factory")
     if "/" in name or "\\" in name or name.startswith("."):
         raise TicketpackError(f"dataset path {name!r} does not exist")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import FieldError, TicketpackError
 from ticketpack.evaluate import gates as gates_mod
 from ticketpack.evaluate.latency import LatencyBudget, measure_interleaved
 from ticketpack.evaluate.memory import measure_in_subprocess
@@ -82,7 +82,7 @@ def _load_data(card, dataset: str | None, domain: str | None, data_file: Path | 
     labels = list(card.label_names)
     if data_file is not None:
         if dataset is not None or domain is not None:
-            raise TicketpackError("give either --data-file or --dataset/--domain, not both")
+            raise FieldError("give either `data_file` or `dataset`/`domain`, not both")
         raw, names = card.preprocessing.read_inputs(Path(data_file), labelled=True)
         unknown = sorted(set(names) - set(labels))
         if unknown:
@@ -96,8 +96,8 @@ def _load_data(card, dataset: str | None, domain: str | None, data_file: Path | 
     prov = card.provenance
     if dataset is None and is_reference(prov.dataset) and not Path(prov.dataset).exists():
         # a factory is code: run only what the user names, never what a file (which anyone may edit) names
-        raise TicketpackError(f"the model's card names a dataset factory ({prov.dataset}), which is code that "
-                              "ticketpack runs only when you name it: pass --dataset to run it, or --data-file")
+        raise FieldError(f"the model's card names a dataset factory ({prov.dataset}), which is code that "
+                              "ticketpack runs only when you name it: pass `dataset` to run it, or `data_file`")
     dataset = dataset or prov.dataset
     domain = domain or prov.target_domain or prov.source_domain
     if seed is None:
@@ -107,7 +107,8 @@ def _load_data(card, dataset: str | None, domain: str | None, data_file: Path | 
         ds = get(dataset)
     except TicketpackError as exc:
         if dataset == prov.dataset:
-            raise TicketpackError(f"{exc} (the dataset named in the model's card); pass --dataset or --data-file") from None
+            raise FieldError(f"{exc} (the dataset named in the model's card); pass `dataset` or `data_file`",
+                             fields=["dataset", "data_file"]) from None
         raise
     data = ds.load(domain, seed, split, preprocessing=card.preprocessing, label_names=labels, labels_of="the model")
     return _Data(data.test.raw, data.test.y, ds.name, domain, None, "test", seed)
@@ -167,7 +168,7 @@ def _split_note(result: ModelResult, data: _Data) -> str | None:
         return None
     return (f"{result.path}: accuracy {result.accuracy:.4f} on {data.dataset}/{data.domain}/test (seed {data.seed}) differs "
             f"from the {result.card_test_accuracy:.4f} its card recorded on {result.card_evaluated_on}: this split is "
-            "probably not the export's (another --split-seed or split fractions), so test rows may have been training rows")
+            "probably not the export's (another split seed or split fractions), so test rows may have been training rows")
 
 
 def evaluate_model(
@@ -195,9 +196,9 @@ def evaluate_model(
     gates = gates or Gates()
     batch_sizes = gates_mod.parse_batch_sizes(batch_sizes)
     if threads is not None and threads < 1:
-        raise TicketpackError("--threads must be at least 1")
+        raise FieldError("`threads` must be at least 1")
     if not math.isfinite(latency_budget_s) or latency_budget_s <= 0:
-        raise TicketpackError(f"the latency budget must be a positive number of seconds; got {latency_budget_s}")
+        raise FieldError(f"`latency_budget_s` must be a positive number of seconds; got {latency_budget_s}")
     gates_mod.check_usage(gates, batch_sizes, baseline is not None)
 
     say(f"opening {model}")
@@ -205,7 +206,7 @@ def evaluate_model(
     _verify_digest(main, say)
     card = main.card
     if gates.max_accuracy_drop is not None and baseline is None and card.metrics.dense_test_accuracy is None:
-        raise TicketpackError("--max-accuracy-drop needs --baseline or a card that records a dense reference accuracy")
+        raise FieldError("`gates.max_accuracy_drop` needs `baseline` or a card that records a dense reference accuracy")
     preds = [main]
     if baseline is not None:
         say(f"opening baseline {baseline}")

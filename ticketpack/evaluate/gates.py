@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import FieldError, field
 from ticketpack.evaluate.report import Comparison, GateResult, Gates, ModelResult
 
 
 MAX_BATCH_SIZE = 65_536  # latency at larger batches says nothing new, and their inputs may not fit in memory
 
 
-def parse_batch_limits(items: Iterable[str], flag: str = "--max-p50-ms") -> dict[int, float]:
-    """``["1=2.5", "32=10"]`` → ``{1: 2.5, 32: 10.0}``; a malformed item is a usage error."""
+def parse_batch_limits(items: Iterable[str], name: str = "gates.max_p50_ms") -> dict[int, float]:
+    """``["1=2.5", "32=10"]`` → ``{1: 2.5, 32: 10.0}``; a malformed item is a usage error (of the field ``name``)."""
     out: dict[int, float] = {}
     for item in items:
         batch, sep, value = str(item).partition("=")
@@ -21,7 +21,7 @@ def parse_batch_limits(items: Iterable[str], flag: str = "--max-p50-ms") -> dict
         except ValueError:
             b, v = 0, 0.0
         if not sep or b < 1 or v <= 0:
-            raise TicketpackError(f"{flag} takes BATCH=MS with a positive batch size and limit, e.g. 32=10; got {item!r}")
+            raise FieldError(f"{field(name)} takes BATCH=MS with a positive batch size and limit, e.g. 32=10; got {item!r}")
         out[b] = v
     return out
 
@@ -32,11 +32,11 @@ def parse_batch_sizes(text: str | Sequence[int]) -> tuple[int, ...]:
     try:
         sizes = sorted({int(p) for p in parts if str(p).strip()})
     except ValueError:
-        raise TicketpackError(f"--batch-sizes takes comma-separated positive integers, e.g. 1,32,256; got {text!r}") from None
+        raise FieldError(f"`batch_sizes` takes comma-separated positive integers, e.g. 1,32,256; got {text!r}") from None
     if not sizes or sizes[0] < 1:
-        raise TicketpackError(f"--batch-sizes takes comma-separated positive integers, e.g. 1,32,256; got {text!r}")
+        raise FieldError(f"`batch_sizes` takes comma-separated positive integers, e.g. 1,32,256; got {text!r}")
     if sizes[-1] > MAX_BATCH_SIZE:
-        raise TicketpackError(f"--batch-sizes: {sizes[-1]} is over the largest batch size evaluate times, "
+        raise FieldError(f"`batch_sizes`: {sizes[-1]} is over the largest batch size evaluate times, "
                               f"{MAX_BATCH_SIZE:,}")
     return tuple(sizes)
 
@@ -45,12 +45,12 @@ def check_usage(gates: Gates, batch_sizes: Sequence[int], has_baseline: bool) ->
     """Gates that cannot be evaluated are usage errors, raised before any measuring."""
     missing = sorted(set(gates.max_p50_ms) - set(batch_sizes))
     if missing:
-        raise TicketpackError(
-            f"--max-p50-ms names batch size {', '.join(map(str, missing))}, which is not in --batch-sizes "
+        raise FieldError(
+            f"`gates.max_p50_ms` names batch size {', '.join(map(str, missing))}, which is not in `batch_sizes` "
             f"{','.join(map(str, batch_sizes))}"
         )
     if gates.min_speedup is not None and not has_baseline:
-        raise TicketpackError("--min-speedup needs --baseline: a speed-up is measured against another model")
+        raise FieldError("`gates.min_speedup` needs `baseline`: a speed-up is measured against another model")
 
 
 def check(gates: Gates, model: ModelResult, baseline: ModelResult | None, comparison: Comparison | None) -> list[GateResult]:
@@ -72,8 +72,8 @@ def check(gates: Gates, model: ModelResult, baseline: ModelResult | None, compar
             ref = model.card_dense_accuracy
             against = "the card's dense reference" + (f" ({model.card_evaluated_on})" if model.card_evaluated_on else "")
         else:
-            raise TicketpackError(
-                "--max-accuracy-drop needs --baseline or a card that records a dense reference accuracy"
+            raise FieldError(
+                "`gates.max_accuracy_drop` needs `baseline` or a card that records a dense reference accuracy"
             )
         drop = ref - model.accuracy
         ok = drop <= lim + 1e-12

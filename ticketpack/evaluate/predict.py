@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ticketpack.data.kinds import InputRangeWarning, OutOfRange
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import FieldError, TicketpackError
 from ticketpack.runtime.predictor import empty_text_index, softmax
 
 _CHUNK = 1024
@@ -51,17 +51,17 @@ def predict_rows(
     from ticketpack.runtime.predictor import load
 
     if texts and input_file is not None:
-        raise TicketpackError("give texts or --input FILE, not both")
+        raise FieldError("give texts or an `input_file`, not both")
     if not texts and input_file is None:
-        raise TicketpackError("nothing to predict: give texts as arguments or --input FILE")
+        raise FieldError("nothing to predict: give texts or an `input_file`")
     pred = load(model, provider=provider, threads=threads)
     prep = pred.card.preprocessing
     if texts:
         try:
             raw = prep.from_request(list(texts))
         except TicketpackError:
-            raise TicketpackError(f"{model} is an {prep.kind} model: it takes {prep.noun}, not texts; give --input FILE "
-                                  f"({', '.join(prep.file_types)})") from None
+            raise FieldError(f"{model} is an {prep.kind} model: it takes {prep.noun}, not texts; give an `input_file` "
+                             f"({', '.join(prep.file_types)})", fields=["input_file"]) from None
     else:
         raw, _ = prep.read_inputs(Path(input_file), labelled=False)
     if (i := empty_text_index(raw)) is not None:  # training refuses such texts, so no prediction for them

@@ -100,6 +100,12 @@ class ExportConfig(BaseModel):
         "more misclassified example always passes)."
     )
     threads: int | None = Field(None, ge=1, description="CPU threads for PyTorch and ONNX Runtime during the checks.")
+    route: Literal["torchscript", "dynamo", "auto"] = Field(
+        "torchscript", description="torch.onnx exporter: torchscript (dynamo=False, deprecated by torch), dynamo (the "
+        "torch.export route: needs onnxscript, 0.6-2 s more per graph, and it names buffers val_N, so the card's "
+        "rank_encoded lists those names) or auto (dynamo where its graph passes the export checks, else "
+        "torchscript); the card records the one used. See bench/results/export_routes.md."
+    )
     allow_changed_model: bool = Field(
         False, description="Build the model even if its factory's source file changed since the ticket search."
     )
@@ -120,6 +126,9 @@ class ExportResult(BaseModel):
     weights_remaining: float = Field(description="Fraction of prunable weights kept by the ticket's mask.")
     level_reason: str = Field(description="Which level was exported and why.")
     mac_fraction: float = Field(description="Multiply-accumulates of nonzero weights per example / the dense model's.")
+    route_note: str | None = Field(
+        None, description="route auto: why the dynamo route was not used, when the file came from the torchscript one."
+    )
     format_note: str | None = Field(
         None, description="When the chosen format stores nothing of this ticket smaller than another format: what "
         "happened and the format that would (the CLI prints it as a warning)."
@@ -202,6 +211,17 @@ def _check(model: onnx.ModelProto, what: str) -> None:
         raise GateFailed(f"onnx.checker rejects the {what} graph: {str(exc).splitlines()[0][:300]}") from None
 
 
+def float_parity(graph: onnx.ModelProto, x: np.ndarray, reference: np.ndarray, atol: float,
+                 threads: int | None = None) -> float:
+    """The parity gate of a float graph: ``onnx.checker`` (full check), an ONNX Runtime session, and max |ORT -
+    PyTorch| over ``x`` within ``atol``; returns that difference, ``GateFailed`` when a check fails."""
+    _check(graph, "float")
+    diff = float(np.abs(_ort_logits(graph, x, threads) - reference).max())
+    if not diff <= atol:
+        raise GateFailed(f"parity: the float graph differs from PyTorch by {diff:.2e} > atol {atol:g}; nothing written")
+    return diff
+
+
 def _sparsity(prepared: Prepared, exported: dict[str, np.ndarray]) -> Sparsity:
     """Per prunable weight: its stored shape (after compaction) and its nonzero count against the original size."""
     original = prepared.selection.ticket.manifest.prunable
@@ -226,11 +246,11 @@ def _mac_fraction(prepared: Prepared) -> float:
 QUANTIZED_OPS = ("MatMul", "Conv", "Gather")
 
 
-def _graph(model, example, opset: int, prunable: dict[str, np.ndarray]) -> onnx.ModelProto:
+def _graph(model, example, opset: int, prunable: dict[str, np.ndarray], route: str = "torchscript") -> onnx.ModelProto:
     """The ONNX graph of a torch model, with every prunable weight stored under its own name (or ``name.T``)."""
     from ticketpack.export.to_onnx import gemm_to_matmul, name_weights, to_onnx
 
-    graph = to_onnx(model, example, opset)
+    graph = to_onnx(model, example, opset, route)
     gemm_to_matmul(graph)
     missing = name_weights(graph, prunable)
     if missing:
@@ -256,7 +276,25 @@ def _integer_gathers(graph: onnx.ModelProto) -> list[str]:
 
 def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
                     on_stage: Callable[[str], None] | None = None) -> ExportResult:
-    """Build, check and write one format of a prepared selection."""
+    """Build, check and write one format of a prepared selection; ``route="auto"``: through the dynamo route, and
+    through the torchscript one when the dynamo route cannot export the model or its graph fails a check."""
+    if config.route != "auto":
+        return _build_and_write(prepared, out, config, config.route, on_stage)
+    check_out_path(out)
+    start = time.perf_counter()
+    try:
+        return _build_and_write(prepared, out, config, "dynamo", on_stage)
+    except TicketpackError as exc:  # it cannot export the model or its graph fails a check (nothing is written)
+        result = _build_and_write(prepared, out, config, "torchscript", on_stage)
+        return result.model_copy(update={
+            "route_note": f"the dynamo route failed ({exc}); exported through the torchscript route",
+            "seconds": round(time.perf_counter() - start, 3),
+        })
+
+
+def _build_and_write(prepared: Prepared, out: Path, config: ExportConfig, route: str,
+                     on_stage: Callable[[str], None] | None = None) -> ExportResult:
+    """Build, check and write one format of a prepared selection through one torch.onnx route."""
     import copy
 
     from ticketpack.export.compact import compact
@@ -277,16 +315,13 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
     if config.format in ("compact", "sparse"):
         compacted = compact(model, example, ticket.output_layer, prunable)
     weights = {k: v.detach().cpu().numpy() for k, v in model.named_parameters()}
-    graph = _graph(model, example, config.opset, {n: weights[n] for n in prunable})
+    graph = _graph(model, example, config.opset, {n: weights[n] for n in prunable}, route)
 
     stage("checking")
     float_diff, calibration = None, None
     quantized = config.quantize != "none"
     if quantized:
-        _check(graph, "float")
-        float_diff = float(np.abs(_ort_logits(graph, prepared.x_test, prepared.threads) - prepared.torch_logits).max())
-        if float_diff > config.atol:
-            raise GateFailed(f"parity: the float graph differs from PyTorch by {float_diff:.2e} > atol {config.atol:g}; nothing written")
+        float_diff = float_parity(graph, prepared.x_test, prepared.torch_logits, config.atol, prepared.threads)
     if config.quantize == "int8":
         graph = quantize_int8(graph, QUANTIZED_OPS, _integer_gathers(graph))
     elif config.quantize == "int8-static":
@@ -306,7 +341,7 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
     if quantized and agreement < min_agreement:
         raise GateFailed(
             f"parity: int8 predictions agree with PyTorch on {agreement:.1%} of the test split, below "
-            f"{config.min_int8_agreement:.0%}; export without --quantize, nothing written"
+            f"{config.min_int8_agreement:.0%}; export without `quantize`, nothing written", fields=["quantize"]
         )
 
     accuracy = float((logits.argmax(1) == prepared.y_test).mean())
@@ -338,7 +373,7 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
             evaluated_on=f"{data.dataset}/{data.domain}/test", reference_test_accuracy=reference,
             test_examples=len(prepared.y_test),
         ),
-        export=ExportOptions(format=config.format, quantize=config.quantize, opset=config.opset,
+        export=ExportOptions(format=config.format, quantize=config.quantize, opset=config.opset, route=route,
                              min_onnxruntime=_min_onnxruntime(graph), calibration=calibration,
                              sparse_encoding="bitmask" if bitmasked else None, compacted=compacted,
                              bitmask_encoded=bitmasked if config.format == "sparse" else None,
@@ -356,7 +391,7 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
     if config.format == "dense" and config.quantize == "none":
         dense_bytes = len(data_bytes)
     else:
-        dense = _graph(prepared.model, example, config.opset, {n: prepared.state[n] for n in prunable})
+        dense = _graph(prepared.model, example, config.opset, {n: prepared.state[n] for n in prunable}, route)
         _finish(dense, card, spec.name)
         dense_bytes = len(dense.SerializeToString())
 
@@ -425,6 +460,7 @@ def export_model(
     calibration_method: str = "minmax",
     calibration_seed: int = 0,
     threads: int | None = None,
+    route: str = "torchscript",
     on_stage: Callable[[str], None] | None = None,
     allow_changed_model: bool = False,
     model=None,
@@ -443,7 +479,7 @@ def export_model(
                               max_accuracy_drop=max_accuracy_drop, atol=atol, min_int8_agreement=min_int8_agreement,
                               max_static_int8_drop=max_static_int8_drop, calibration_samples=calibration_samples,
                               calibration_method=calibration_method, calibration_seed=calibration_seed,
-                              threads=threads, allow_changed_model=allow_changed_model)
+                              threads=threads, route=route, allow_changed_model=allow_changed_model)
     except ValidationError as exc:
         raise TicketpackError(validation_message(exc, "invalid export options")) from None
     check_out_path(Path(out))

@@ -11,7 +11,7 @@ import torch
 
 from ticketpack import paths
 from ticketpack.data.base import DomainData
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import FieldError, TicketpackError
 from ticketpack.fileio import sha256_file
 from ticketpack.pruning.mask import Mask
 from ticketpack.search import Ticket
@@ -69,7 +69,7 @@ def _noise_note(dense_val: float, n_val: int | None) -> str:
     if not n_val:
         return " (the run does not record its validation split size: no allowance for its noise)"
     return (f"; a level counts only beyond the noise of the {n_val}-example validation split (one standard error of "
-            f"a difference: {100 * difference_se(dense_val, dense_val, n_val):.1f} points); --level picks one yourself")
+            f"a difference: {100 * difference_se(dense_val, dense_val, n_val):.1f} points); `level` picks one yourself")
 
 
 def _is_transfer_run(root: Path) -> bool:
@@ -96,16 +96,16 @@ def _from_ticket(root: Path, level, init, seed, max_drop_pts: float) -> Selectio
     ticket = Ticket.load(root)
     m = ticket.manifest
     if init is not None:
-        raise TicketpackError(
-            f"--init chooses a job of a transfer run; {root} is a ticket directory, whose rounds were trained on "
-            f"{m.dataset.source_domain} (leave out --init, or export from a transfer run)"
+        raise FieldError(
+            f"`init` chooses a job of a transfer run; {root} is a ticket directory, whose rounds were trained on "
+            f"{m.dataset.source_domain} (leave out `init`, or export from a transfer run)"
         )
     if seed is not None and seed != m.config.seed:
-        raise TicketpackError(f"ticket {root} was found with seed {m.config.seed}; --seed-index {seed} does not match it")
+        raise FieldError(f"ticket {root} was found with seed {m.config.seed}; `seed` {seed} does not match it")
     dense = ticket.record(0) if any(r.round == 0 for r in m.rounds) else None
     if level is None:
         if dense is None:
-            raise TicketpackError(f"ticket {root} has no dense round 0 to compare with; pass --level")
+            raise FieldError(f"ticket {root} has no dense round 0 to compare with; give a `level`")
         n_val = m.dataset.split_sizes.get("val")
         rec = _sparsest_within(m.rounds, dense.val_accuracy, max_drop_pts, n_val, lambda r: r.val_accuracy,
                                lambda r: r.round) or dense
@@ -116,7 +116,7 @@ def _from_ticket(root: Path, level, init, seed, max_drop_pts: float) -> Selectio
         )
     else:
         rec = ticket.record(ticket.resolve_level(level))
-        reason = f"--level {level}: round {rec.round} ({_pct(rec.weights_remaining)} weights remaining)"
+        reason = f"`level` {level}: round {rec.round} ({_pct(rec.weights_remaining)} weights remaining)"
     return Selection(
         kind="ticket", root=root, ticket=ticket, level=rec.round, weights_remaining=rec.weights_remaining,
         reason=reason, state=ticket.trained_state(rec.round), mask=ticket.mask(rec.round),
@@ -140,7 +140,7 @@ def _from_run(root: Path, level, init, seed, max_drop_pts: float) -> Selection:
     if init is None:
         pruned = sorted({r.init for r in results if r.mask_sha256 is not None})
         if len(pruned) != 1:
-            raise TicketpackError(f"--init is needed: transfer run {root} holds strategies {', '.join(inits)}")
+            raise FieldError(f"`init` is needed: transfer run {root} holds strategies {', '.join(inits)}")
         init = pruned[0]
     if init not in inits:
         raise TicketpackError(f"transfer run {root} has no finished jobs for strategy {init!r}; available: {', '.join(inits)}")
@@ -159,7 +159,7 @@ def _from_run(root: Path, level, init, seed, max_drop_pts: float) -> Selection:
             reason = f"the only {init} level of this run: {job.level} ({_pct(job.weights_remaining)} weights remaining)"
         elif dense is None:
             have = ", ".join(str(j.level) for j in jobs)
-            raise TicketpackError(f"transfer run {root} has no dense job for seed {chosen_seed} to compare with; pass --level (levels: {have})")
+            raise FieldError(f"transfer run {root} has no dense job for seed {chosen_seed} to compare with; give a `level` (levels: {have})")
         else:
             n_val = dense.target_val_n
             note = _noise_note(dense.target_val_accuracy, n_val)
@@ -182,7 +182,7 @@ def _from_run(root: Path, level, init, seed, max_drop_pts: float) -> Selection:
         chosen_level = job.level
     else:
         chosen_level = run.resolve_level(level)
-        reason = f"--level {level}: level {chosen_level}{seed_note}"
+        reason = f"`level` {level}: level {chosen_level}{seed_note}"
     state, mask, job = run.weights(chosen_level, init, chosen_seed)
     if level is not None:
         reason += f" ({_pct(job.weights_remaining)} weights remaining)"

@@ -1,9 +1,13 @@
 """Any torch model → an ONNX graph: ``torch.onnx.export`` with a dynamic batch axis, then generic clean-ups.
 
-The graph has one input ``input`` and one output ``logits``. ``torch.onnx.export`` runs its TorchScript route
-(``dynamo=False``: 20-100× faster to export than the dynamo route, and it keeps BatchNorm as a node instead of
-folding it into the weights, so every stored weight is still the trained one). ONNX Runtime fuses Conv+BN and
-constant-folds transposes itself when it loads the file.
+The graph has one input ``input`` and one output ``logits``. ``route`` picks ``torch.onnx.export``'s exporter:
+``torchscript`` (``dynamo=False``, the default; torch deprecates it, and ``tests/test_export_routes.py`` fails the
+day it is gone) or ``dynamo`` (the ``torch.export`` route, through onnxscript). Both keep BatchNorm as a node, so
+every stored weight is still the trained one; ONNX Runtime fuses Conv+BN and constant-folds transposes itself when
+it loads the file. On torch 2.13 the dynamo route took 15-104× as long (0.6-2.0 s more per graph; one of the
+eight built-in and example models fails it at opset 17), and it names buffers ``val_N`` (a compacted embedding's
+id remap is still stored as bits, under that name): measured in ``bench/results/export_routes.md``
+(``python bench/export_routes.py``).
 
 Clean-ups that work on any graph:
 - :func:`name_weights`: constant folding stores a transposed weight under a generated name
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import sys
 import warnings
@@ -50,27 +55,74 @@ def _quiet_stdout():
             os.close(saved)
 
 
-def to_onnx(model: nn.Module, example: torch.Tensor, opset: int) -> onnx.ModelProto:
-    """Export ``model`` (eval mode) on ``example``; ``TicketpackError`` naming the op when torch.onnx cannot."""
+ROUTES = ("torchscript", "dynamo")
+
+
+@contextlib.contextmanager
+def _quiet_loggers(*names: str):
+    """Raise these loggers to ERROR for the block (the dynamo route logs warnings a user cannot act on)."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def to_onnx(model: nn.Module, example: torch.Tensor, opset: int, route: str = "torchscript") -> onnx.ModelProto:
+    """Export ``model`` (eval mode) on ``example`` through ``route`` (``torchscript``: ``dynamo=False``;
+    ``dynamo``: the ``torch.export`` route); ``TicketpackError`` naming the op when torch.onnx cannot."""
+    if route not in ROUTES:
+        raise TicketpackError(f"route: {route!r} is not one of {', '.join(ROUTES)}")
     model.eval()
-    buffer = io.BytesIO()
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)  # the fused attention kernel has no ONNX form
     try:
         with warnings.catch_warnings(), _quiet_stdout():
             warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model, (example,), buffer, dynamo=False, input_names=["input"], output_names=["logits"],
-                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
-                training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=True,
-            )
+            graph = _export_dynamo(model, example, opset) if route == "dynamo" else _export_torchscript(model, example, opset)
+    except TicketpackError:
+        raise
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TicketpackError(f"torch.onnx cannot export this model: {first[:300]}") from None
+        raise TicketpackError(f"torch.onnx cannot export this model ({route} route): {first[:300]}") from None
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
-    graph = onnx.load_from_string(buffer.getvalue())
     _drop_identities(graph)
+    return graph
+
+
+def _export_torchscript(model: nn.Module, example: torch.Tensor, opset: int) -> onnx.ModelProto:
+    buffer = io.BytesIO()
+    torch.onnx.export(
+        model, (example,), buffer, dynamo=False, input_names=["input"], output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
+        training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=True,
+    )
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def _export_dynamo(model: nn.Module, example: torch.Tensor, opset: int) -> onnx.ModelProto:
+    try:
+        import onnxscript  # noqa: F401  (the torch.export route translates through it)
+    except ImportError:
+        raise TicketpackError("route 'dynamo' needs onnxscript: pip install onnxscript") from None
+    with contextlib.redirect_stdout(io.StringIO()), _quiet_loggers("torch.onnx", "torch.export", "onnxscript"):
+        program = torch.onnx.export(  # it prints its progress and logs its opset conversion: both silenced
+            model, (example,), dynamo=True, verbose=False, input_names=["input"], output_names=["logits"],
+            dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=opset, external_data=False,
+            optimize=True,
+        )
+    graph = program.model_proto
+    got = max((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if got != opset:  # it builds opset 18 and converts down, which fails for some graphs
+        raise TicketpackError(f"the dynamo route made an opset {got} graph, not the opset {opset} asked for; ask for "
+                              f"opset {got} or use route torchscript")
+    if graph.graph.output and graph.graph.output[0].name != "logits":  # the names must be the card's
+        raise TicketpackError(f"the exported graph's output is {graph.graph.output[0].name!r}, not 'logits'")
     return graph
 
 

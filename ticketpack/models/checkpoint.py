@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import FieldError, TicketpackError
 
 _NESTED = ("state_dict", "model", "model_state_dict")
 
@@ -22,7 +22,7 @@ def read_checkpoint(path: Path | str) -> tuple[dict[str, torch.Tensor], str]:
     """The tensors of a checkpoint file and the file's sha256."""
     path = Path(path)
     if not path.is_file():
-        raise TicketpackError(f"init weights {path}: file not found")
+        raise FieldError(f"`init_weights` {path}: file not found")
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if path.suffix == ".safetensors" or data[8:9] == b"{":  # safetensors: 8-byte header length, then JSON
@@ -31,12 +31,12 @@ def read_checkpoint(path: Path | str) -> tuple[dict[str, torch.Tensor], str]:
         try:
             return load(data), digest
         except Exception as exc:  # safetensors' own error types
-            raise TicketpackError(f"init weights {path}: not a readable safetensors file ({_first(exc)})") from None
+            raise FieldError(f"`init_weights` {path}: not a readable safetensors file ({_first(exc)})") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for objects beyond tensors, RuntimeError/EOFError for a cut file
-        raise TicketpackError(
-            f"init weights {path}: not a plain state dict of tensors loadable with weights_only=True ({_first(exc)})"
+        raise FieldError(
+            f"`init_weights` {path}: not a plain state dict of tensors loadable with weights_only=True ({_first(exc)})"
         ) from None
     for key in _NESTED:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
@@ -44,7 +44,7 @@ def read_checkpoint(path: Path | str) -> tuple[dict[str, torch.Tensor], str]:
             break
     if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                                         for k, v in obj.items()):
-        raise TicketpackError(f"init weights {path}: holds {type(obj).__name__}, not a state dict (a mapping of "
+        raise FieldError(f"`init_weights` {path}: holds {type(obj).__name__}, not a state dict (a mapping of "
                               "parameter names to tensors)")
     return obj, digest
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import FieldError, TicketpackError
 from ticketpack.references import resolve_reference
 from ticketpack.runtime.spec import ModelSource, ModelSpec
 
@@ -117,7 +117,7 @@ def resolve(reference: str) -> tuple[Callable, Path | None]:
             f"{MODEL_OBJECTS.max_entries} objects): pass the same factory or module again (model=...), or use a "
             "path/to/file.py:factory reference"
         )
-    return resolve_reference(reference, "--model")
+    return resolve_reference(reference, "model.name")
 
 
 def source_of(spec: ModelSpec) -> ModelSource:
@@ -137,8 +137,8 @@ def check_source(recorded: ModelSource | None, spec: ModelSpec, allow_changed: b
         return
     now = source_of(spec)
     if now.sha256 != recorded.sha256:
-        raise TicketpackError(
+        raise FieldError(
             f"the model source {now.file or recorded.file} changed since the ticket was made (sha256 "
             f"{recorded.sha256[:12]}… then, {(now.sha256 or 'missing')[:12]}… now); restore it, or pass "
-            "--allow-changed-model to use it anyway"
+            "`allow_changed_model` to use it anyway", fields=["allow_changed_model"]
         )

@@ -18,7 +18,7 @@ from fnmatch import fnmatchcase
 import torch
 from torch import nn
 
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import FieldError, TicketpackError
 from ticketpack.models.probe import run_hooked
 from ticketpack.pruning.layers import layer_type
 
@@ -52,7 +52,7 @@ def prunable_names(model: nn.Module, include: Sequence[str] = (), exclude: Seque
         names = [n for n in names if any(fnmatchcase(n, p) for p in include)]
     names = [n for n in names if not any(fnmatchcase(n, p) for p in exclude)]
     if not names:
-        raise TicketpackError("no prunable weight left after --prune-include/--prune-exclude")
+        raise FieldError("no prunable weight left after `prune.include`/`prune.exclude`")
     return names
 
 
@@ -76,14 +76,14 @@ def output_layer(model: nn.Module, example: torch.Tensor) -> str:
     for name, out in reversed(calls):
         if isinstance(out, torch.Tensor) and out.shape[-1] == classes:
             return name
-    raise TicketpackError("cannot tell which layer produces the model's output; name it with --output-layer")
+    raise FieldError("cannot tell which layer produces the model's output; name it with `prune.output_layer`")
 
 
 def output_weights(model: nn.Module, layer: str, prunable: Sequence[str]) -> list[str]:
     """The prunable weights of module ``layer``."""
     modules = dict(model.named_modules())
     if layer not in modules:
-        raise TicketpackError(f"--output-layer {layer!r} is not a module of the model")
+        raise FieldError(f"`prune.output_layer` {layer!r} is not a module of the model", fields=["prune.output_layer"])
     return [n for n in _weights_of(layer, modules[layer]) if n in prunable]
 
 

@@ -125,6 +125,10 @@ class ExportOptions(_Card):
         "activation ranges calibrated at export (see calibration)."
     )
     opset: int = Field(ge=1)
+    route: Literal["torchscript", "dynamo"] | None = Field(
+        None, description="The torch.onnx exporter that produced the graph: dynamo (the torch.export route) or "
+        "torchscript (dynamo=False); absent in files exported before it was recorded."
+    )
     min_onnxruntime: str | None = Field(
         None, description="Oldest onnxruntime release this file runs on (validate fails on an older one); absent in "
         "files exported before it was recorded."

@@ -12,7 +12,7 @@ from typing import Literal
 
 import onnxruntime as ort
 
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import FieldError, TicketpackError
 
 ProviderChoice = Literal["auto", "cpu", "cuda"]
 _NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -85,10 +85,10 @@ def make_session(model: Path | str | bytes, provider: str = "auto",
         why = _cuda_failure(printed.getvalue())
         why = f" ({why})" if why else ""
         if provider == "cuda":
-            raise TicketpackError(
+            raise FieldError(
                 f"onnxruntime offers CUDA but could not start it for {what}: no GPU visible, or the CUDA/cuBLAS/cuDNN "
-                f"libraries its release needs are missing{why}; see docs/gpu.md, or use --provider cpu"
-            )
+                f"libraries its release needs are missing{why}; see docs/gpu.md, or use `provider` cpu",
+                fields=["provider"])
         warnings.warn(f"CUDA could not start for {what}{why}: running on the CPU", ProviderFallbackWarning,
                       stacklevel=2)
         chosen = "cpu"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import FieldError, TicketpackError, field
 
 SIGN_EXTRA_HINT = "pip install 'ticketpack[sign]'"
 SIGNATURE_SUFFIX = ".sig"
@@ -31,16 +31,16 @@ def signature_path(model: Path | str) -> Path:
     return model.with_name(model.name + SIGNATURE_SUFFIX)
 
 
-def _library(flag: str):
+def _library(name: str):
     """``(model_signing.signing, model_signing.verifying)``, or a one-line error naming the extra."""
     try:
         import OpenSSL  # noqa: F401  model_signing imports it without declaring it
         from model_signing import signing, verifying
     except ImportError as exc:
-        name = (getattr(exc, "name", None) or "model_signing").split(".")[0]
-        if name not in _EXTRA_MODULES:
+        missing = (getattr(exc, "name", None) or "model_signing").split(".")[0]
+        if missing not in _EXTRA_MODULES:
             raise
-        raise TicketpackError(f"{flag} needs the sign extra ({name} is not installed): {SIGN_EXTRA_HINT}") from None
+        raise FieldError(f"{field(name)} needs the sign extra ({missing} is not installed): {SIGN_EXTRA_HINT}") from None
     return signing, verifying
 
 
@@ -59,40 +59,40 @@ def _first_line(exc: BaseException, limit: int = 160) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
 
 
-def _key_file(key: Path | str, flag: str) -> Path:
+def _key_file(key: Path | str, name: str) -> Path:
     key = Path(key)
     if not key.exists():
-        raise TicketpackError(f"{flag} {key}: no such key file")
+        raise FieldError(f"{field(name)} {key}: no such key file")
     if not key.is_file():
-        raise TicketpackError(f"{flag} {key} is not a file")
+        raise FieldError(f"{field(name)} {key} is not a file")
     if not os.access(key, os.R_OK):
-        raise TicketpackError(f"{flag} {key}: no permission to read it")
+        raise FieldError(f"{field(name)} {key}: no permission to read it")
     return key
 
 
-def signer(private_key: Path | str, flag: str = "--sign"):
+def signer(private_key: Path | str, name: str = "sign"):
     """A ``model_signing`` signing config for an elliptic-curve private key (PEM, unencrypted), checked now: a
     missing library, a missing file or a key of another kind is a one-line error before any work starts."""
-    signing, _ = _library(flag)
-    key = _key_file(private_key, flag)
+    signing, _ = _library(name)
+    key = _key_file(private_key, name)
     try:
         return signing.Config().use_elliptic_key_signer(private_key=key)
     except _key_errors() as exc:  # not PEM, encrypted, not a private key, not an elliptic curve, another curve
-        raise TicketpackError(
-            f"{flag} {key}: not an unencrypted elliptic-curve private key in PEM (P-256, P-384 or P-521): "
+        raise FieldError(
+            f"{field(name)} {key}: not an unencrypted elliptic-curve private key in PEM (P-256, P-384 or P-521): "
             f"{_first_line(exc)}"
         ) from None
 
 
-def verifier(public_key: Path | str, flag: str = "--verify"):
+def verifier(public_key: Path | str, name: str = "verify"):
     """A ``model_signing`` verifying config for an elliptic-curve public key (PEM), checked now (like :func:`signer`)."""
-    _, verifying = _library(flag)
-    key = _key_file(public_key, flag)
+    _, verifying = _library(name)
+    key = _key_file(public_key, name)
     try:
         config = verifying.Config().use_elliptic_key_verifier(public_key=key)
     except _key_errors() as exc:
-        raise TicketpackError(
-            f"{flag} {key}: not an elliptic-curve public key in PEM (P-256, P-384 or P-521): {_first_line(exc)}"
+        raise FieldError(
+            f"{field(name)} {key}: not an elliptic-curve public key in PEM (P-256, P-384 or P-521): {_first_line(exc)}"
         ) from None
     return config
 

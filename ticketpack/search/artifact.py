@@ -10,7 +10,7 @@ from torch import nn
 
 from ticketpack import paths
 from ticketpack.data.base import DomainData
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import FieldError, TicketpackError
 from ticketpack.fileio import read_versioned, sha256_file
 from ticketpack.models import build, example_input
 from ticketpack.models.factory import check_source
@@ -138,14 +138,16 @@ class Ticket:
         rounds = [r.round for r in self.manifest.rounds]
         if re.fullmatch(r"\d+", text):
             r = int(text)
-            self.record(r)
+            if r not in rounds:
+                raise FieldError(f"`level` {r}: this ticket has no round {r}; rounds: {', '.join(map(str, rounds))}")
             return r
         if m := re.fullmatch(r"(\d+(?:\.\d+)?)%", text):
             want = float(m.group(1)) / 100
             if not 0 < want <= 1:
-                raise TicketpackError(f"level {text!r}: a weights-remaining percentage must be above 0% and at most 100%")
+                raise FieldError(f"`level` {text!r}: a weights-remaining percentage must be above 0% and at most 100%")
             return min(self.manifest.rounds, key=lambda rec: abs(rec.weights_remaining - want)).round
-        raise TicketpackError(f"level {text!r} is neither a round number ({', '.join(map(str, rounds))}) nor a percentage like 20%")
+        raise FieldError(f"`level` {text!r} is neither a round number ({', '.join(map(str, rounds))}) nor a percentage "
+                         "like 20%", fields=["level"])
 
     def load_data(self, domain: str, dataset: str | None = None) -> DomainData:
         """A domain of the ticket's dataset (or of ``dataset``, which must share preprocessing and labels)."""

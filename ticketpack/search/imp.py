@@ -21,7 +21,7 @@ import torch
 
 from ticketpack import paths
 from ticketpack.data import get as get_dataset
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import FieldError, TicketpackError
 from ticketpack.fileio import check_output_dir, write_model
 from ticketpack.models import build, example_input
 from ticketpack.models.checkpoint import load_into, read_checkpoint
@@ -142,17 +142,17 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
     if previous is not None:
         check_source(previous.model_source, config.model)
     if previous is not None and previous.config != config:
-        raise TicketpackError(
-            f"--resume: {out} was made with a different configuration; use the same options, or --force to start over"
-        )
+        raise FieldError(
+            f"`resume`: {out} was made with a different configuration; use the same options, or `force` to start over",
+            fields=["resume", "force"])
     prune_cfg = config.prune
     n_rounds = prune_cfg.planned_rounds
     if prune_cfg.rewind_iter and prune_cfg.rewind_iter >= total_steps(config.train, len(data.train)):
-        raise TicketpackError(f"--rewind-iter {prune_cfg.rewind_iter} is not below the steps of one training run")
+        raise FieldError(f"`prune.rewind_iter` {prune_cfg.rewind_iter} is not below the steps of one training run")
     from_checkpoint = config.init_weights is not None and not config.train_dense
     if from_checkpoint and prune_cfg.rewind_iter and prune_cfg.retrain == "weight-rewind":
-        raise TicketpackError("--rewind-iter with --init-weights needs --train-dense (the weights of step k exist only "
-                              "if round 0 trains); without it, weight-rewind rewinds to the checkpoint")
+        raise FieldError("`prune.rewind_iter` with `init_weights` needs `train_dense` (the weights of step k exist "
+                         "only if round 0 trains); without it, weight-rewind rewinds to the checkpoint")
 
     source = source_of(config.model)
     example = example_input(data.preprocessing)

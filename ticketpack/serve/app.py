@@ -36,7 +36,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from ticketpack.data.kinds import OutOfRange
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import FieldError, TicketpackError
 from ticketpack.serve.api import (
     ErrorBody,
     Health,
@@ -501,7 +501,7 @@ def serve(config: ServeConfig, on_ready: Callable[[str, dict[str, ServedModel]],
     :func:`create_app`.
     """
     if config.workers > 1 and config.port == 0:
-        raise TicketpackError("--port 0 (any free port) needs --workers 1; give a port for several workers")
+        raise FieldError("`port` 0 (any free port) needs `workers` 1; give a port for several workers")
     models = load_models(config)
     sock = bind(config.host, config.port)
     host, port = sock.getsockname()[:2]

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import torch
 
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import FieldError, TicketpackError
 
 
 def resolve_device(name: str) -> torch.device:
@@ -38,8 +38,8 @@ def check_precision(precision: str, device: torch.device) -> None:
         return
     capability = torch.backends.cpu.get_cpu_capability()
     if not any(tag in capability for tag in ("AMX", "BF16", "AVX512_BF16")):
-        raise TicketpackError(f"precision bf16: this CPU ({capability}) has no native bfloat16 (AVX-512 BF16 or AMX); "
-                              "it would run slower than fp32: use --precision fp32")
+        raise FieldError(f"precision bf16: this CPU ({capability}) has no native bfloat16 (AVX-512 BF16 or AMX); "
+                              "it would run slower than fp32: use `train.precision` fp32", fields=["train.precision"])
 
 
 @contextmanager

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ticketpack.data.domain import FeatureCache
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import FieldError, TicketpackError
 from ticketpack.registry import Registry
 from ticketpack.transfer.records import Job
 
@@ -153,7 +153,7 @@ class LocalExecutor:
     def __init__(self, workers: int, threads: int, address: str | None = None, connect_timeout_s: float = 30.0,
                  gpus_per_job: float = 0.0) -> None:
         if address:
-            raise TicketpackError("--ray-address only applies to --executor ray")
+            raise FieldError("`ray_address` only applies to `executor` ray")
         self.workers, self.threads = workers, threads
         self.in_process = workers == 1
         self.features = FeatureCache()
@@ -224,9 +224,9 @@ class LocalExecutor:
                     jid, result, error = self._outbox.get(timeout=1.0)
                 except queue.Empty:
                     if dead := [p for p in self._procs if not p.is_alive()]:
-                        raise TicketpackError(
+                        raise FieldError(
                             f"a worker process died (exit code {dead[0].exitcode}; out of memory?); the finished "
-                            "jobs are saved: rerun with --resume, perhaps with fewer --jobs"
+                            "jobs are saved: rerun with `resume`, perhaps with fewer `jobs`"
                         ) from None
                     continue
                 if error is not None:
@@ -258,7 +258,7 @@ def require_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise TicketpackError("--executor ray needs Ray: pip install 'ticketpack[ray]'") from None
+        raise FieldError("`executor` ray needs Ray: pip install 'ticketpack[ray]'") from None
     return ray
 
 
@@ -271,7 +271,7 @@ def parse_ray_address(address: str) -> tuple[str, int] | None:
     this machine runs). Anything else raises :class:`TicketpackError` naming what is wrong with it, before Ray sees
     it (Ray answers a malformed address with a traceback from deep inside)."""
     def bad(why: str) -> TicketpackError:
-        return TicketpackError(f"--ray-address {address!r}: {why} (expected {RAY_ADDRESS_FORMS})")
+        return FieldError(f"`ray_address` {address!r}: {why} (expected {RAY_ADDRESS_FORMS})", fields=["ray_address"])
 
     text = address.strip()
     if text == "auto":
@@ -307,8 +307,8 @@ def parse_ray_address(address: str) -> tuple[str, int] | None:
 
 
 def _unreachable(address: str, timeout_s: float, why: str) -> TicketpackError:
-    return TicketpackError(f"cannot reach the Ray cluster at {address} within {timeout_s:g}s ({why}); check "
-                           "--ray-address, or raise --ray-timeout")
+    return FieldError(f"cannot reach the Ray cluster at {address} within {timeout_s:g}s ({why}); check "
+                      "`ray_address`, or raise `ray_timeout_s`", fields=["ray_address", "ray_timeout_s"])
 
 
 def wait_for_port(address: str, deadline: float, timeout_s: float) -> None:
@@ -326,12 +326,12 @@ def wait_for_port(address: str, deadline: float, timeout_s: float) -> None:
             with socket.create_connection(hp, timeout=min(left, 2.0)):
                 return
         except ConnectionRefusedError:
-            raise TicketpackError(f"cannot reach the Ray cluster at {address}: connection refused (nothing listens "
-                                  f"on port {hp[1]} of {hp[0]}); check --ray-address and that the cluster is "
-                                  "running (`ray status`)") from None
+            raise FieldError(f"cannot reach the Ray cluster at {address}: connection refused (nothing listens "
+                             f"on port {hp[1]} of {hp[0]}); check `ray_address` and that the cluster is "
+                             "running (`ray status`)", fields=["ray_address"]) from None
         except socket.gaierror as exc:
-            raise TicketpackError(f"cannot reach the Ray cluster at {address}: the host name {hp[0]!r} does not "
-                                  f"resolve ({exc.strerror or exc}); check --ray-address") from None
+            raise FieldError(f"cannot reach the Ray cluster at {address}: the host name {hp[0]!r} does not "
+                             f"resolve ({exc.strerror or exc}); check `ray_address`", fields=["ray_address"]) from None
         except OSError as exc:
             why = exc.strerror or type(exc).__name__
         time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
@@ -450,7 +450,7 @@ def open_executor(name: str = "local", jobs: int = 1, threads: int = 1, ray_addr
     i mod count); Ray gives each job ``gpus_per_job`` GPUs (0.5: two jobs per GPU). A missing Ray extra or an
     unknown name fails here."""
     if jobs < 1:
-        raise TicketpackError("--jobs must be at least 1")
+        raise FieldError("`jobs` must be at least 1")
     if gpus_per_job < 0:
-        raise TicketpackError("--gpus-per-job must be at least 0")
+        raise FieldError("`gpus_per_job` must be at least 0")
     return EXECUTORS.get(name)(jobs, threads, ray_address, connect_timeout_s=ray_timeout_s, gpus_per_job=gpus_per_job)

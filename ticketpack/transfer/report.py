@@ -201,7 +201,7 @@ def _warnings(report_n: int | None, resolvable: float | None, paired: list[Paire
         notes.append(f"{100 * last_best:.0f}% of the models were best at their last evaluation, still improving when "
                      "training stopped: lengthen the recipe (epochs, with patience to stop the ones that are done)")
     if any(p.n < 2 for p in paired):
-        notes.append("one seed per strategy: no interval over seeds; run --seeds 3 or more")
+        notes.append("one seed per strategy: no interval over seeds; run 3 seeds or more")
     return notes
 
 

@@ -22,7 +22,7 @@ from ticketpack.data import get as get_dataset
 from ticketpack.data.base import DomainData
 from ticketpack.data.domain import FeatureCache
 from ticketpack.data.registry import DATASETS
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import FieldError, TicketpackError
 from ticketpack.training.device import check_precision, resolve_device
 from ticketpack.fileio import check_output_dir, read_model, sha256_file, write_model
 from ticketpack.models.scope import torch_scope
@@ -140,7 +140,7 @@ def _target_search(ticket: Ticket, config: TransferConfig, dataset: str, train, 
 
 def _pinned(m) -> dict:
     """The ticket's preprocessing as options: a search of the target with them preprocesses as the ticket does."""
-    return m.dataset.preprocessing.model_dump(mode="json", exclude={"kind"})
+    return m.dataset.preprocessing.options()
 
 
 def _given_target_ticket(path: Path, wanted: SearchConfig, rounds: int) -> Ticket:
@@ -237,9 +237,9 @@ def _check_out(out: Path, plan: TransferPlan, resume: bool, force: bool) -> Tran
     old, new = previous.identity(), plan.identity()
     if old != new:
         differs = ", ".join(k for k in new if old.get(k) != new[k])
-        raise TicketpackError(
-            f"--resume: {out} was planned differently (differs in: {differs}); use the same options, or --force"
-        )
+        raise FieldError(
+            f"`resume`: {out} was planned differently (differs in: {differs}); use the same options, or `force`",
+            fields=["resume", "force"])
     return previous
 
 

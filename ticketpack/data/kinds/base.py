@@ -76,6 +76,17 @@ class InputKind(BaseModel):
     takes_text: ClassVar[bool] = False
     """Whether a JSON request's inputs are strings (else nested lists of numbers)."""
 
+    @classmethod
+    def stated_fields(cls) -> set[str]:
+        """Fields that state something about the preprocessing or the data it was fitted on (``readOnly`` in the
+        schema: the text featurization's recipe, the training pixel range), not options anyone sets."""
+        return {name for name, f in cls.model_fields.items()
+                if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("readOnly")}
+
+    def options(self) -> dict[str, Any]:
+        """This preprocessing as options (a search's ``preprocessing``): what reproduces its transform."""
+        return self.model_dump(mode="json", exclude={"kind", *self.stated_fields()})
+
     @property
     def input_shape(self) -> tuple[int, ...]:
         raise NotImplementedError

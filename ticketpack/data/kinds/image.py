@@ -33,9 +33,11 @@ class ImagePreprocessing(InputKind):
         None, description="Smallest raw pixel value in the training images the statistics were fitted on (up to "
         "2,048, drawn by the split seed). predict and serve warn about images with a pixel beyond the widest of "
         "this range and pixel_min..pixel_max by more than a tenth of its width. None: not recorded (a fixed "
-        "preprocessing such as digits', or files written before it was recorded); pixel_min..pixel_max alone then."
+        "preprocessing such as digits', or files written before it was recorded); pixel_min..pixel_max alone then.",
+        json_schema_extra={"readOnly": True},
     )
-    train_pixel_max: float | None = Field(None, description="Largest raw pixel value in those training images.")
+    train_pixel_max: float | None = Field(None, description="Largest raw pixel value in those training images.",
+                                          json_schema_extra={"readOnly": True})
     mean: float | list[float] = Field(0.0, description="Subtracted from raw intensities (one value, or one per channel).")
     std: float | list[float] = Field(
         16.0, description="Raw intensities are divided by this after the mean is subtracted (one value, or per channel)."

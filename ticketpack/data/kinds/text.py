@@ -70,7 +70,8 @@ class TextPreprocessing(InputKind):
     )
     num_buckets: int = Field(2**20, ge=2, le=2**24, description="Id space size, padding id 0 included.")
     pad_id: Literal[0] = 0
-    ngram_separator: Literal[" "] = Field(" ", description="What the words of an n-gram are joined by.")
+    ngram_separator: Literal[" "] = Field(" ", description="What the words of an n-gram are joined by.",
+                                          json_schema_extra={"readOnly": True})
     bucket_rule: Literal[BUCKET_RULE] = Field(
         BUCKET_RULE, description="The id of a token (see featurization).", json_schema_extra={"readOnly": True}
     )
