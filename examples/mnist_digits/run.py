@@ -17,7 +17,8 @@ The data come from the dataset factory beside this script, ``data.py:mnist_digit
    in: preprocessing"). One set of ``--jobs`` worker processes serves every run.
 3. Writes results/<source>-<target>/seed<k>/ (each run's report.json, results.csv, plot and table.md) and
    results/summary.md: per direction and level, each strategy's mean accuracy on the target, and the paired
-   differences ticket − each other strategy with a 95% t-interval over the 9 (ticket seed × retrain seed) pairs.
+   differences ticket − each other strategy with a 95% cluster bootstrap interval over the 9 (ticket seed × retrain
+   seed) pairs, clustered by ticket seed.
 
 ``--quick``: a smoke run (search seed 0 only, 2 rounds, 1 retrain seed, every round), writing under
 ``<work>/quick`` and ``<work>/quick/results`` so that it never touches the full study's tickets or results.
@@ -186,8 +187,9 @@ def main() -> None:
         "\n## Target test accuracy (%): mean ± std over (ticket seed × retrain seed)\n",
         "`dense` is the same dense model at every level (no mask).\n",
         *accuracy_rows(reports),
-        "\n## Paired differences (points): mean [95% t-interval] over (ticket seed × retrain seed)\n",
-        "`*`: the interval excludes 0. `ticket` is the transferred ticket's mean test accuracy on the target (%).\n",
+        "\n## Paired differences (points): ticket seeds × retrain seeds, clustered by ticket seed\n",
+        "Mean [95% two-stage cluster bootstrap interval: ticket seeds, then retrain seeds within each]; `*`: the "
+        "interval excludes 0. `ticket` is the transferred ticket's mean test accuracy on the target (%).\n",
         *pooled_rows(reports),
         "\nPer run: `<source>-<target>/seed<k>/table.md` (accuracies, paired differences over the retrain seeds, "
         "costs, warnings), `report.json`, `results.csv`, `accuracy_vs_sparsity.png`.\n",
