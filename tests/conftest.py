@@ -97,6 +97,33 @@ def copy_with_flipped_byte(src: Path, dst: Path, file: str, xor: int = 1) -> Pat
     return dst
 
 
+def forge_card(src: Path, dst: Path, edit) -> Path:
+    """A copy of the exported model ``src`` at ``dst`` whose embedded card JSON ``edit`` changed in place (the weights
+    untouched, so the weights digest still matches): a card edited after export."""
+    import onnx
+
+    from ticketpack.runtime.card import CARD_KEY
+
+    model = onnx.load(str(src))
+    for prop in model.metadata_props:
+        if prop.key == CARD_KEY:
+            card = json.loads(prop.value)
+            edit(card)
+            prop.value = json.dumps(card)
+    onnx.save(model, str(dst))
+    return dst
+
+
+def inflate_totals(card: dict) -> None:
+    """A consistent lie about a card's unpruned size: every layer's total 100× its nonzero count (1% remaining)."""
+    sp = card["sparsity"]
+    for layer in sp["layers"]:
+        layer["total"] = layer["nonzero"] * 100
+        layer["weights_remaining"] = layer["nonzero"] / layer["total"]
+    sp["total"] = sum(layer["total"] for layer in sp["layers"])
+    sp["weights_remaining"] = sp["nonzero"] / sp["total"]
+
+
 def shared_data_or_skip() -> Path:
     mdsd = SHARED_DATA / "mdsd"
     if not (mdsd / "books.jsonl").exists():

@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 
 from ticketpack.cli.app import app
 
+from conftest import forge_card
+
 CORPUS = Path(__file__).parent / "bad_inputs.txt"
 runner = CliRunner()
 
@@ -139,19 +141,8 @@ def bad(digits_ticket, exported_digits, small_run, tmp_path_factory) -> Path:
 def make_forged_cards(exported: Path, bad: Path) -> None:
     """Copies of an exported model whose card was edited after export (``{bad}/forged-card-*.onnx``), a signed copy
     changed after signing and the key pair (``{bad}/signed-then-changed.onnx``, ``{bad}/signing-key[.pub].pem``)."""
-    import onnx
-
-    from ticketpack.runtime.card import CARD_KEY
-
     def forge(name: str, edit, src: Path = exported) -> Path:
-        model = onnx.load(str(src))
-        for prop in model.metadata_props:
-            if prop.key == CARD_KEY:
-                card = json.loads(prop.value)
-                edit(card)
-                prop.value = json.dumps(card)
-        onnx.save(model, str(bad / name))
-        return bad / name
+        return forge_card(src, bad / name, edit)
 
     forge("forged-card-weights-remaining.onnx", lambda c: c["sparsity"].update(weights_remaining=0.01))
     forge("forged-card-layer-sparsity.onnx", lambda c: c["sparsity"]["layers"][0].update(weights_remaining=0.01))

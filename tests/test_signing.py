@@ -4,19 +4,18 @@ signature fail with exit 1 and one line; a bad key or a missing `sign` extra is 
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
 
-import onnx
 import pytest
 from typer.testing import CliRunner
 
 from ticketpack.cli.app import app
-from ticketpack.runtime.card import CARD_KEY
 from ticketpack.runtime.signing import signature_path
 from ticketpack.runtime.validate import validate_model
+
+from conftest import forge_card, inflate_totals
 
 pytest.importorskip("model_signing", reason="needs the sign extra: pip install 'ticketpack[sign]'")
 
@@ -43,15 +42,7 @@ def _copy(signed: Path, dst: Path) -> Path:
 
 def _forge(signed: Path, dst: Path, edit) -> Path:
     """A copy whose card JSON was edited after signing (the weights untouched, so the digest still matches)."""
-    _copy(signed, dst)
-    model = onnx.load(str(dst))
-    for prop in model.metadata_props:
-        if prop.key == CARD_KEY:
-            card = json.loads(prop.value)
-            edit(card)
-            prop.value = json.dumps(card)
-    onnx.save(model, str(dst))
-    return dst
+    return forge_card(signed, _copy(signed, dst), edit)
 
 
 def _validate(path: Path, public: Path):
@@ -113,12 +104,7 @@ def _dataset(card):
 def _inflated_totals(card):
     """A consistent lie about the unpruned size (1% remaining): compaction removed the weights it would count, so
     only the signature holds it for a compact file."""
-    sp = card["sparsity"]
-    for layer in sp["layers"]:
-        layer["total"] = layer["nonzero"] * 100
-        layer["weights_remaining"] = layer["nonzero"] / layer["total"]
-    sp["total"] = sum(layer["total"] for layer in sp["layers"])
-    sp["weights_remaining"] = sp["nonzero"] / sp["total"]
+    inflate_totals(card)
 
 
 @pytest.mark.parametrize("edit", [_reverse_labels, _accuracy, _preprocessing, _dataset, _inflated_totals],

@@ -15,6 +15,8 @@ from ticketpack.cli.app import app
 from ticketpack.runtime.card import CARD_KEY, ModelCard
 from ticketpack.runtime.validate import ValidationReport, validate_model
 
+from conftest import inflate_totals
+
 runner = CliRunner()
 
 
@@ -229,13 +231,7 @@ def _total(card):
     card["sparsity"]["total"] *= 100
 
 
-def _inflated_totals(card):
-    sp = card["sparsity"]
-    for layer in sp["layers"]:
-        layer["total"] = layer["nonzero"] * 100
-        layer["weights_remaining"] = layer["nonzero"] / layer["total"]
-    sp["total"] = sum(layer["total"] for layer in sp["layers"])
-    sp["weights_remaining"] = sp["nonzero"] / sp["total"]
+_inflated_totals = inflate_totals
 
 
 def _not_quantized(card):
