@@ -516,7 +516,7 @@ def test_a_resolved_difference_is_marked_in_plain_text_in_every_rendering(grid):
     console = Console(record=True, width=120, color_system=None, force_terminal=False)
     console.print(paired_table(marked))
     rich_text = console.export_text()
-    assert "+2.0" in rich_text and rich_text.count("*") == 2 and "*: resolved" in rich_text  # the cell, the legend
+    assert "+2.0" in rich_text and rich_text.count("*") == 2 and "* resolved" in rich_text  # the cell, the legend
     assert '"resolved":true' in marked.model_dump_json()
 
 

@@ -16,13 +16,14 @@ Every stage writes into ``out`` and is skipped when its output already exists, s
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ticketpack.errors import FieldError
+from ticketpack.events import OnEvent, resolve_on_event, status
 from ticketpack.fileio import write_model
 
 DEMO_INITS = ["ticket", "random-reinit", "finetune", "random-mask", "dense"]
@@ -70,13 +71,18 @@ class DemoSummary(BaseModel):
     rows: list[DemoRow]
 
 
-def run_demo(config: DemoConfig, out: Path | str, on_stage: Callable[[str], None] | None = None) -> DemoSummary:
+def run_demo(config: DemoConfig, out: Path | str, on_event: OnEvent | None = None, *,
+             on_stage: Callable[[str], None] | None = None) -> DemoSummary:
+    """Search, transfer, export and evaluate on digits into ``out``. ``on_event`` is called with
+    ``Event("status", stage="demo", message="1/4 search: ...")`` as each stage starts; ``on_stage``, its deprecated
+    name, with the message alone."""
     from ticketpack.evaluate import evaluate_model
     from ticketpack.export.exporter import export_model
+    from ticketpack.pruning.granularity import get_granularity
     from ticketpack.search import SearchConfig, search
     from ticketpack.transfer import TransferConfig, run_transfer
 
-    say = on_stage or (lambda _msg: None)
+    say = status(resolve_on_event(on_event, "demo", on_stage=on_stage), "demo")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FieldError(f"`out` {out} exists and is not a directory", fields=["out"])
@@ -94,14 +100,20 @@ def run_demo(config: DemoConfig, out: Path | str, on_stage: Callable[[str], None
                                   seeds=config.seeds, seed=config.seed)
     run_transfer(transfer_cfg, run_dir, resume=True, jobs=config.jobs)
 
-    say("3/4 export: dense reference, ticket compact and sparse")
+    # a neuron ticket's kept units are dense: compact removes the rest, and --format sparse would store the same graph
+    sparse_too = not get_granularity(config.granularity).needs_structure
+    say("3/4 export: dense reference, ticket compact" + (" and sparse" if sparse_too else
+        " (a neuron ticket keeps whole units: --format sparse would store the same graph)"))
     dense = export_model(run_dir, out / "dense.onnx", init="dense", format="dense")
-    compact = export_model(run_dir, out / "ticket-compact.onnx", init="ticket", format="compact")
-    sparse = export_model(run_dir, out / "ticket-sparse.onnx", init="ticket", level=compact.level, format="sparse")
+    variants = [("ticket compact", export_model(run_dir, out / "ticket-compact.onnx", init="ticket", format="compact"))]
+    compact = variants[0][1]
+    if sparse_too:
+        variants.append(("ticket sparse", export_model(run_dir, out / "ticket-sparse.onnx", init="ticket",
+                                                       level=compact.level, format="sparse")))
 
     say(f"4/4 evaluate on ONNX Runtime ({config.threads} thread(s)), side by side with the dense export")
     rows = []
-    for variant, exp in (("ticket compact", compact), ("ticket sparse", sparse)):
+    for variant, exp in variants:
         ev = evaluate_model(exp.path, dataset="digits", domain=config.target, baseline=dense.path,
                             threads=config.threads, batch_sizes=(1, 256), latency_budget_s=1.5)
         if not rows:

@@ -14,6 +14,7 @@ from ticketpack.cli.flags import ConfigFlags, Flag
 
 if TYPE_CHECKING:
     from ticketpack.demo import DemoConfig
+    from ticketpack.events import Event
 
 FLAGS = ConfigFlags(
     "ticketpack.demo:DemoConfig",
@@ -38,10 +39,10 @@ def demo_cmd(
     check_creatable_dir(out_dir)
     start = time.perf_counter()
 
-    def stage(msg: str) -> None:
-        err.print(f"[bold cyan]{msg}[/]  [dim]({time.perf_counter() - start:.0f}s)[/]")
+    def stage(event: Event) -> None:
+        err.print(f"[bold cyan]{event.message}[/]  [dim]({time.perf_counter() - start:.0f}s)[/]")
 
-    summary = run_demo(cfg, out_dir, on_stage=stage)
+    summary = run_demo(cfg, out_dir, on_event=stage)
     if json_out:
         print_json(summary)
         return

@@ -74,7 +74,7 @@ def evaluate_cmd(
     report = evaluate_model(
         model, dataset=cfg.dataset, domain=cfg.domain, data_file=cfg.data_file, baseline=cfg.baseline,
         provider=cfg.provider, batch_sizes=cfg.batch_sizes, threads=cfg.threads, seed=cfg.split_seed, gates=cfg.gates,
-        latency_budget_s=cfg.latency_budget_s, on_progress=status_printer(err, verbose),
+        latency_budget_s=cfg.latency_budget_s, on_event=status_printer(err, verbose),
     )
     if report_path is not None:
         from ticketpack.fileio import write_model

@@ -7,8 +7,11 @@ command's parameters, their help and the config itself are made, so a flag and a
     def search_cmd(cfg, out_dir: ..., force: ...) -> None: ...
 
 The command gets the table's flags and ``--config FILE`` besides its own parameters, and is called with ``cfg``, the
-config built from the file and the flags given (flags win). A flag's help is its config field's description, read
-only when help is shown: importing a config may import torch, which the runtime-only install does not have.
+config built from the file and the flags given (flags win). A flag's help is its config field's description, key,
+bounds and default, and its shell completion the field's fixed values (a ``Literal``), all read only when help is
+shown or a value completed: importing a config may import torch, which the runtime-only install does not have (so
+a flag writes its value type; tests/test_options.py holds it to the field's). The option reference, docs/options.md,
+is written from the same tables (:mod:`ticketpack.cli.reference`).
 """
 
 from __future__ import annotations
@@ -16,17 +19,20 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import json
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import typer
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 from rich.markup import escape
 
-from ticketpack.config_files import build_config, field_at
+from ticketpack.config_files import build_config, field_at, nested_model
 from ticketpack.errors import TicketpackError
 
 PANEL = "Config: these flags, or their keys in a --config FILE"
@@ -55,9 +61,9 @@ class Flag:
     def name(self) -> str:
         return self.decl.upper() if self.argument else self.decl.split("/")[0]
 
-    def parameter(self) -> inspect.Parameter:
+    def parameter(self, complete: Callable[[str], list[str]] | None = None) -> inspect.Parameter:
         info = (typer.Argument(show_default=False, metavar=self.metavar) if self.argument
-                else typer.Option(self.decl, metavar=self.metavar, rich_help_panel=PANEL))
+                else typer.Option(self.decl, metavar=self.metavar, rich_help_panel=PANEL, autocompletion=complete))
         return inspect.Parameter(self.param, inspect.Parameter.KEYWORD_ONLY, default=None,
                                  annotation=Annotated[Optional[self.type], info])
 
@@ -65,10 +71,13 @@ class Flag:
 class ConfigFlags:
     """The config-backed flags of one command and the config model (``"module:Model"``, imported when needed)."""
 
-    def __init__(self, model: str, *flags: Flag, show_defaults: bool = True) -> None:
+    def __init__(self, model: str, *flags: Flag, default_notes: dict[str, str] | None = None) -> None:
         self.model_ref = model
         self.flags = flags
-        self.show_defaults = show_defaults  # False where defaults depend on other keys (search: the model's recipe)
+        # key prefix → how help shows the default of its keys: "{}, or the model's recipe" (search: a model's recipe
+        # replaces TrainConfig's defaults; unset ones stay unshown), or a text in place of it ("the ticket's": unset
+        # keys of transfer's TrainOverrides keep the ticket's recipe)
+        self.default_notes = default_notes or {}
 
     def model(self) -> type[BaseModel]:
         module, name = self.model_ref.split(":")
@@ -81,7 +90,8 @@ class ConfigFlags:
         own = [_evaluated(p, fn.__globals__) for p in params.values() if p.name != "cfg"]
         config = inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOpt)
         arguments = [f.parameter() for f in self.flags if f.argument]
-        options = [f.parameter() for f in self.flags if not f.argument]
+        options = [f.parameter(self.completer(f) if f.type is str and not f.parse else None)
+                   for f in self.flags if not f.argument]
 
         def callback(**kwargs):
             values = {f.param: kwargs.pop(f.param) for f in self.flags}
@@ -94,6 +104,19 @@ class ConfigFlags:
             [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in arguments + own + options + [config]])
         callback.config_flags = self
         return callback
+
+    def completer(self, flag: Flag) -> Callable[[str], list[str]]:
+        """Shell completion of ``flag``'s values: its field's choices (``--optimizer``: sgd, adam, adamw), read when
+        completing; none for a free value, or where the config cannot be imported (a runtime-only install)."""
+
+        def complete(incomplete: str) -> list[str]:
+            try:
+                annotation = field_at(self.model(), flag.key).annotation
+            except ImportError:
+                return []
+            return [c for c in choices(annotation) if c.startswith(incomplete)]
+
+        return complete
 
     def build(self, config_file: Path | None, values: dict[str, Any]) -> BaseModel:
         """The config from ``config_file`` and the flags given (``values`` by parameter name; None: not given)."""
@@ -117,10 +140,94 @@ class ConfigFlags:
                 p.help = self.help_text(model, f.key)
 
     def help_text(self, model: type[BaseModel], key: str) -> str:
+        """``Fraction of … each round. [config: prune.rate] [0<x<1] [default: 0.2]``, escaped for rich."""
+        f = next(f for f in self.flags if f.key == key)
         field = field_at(model, key)
-        default = field.default
-        shown = self.show_defaults and not any(default is x for x in (PydanticUndefined, None, False))  # False: off
-        return escape(f"{field.description or ''} [config: {key}{f'; default: {default}' if shown else ''}]".strip())
+        marks = [f"[config: {key}]"]
+        if bounds := bounds_text(field):
+            marks.append(f"[{bounds}]")
+        if (default := self.default_text(model, f)) is not None:
+            marks.append("[required]" if default is REQUIRED else f"[default: {default}]")
+        return escape(" ".join([field.description or "", *marks]).strip())
+
+    def default_text(self, model: type[BaseModel], flag: Flag) -> str | object | None:
+        """The default of ``flag``'s field as the user would type it (``0.2``, ``no-train-dense``, ``a,b``), as the
+        note of its key says (``adam, or the model's recipe``); :data:`REQUIRED`; or None: unset, its description
+        says what that means (``--threads``: torch's choice)."""
+        value = default_at(model, flag.key)
+        if value is PydanticUndefined:
+            return REQUIRED
+        shown = _typed(value, flag)
+        note = next((n for prefix, n in self.default_notes.items() if flag.key.startswith(prefix)), None)
+        if note is None or "{}" in note and shown is None:
+            return shown
+        return note.format(shown)
+
+
+def choices(annotation: Any) -> list[str]:
+    """The values a ``Literal`` (or optional ``Literal``) annotation allows, as typed; [] for any other type."""
+    if typing.get_origin(annotation) is Literal:
+        return [str(a) for a in typing.get_args(annotation)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [c for a in typing.get_args(annotation) for c in choices(a)]
+    return []
+
+
+REQUIRED = object()  # a field without a default: the flag (or its --config key) must be given
+
+
+def default_at(model: type[BaseModel], key: str) -> Any:
+    """The default at dotted ``key`` of ``model``: a nested key is read from its parent's default when that is an
+    instance (``model.name`` of SearchConfig: ``auto``), else from the nested model's field; PydanticUndefined for
+    a required field."""
+    *parents, leaf = key.split(".")
+    cls, holder = model, None
+    for name in parents:
+        field = cls.model_fields[name]
+        value = getattr(holder, name) if holder is not None else _field_default(field)
+        cls = nested_model(field.annotation)
+        holder = value if isinstance(value, BaseModel) else None
+    return getattr(holder, leaf) if holder is not None else _field_default(cls.model_fields[leaf])
+
+
+def _field_default(field) -> Any:
+    return PydanticUndefined if field.is_required() else field.get_default(call_default_factory=True)
+
+
+def _typed(value: Any, flag: Flag) -> str | None:
+    """``value`` as it would be typed for ``flag``; None where nothing is worth showing (unset, empty, an off
+    switch that has no --no- form)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        on, _, off = flag.decl.partition("/")
+        if off:
+            return (on if value else off).lstrip("-")
+        return "on" if value else None
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value) or None
+    if isinstance(value, dict):
+        return json.dumps(value) if value else None
+    if isinstance(value, BaseModel):
+        return value.model_dump_json()
+    return str(value)
+
+
+def bounds_text(field) -> str:
+    """The field's numeric bounds as click writes a range: ``x>=1``, ``0<x<1``, ``0<=x<=64``; empty for none."""
+    low = high = None
+    for m in field.metadata:
+        for attr, op in (("ge", "<="), ("gt", "<"), ("le", "<="), ("lt", "<")):
+            if (bound := getattr(m, attr, None)) is not None:
+                if attr in ("ge", "gt"):
+                    low = (bound, op)
+                else:
+                    high = (bound, op)
+    if low and high:
+        return f"{low[0]}{low[1]}x{high[1]}{high[0]}"
+    if low:
+        return f"x{'>=' if low[1] == '<=' else '>'}{low[0]}"
+    return f"x{high[1]}{high[0]}" if high else ""
 
 
 def _evaluated(p: inspect.Parameter, namespace: dict) -> inspect.Parameter:
@@ -128,12 +235,18 @@ def _evaluated(p: inspect.Parameter, namespace: dict) -> inspect.Parameter:
     return p.replace(annotation=eval(p.annotation, namespace)) if isinstance(p.annotation, str) else p
 
 
-# The flags of a `train` table and of how a run runs, shared by the commands whose configs have them (search, transfer).
+# The flags of a `train` table (every field of TrainConfig: a test holds them to it, and transfer's TrainOverrides
+# is made from the same fields) and of how a run runs, shared by the commands whose configs have them (search,
+# transfer). The value types are written here, not read from TrainConfig: importing it imports torch, which the CLI
+# must not need to start (a test checks they agree).
 TRAIN_FLAGS = (
     Flag("--epochs", "train.epochs", int),
     Flag("--iterations", "train.iterations", int),
+    Flag("--patience", "train.patience", int),
     Flag("--lr", "train.lr", float),
     Flag("--optimizer", "train.optimizer"),
+    Flag("--momentum", "train.momentum", float),
+    Flag("--weight-decay", "train.weight_decay", float),
     Flag("--batch-size", "train.batch_size", int),
     Flag("--loader-workers", "train.loader_workers", int),
     Flag("--device", "train.device"),
@@ -141,6 +254,8 @@ TRAIN_FLAGS = (
     Flag("--deterministic/--no-deterministic", "train.deterministic", bool),
     Flag("--schedule", "train.schedule"),
     Flag("--warmup-steps", "train.warmup_steps", int),
+    Flag("--step-every", "train.step_every", int),
+    Flag("--gamma", "train.gamma", float),
     Flag("--seed", "seed", int),
     Flag("--threads", "threads", int),
 )

@@ -29,14 +29,14 @@ from rich.progress import (
 INTERVAL_S = 5.0  # seconds between plain progress lines (no terminal)
 
 
-def status_printer(console: Console, verbose: bool) -> Callable[[str], None]:
+def status_printer(console: Console, verbose: bool) -> Callable[[object], None]:
     """A ``say(msg)`` that prints a dim status line on ``console`` when it is a terminal or ``verbose`` is set, and
-    otherwise nothing."""
+    otherwise nothing; ``msg`` is a line or a stage's progress event (an ``on_event`` callback: its message)."""
     show = verbose or console.is_terminal
 
-    def say(msg: str) -> None:
+    def say(msg: object) -> None:
         if show:
-            console.print(f"[dim]{escape(msg)}[/]", highlight=False, soft_wrap=True)
+            console.print(f"[dim]{escape(str(msg))}[/]", highlight=False, soft_wrap=True)
 
     return say
 

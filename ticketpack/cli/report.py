@@ -24,83 +24,46 @@ class ReportConfig(BaseModel):
 FLAGS = ConfigFlags("ticketpack.cli.report:ReportConfig")
 
 
+def rich_table(model) -> Table:
+    """A report table (:class:`ticketpack.transfer.tables.Table`) as a rich table: the narrow headers (a hyphenated
+    one on two lines; a column whose narrow header is "" left out), bold cells in bold, each cell's plain-text mark
+    after it, an empty cell as "-"."""
+    table = Table(title=escape(model.title), caption=escape(model.caption) or None, box=box.SIMPLE_HEAD, min_width=60)
+    shown = [i for i, col in enumerate(model.columns) if col.narrow != ""]
+    for i in shown:
+        col = model.columns[i]
+        header = col.narrow or col.header.replace("-", "-\n", 1)
+        table.add_column(escape(header), justify=col.align, no_wrap=not col.wrap)
+    for row in model.rows:
+        table.add_row(*[_rich_cell(row[i]) for i in shown])
+    return table
+
+
+def _rich_cell(cell) -> str:
+    text = escape(cell.text) or "-"
+    return (f"[bold]{text}[/]" if cell.bold else text) + escape(cell.mark)
+
+
 def transfer_table(report) -> Table:
     """Target test accuracy (%), mean ± std over seeds, per level (rows) and strategy (columns); the dense
-    reference in the caption; the best strategy of each level in bold. Fits an 80-column terminal."""
-    from ticketpack.transfer.report import fmt_pct
-    from ticketpack.transfer.strategies import ordered
+    reference in the caption; the best strategy of each level in bold."""
+    from ticketpack.transfer.tables import accuracy_table
 
-    n = max((c.n for c in report.cells), default=report.dense.n if report.dense else 0)
-    dense = f"dense (100%): {fmt_pct(report.dense.target_test_mean, report.dense.target_test_std)} · " if report.dense else ""
-    ref = report.dense or (report.cells[0] if report.cells else None)
-    split = (f" · test split {report.target_test_n} examples: SE {100 * ref.target_test_se:.1f} pts"
-             if ref is not None and ref.target_test_se is not None else "")
-    table = Table(
-        title=f"{report.model.name} ticket {report.source} → {report.target}: test accuracy on {report.target} (%)",
-        caption=f"{dense}mean ± std over {n} seed{'s' if n != 1 else ''} · "
-                f"{report.jobs_finished}/{report.jobs_total} jobs{split}",
-        box=box.SIMPLE_HEAD,
-        min_width=60,
-    )
-    inits = [i for i in ordered(report.inits) if any(c.init == i for c in report.cells)]
-    table.add_column("level", justify="right", no_wrap=True)
-    table.add_column("weights", justify="right", no_wrap=True)
-    for init in inits:
-        table.add_column(init.replace("-", "-\n", 1), justify="right", no_wrap=True)
-    for level in sorted({c.level for c in report.cells}):
-        row = {c.init: c for c in report.cells if c.level == level}
-        wr = (row.get("ticket") or next(iter(row.values()))).weights_remaining
-        best = max(row.values(), key=lambda c: c.target_test_mean).init
-        cells = []
-        for init in inits:
-            c = row.get(init)
-            text = fmt_pct(c.target_test_mean, c.target_test_std, sep="±") if c else "-"
-            cells.append(f"[bold]{text}[/]" if init == best and len(row) > 1 else text)
-        table.add_row(str(level), f"{100 * wr:.1f}%", *cells)
-    return table
+    return rich_table(accuracy_table(report))
 
 
 def paired_table(report) -> Table:
     """``ticket − other`` in points per level: mean [95% interval] over the seeds; marked (and bold) where resolved."""
-    from ticketpack.transfer.pooling import RESOLVED
-    from ticketpack.transfer.strategies import ordered
+    from ticketpack.transfer.tables import paired_table_of
 
-    def cell(p) -> str:
-        text = f"{100 * p.mean:+.1f}" + (f"\n[{100 * p.low:+.1f}, {100 * p.high:+.1f}]" if p.low is not None else "")
-        return f"[bold]{text}{RESOLVED}[/]" if p.resolved else text
-
-    others = ordered(p.other for p in report.paired)
-    table = Table(title=f"paired differences (points), {report.paired[0].reference} − other, over seeds",
-                  caption=f"mean [95% t-interval over seed pairs];{RESOLVED}: resolved, the interval excludes 0",
-                  box=box.SIMPLE_HEAD, min_width=60)
-    table.add_column("level", justify="right", no_wrap=True)
-    for other in others:
-        table.add_column(other, justify="right", no_wrap=True)
-    for level in sorted({p.level for p in report.paired}):
-        row = {p.other: p for p in report.paired if p.level == level}
-        table.add_row(str(level), *[cell(row[o]) if o in row else "-" for o in others])
-    return table
+    return rich_table(paired_table_of(report.paired))
 
 
 def cost_table(report) -> Table:
     """Training cost per strategy: steps and seconds per model, and the search a strategy needs first."""
-    from ticketpack.transfer.report import cost_note
+    from ticketpack.transfer.tables import cost_table_of
 
-    table = Table(title="training cost per strategy", box=box.SIMPLE_HEAD, min_width=60)
-    for col in ("strategy", "models", "steps/model", "s/model", "CPU-s/model", "search first"):
-        table.add_column(col, justify="left" if col == "strategy" else "right", no_wrap=True)
-    for c in report.costs:
-        cpu = "-" if c.search_cpu_seconds is None else f", {c.search_cpu_seconds:.0f} CPU-s"
-        search = f"{c.search_iterations:,} steps, {c.search_seconds:.1f} s{cpu}" if c.search_iterations else "-"
-        table.add_row(c.init, str(c.jobs), f"{c.iterations_mean:.0f}", f"{c.seconds_mean:.2f}",
-                      "-" if c.cpu_seconds_mean is None else f"{c.cpu_seconds_mean:.2f}", search)
-    caption = cost_note(report)
-    if report.source_search is not None:
-        s = report.source_search
-        caption += (f" The source ticket's search ({s.search_iterations:,} steps, {s.search_seconds:.1f} s) is paid "
-                    "once for every target.")
-    table.caption = caption
-    return table
+    return rich_table(cost_table_of(report))
 
 
 def print_report(report) -> None:

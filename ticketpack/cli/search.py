@@ -39,7 +39,7 @@ FLAGS = ConfigFlags(
     Flag("--init-weights", "init_weights", metavar="<path>"),
     Flag("--train-dense/--no-train-dense", "train_dense", bool),
     *TRAIN_FLAGS,
-    show_defaults=False,  # the model's training recipe and pruning strategy replace the plain defaults
+    default_notes={"train.": "{}, or the model's recipe"},  # a model's recipe (fasttext's) replaces TrainConfig's
 )
 
 

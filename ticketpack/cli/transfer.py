@@ -34,6 +34,7 @@ FLAGS = ConfigFlags(
     *TRAIN_FLAGS,
     Flag("--keep-weights/--no-keep-weights", "keep_weights", bool),
     Flag("--allow-changed-model", "allow_changed_model", bool),
+    default_notes={"train.": "the ticket's"},  # TrainOverrides: unset keeps the ticket's recipe
 )
 
 

@@ -29,6 +29,7 @@ from ticketpack.evaluate.report import (
     ModelResult,
     SpeedUp,
 )
+from ticketpack.events import OnEvent, resolve_on_event, status
 from ticketpack.stats import binomial_se
 from ticketpack.version import __version__
 
@@ -183,85 +184,109 @@ def evaluate_model(
     seed: int | None = None,
     gates: Gates | None = None,
     latency_budget_s: float = 2.0,
+    on_event: OnEvent | None = None,
+    *,
     on_progress: Callable[[str], None] | None = None,
 ) -> EvaluationReport:
     """Measure ``model`` (and ``baseline``, interleaved) and check ``gates``; never raises for a failed gate:
     call ``report.raise_for_gates()`` for that. Input and usage problems raise :class:`TicketpackError`.
 
-    ``latency_budget_s`` bounds the timed runs per batch size (all models together).
+    ``latency_budget_s`` bounds the timed runs per batch size (all models together). ``on_event`` is called with
+    ``Event("status", stage="evaluate", message=...)`` at each step; ``on_progress``, its deprecated name, is called
+    with the message alone.
     """
     import onnxruntime as ort
 
-    say = on_progress or (lambda _msg: None)
+    say = status(resolve_on_event(on_event, "evaluate", on_progress=on_progress), "evaluate")
     gates = gates or Gates()
     batch_sizes = gates_mod.parse_batch_sizes(batch_sizes)
-    if threads is not None and threads < 1:
-        raise FieldError("`threads` must be at least 1")
-    if not math.isfinite(latency_budget_s) or latency_budget_s <= 0:
-        raise FieldError(f"`latency_budget_s` must be a positive number of seconds; got {latency_budget_s}")
-    gates_mod.check_usage(gates, batch_sizes, baseline is not None)
-
-    say(f"opening {model}")
-    main = _open(Path(model), provider, threads)
-    _verify_digest(main, say)
-    card = main.card
-    if gates.max_accuracy_drop is not None and baseline is None and card.metrics.dense_test_accuracy is None:
-        raise FieldError("`gates.max_accuracy_drop` needs `baseline` or a card that records a dense reference accuracy")
-    preds = [main]
-    if baseline is not None:
-        say(f"opening baseline {baseline}")
-        base = _open(Path(baseline), provider, threads)
-        _verify_digest(base, say)
-        if base.card.label_names != card.label_names:
-            raise TicketpackError(f"the baseline's labels {base.card.label_names} differ from the model's {card.label_names}")
-        if type(base.card.preprocessing) is not type(card.preprocessing):
-            raise TicketpackError(f"the baseline takes {base.card.preprocessing.kind} inputs but the model takes "
-                                  f"{card.preprocessing.kind} inputs")
-        preds.append(base)
-
+    _check_options(threads, latency_budget_s, gates, batch_sizes, baseline)
+    preds = _open_models(Path(model), None if baseline is None else Path(baseline), provider, threads, gates, say)
+    card = preds[0].card
     data = _load_data(card, dataset, domain, Path(data_file) if data_file is not None else None, seed)
     where = data.data_file or f"{data.dataset}/{data.domain}/test (seed {data.seed})"
     say(f"accuracy on {where}: {len(data.y)} examples")
     inputs = [p.prepare(data.raw) for p in preds]  # each model's own card preprocesses the same raw rows
     predictions = [_predict_all(p, x) for p, x in zip(preds, inputs)]
     accuracies = [_accuracy(data.y, pr, list(card.label_names)) for pr in predictions]
+    latencies = _latencies(preds, inputs, len(data.y), batch_sizes, latency_budget_s, say)
+    peaks = []
+    for p in preds:
+        say(f"peak memory of {p.path} (fresh process, batch {batch_sizes[-1]})")
+        peaks.append(measure_in_subprocess(str(p.path), p.provider, threads, batch_sizes[-1]))
+    results = [_result(*args) for args in zip(preds, accuracies, latencies, peaks)]
+    comparison = _comparison(results, predictions, data.y) if len(results) == 2 else None
+    baseline_result = results[1] if len(results) == 2 else None
+    notes = [n for r in results if (n := _split_note(r, data))]
+    gate_results = gates_mod.check(gates, results[0], baseline_result, comparison)
+    return EvaluationReport(
+        ticketpack_version=__version__, onnxruntime_version=ort.__version__,
+        provider=preds[0].provider, threads=threads,
+        dataset=data.dataset, domain=data.domain, data_file=data.data_file, split=data.split, seed=data.seed,
+        examples=len(data.y), labels=list(card.label_names), latency_note=LATENCY_NOTE,
+        model=results[0], baseline=baseline_result, comparison=comparison,
+        notes=notes, gates=gate_results, passed=all(g.passed for g in gate_results),
+    )
 
-    budget = LatencyBudget(max_seconds=latency_budget_s, min_seconds=min(0.2, latency_budget_s / 2))
+
+def _check_options(threads: int | None, latency_budget_s: float, gates: Gates, batch_sizes: list[int],
+                   baseline: Path | str | None) -> None:
+    if threads is not None and threads < 1:
+        raise FieldError("`threads` must be at least 1")
+    if not math.isfinite(latency_budget_s) or latency_budget_s <= 0:
+        raise FieldError(f"`latency_budget_s` must be a positive number of seconds; got {latency_budget_s}")
+    gates_mod.check_usage(gates, batch_sizes, baseline is not None)
+
+
+def _open_models(model: Path, baseline: Path | None, provider: str, threads: int | None, gates: Gates,
+                 say: Callable[[str], None]) -> list:
+    """The model's predictor (and the baseline's), each with its weights checked against its card; a baseline
+    must take the same inputs and give the same labels."""
+    say(f"opening {model}")
+    main = _open(model, provider, threads)
+    _verify_digest(main, say)
+    card = main.card
+    if gates.max_accuracy_drop is not None and baseline is None and card.metrics.dense_test_accuracy is None:
+        raise FieldError("`gates.max_accuracy_drop` needs `baseline` or a card that records a dense reference accuracy")
+    if baseline is None:
+        return [main]
+    say(f"opening baseline {baseline}")
+    base = _open(baseline, provider, threads)
+    _verify_digest(base, say)
+    if base.card.label_names != card.label_names:
+        raise TicketpackError(f"the baseline's labels {base.card.label_names} differ from the model's {card.label_names}")
+    if type(base.card.preprocessing) is not type(card.preprocessing):
+        raise TicketpackError(f"the baseline takes {base.card.preprocessing.kind} inputs but the model takes "
+                              f"{card.preprocessing.kind} inputs")
+    return [main, base]
+
+
+def _latencies(preds: list, inputs: list[np.ndarray], rows: int, batch_sizes: list[int], budget_s: float,
+               say: Callable[[str], None]) -> list[list[LatencyStats]]:
+    """Per model, its latency at each batch size (the first ``bs`` of the ``rows`` examples, repeated as needed),
+    models interleaved run by run within ``budget_s`` per batch size."""
+    budget = LatencyBudget(max_seconds=budget_s, min_seconds=min(0.2, budget_s / 2))
     latencies: list[list[LatencyStats]] = [[] for _ in preds]
     for bs in batch_sizes:
         say(f"latency at batch {bs}")
-        idx = np.arange(bs) % len(data.y)
+        idx = np.arange(bs) % rows
         runners = [
             (lambda s=p.session, n=[p.output_name], f={p.input_name: np.ascontiguousarray(x[idx])}: s.run(n, f))
             for p, x in zip(preds, inputs)
         ]
         for lat, stats in zip(latencies, measure_interleaved(runners, bs, budget)):
             lat.append(stats)
+    return latencies
 
-    peaks = []
-    for p in preds:
-        say(f"peak memory of {p.path} (fresh process, batch {batch_sizes[-1]})")
-        peaks.append(measure_in_subprocess(str(p.path), p.provider, threads, batch_sizes[-1]))
-    results = [_result(*args) for args in zip(preds, accuracies, latencies, peaks)]
-    comparison = None
-    if len(results) == 2:
-        m, b = results
-        comparison = Comparison(
-            speedup=[SpeedUp(batch_size=ml.batch_size, speedup=bl.p50_ms / ml.p50_ms) for ml, bl in zip(m.latency, b.latency)],
-            size_ratio=m.file_bytes / b.file_bytes,
-            compressed_size_ratio=m.compressed_bytes / b.compressed_bytes,
-            accuracy_delta=m.accuracy - b.accuracy,
-            accuracy_delta_se=_paired_se(predictions[0] == data.y, predictions[1] == data.y),
-            memory_ratio=(m.peak_memory_mb / b.peak_memory_mb) if b.peak_memory_mb and m.peak_memory_mb else None,
-        )
-    baseline_result = results[1] if len(results) == 2 else None
-    notes = [n for r in results if (n := _split_note(r, data))]
-    gate_results = gates_mod.check(gates, results[0], baseline_result, comparison)
-    return EvaluationReport(
-        ticketpack_version=__version__, onnxruntime_version=ort.__version__,
-        provider=main.provider, threads=threads,
-        dataset=data.dataset, domain=data.domain, data_file=data.data_file, split=data.split, seed=data.seed,
-        examples=len(data.y), labels=list(card.label_names), latency_note=LATENCY_NOTE,
-        model=results[0], baseline=baseline_result, comparison=comparison,
-        notes=notes, gates=gate_results, passed=all(g.passed for g in gate_results),
+
+def _comparison(results: list[ModelResult], predictions: list[np.ndarray], y: np.ndarray) -> Comparison:
+    """The model against the baseline: speed-up per batch size, size, accuracy (paired) and memory ratios."""
+    m, b = results
+    return Comparison(
+        speedup=[SpeedUp(batch_size=ml.batch_size, speedup=bl.p50_ms / ml.p50_ms) for ml, bl in zip(m.latency, b.latency)],
+        size_ratio=m.file_bytes / b.file_bytes,
+        compressed_size_ratio=m.compressed_bytes / b.compressed_bytes,
+        accuracy_delta=m.accuracy - b.accuracy,
+        accuracy_delta_se=_paired_se(predictions[0] == y, predictions[1] == y),
+        memory_ratio=(m.peak_memory_mb / b.peak_memory_mb) if b.peak_memory_mb and m.peak_memory_mb else None,
     )

@@ -21,45 +21,58 @@ accuracy within ``max_static_int8_drop`` points of PyTorch's). A failed check ra
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import onnx
 from pydantic import BaseModel, ConfigDict, Field
 
 from ticketpack.errors import GateFailed, TicketpackError
+from ticketpack.events import OnEvent, resolve_on_event, status
+from ticketpack.export.graphs import (
+    QUANTIZED_OPS,
+    check_graph,
+    finish,
+    float_parity,
+    format_note,
+    integer_gathers,
+    min_onnxruntime,
+    onnx_graph,
+    ort_logits,
+)
+
+# the names tests and bench/ import from here
+from ticketpack.export.graphs import format_note as _format_note  # noqa: F401
+from ticketpack.export.graphs import onnx_graph as _graph  # noqa: F401
+from ticketpack.export.prepared import (
+    Prepared,
+    check_out_path,
+    mac_fraction,
+    prepare,
+    sparsity_of,
+)
 from ticketpack.fileio import atomic_path
 from ticketpack.runtime.card import (
     Calibration,
     ExportOptions,
     InputSignature,
-    LayerSparsity,
     Metrics,
     ModelCard,
     ParityCheck,
     Provenance,
-    Sparsity,
 )
-from ticketpack.runtime.cardio import embed_card
 from ticketpack.runtime.digest import weights_digest
-from ticketpack.runtime.session import make_session, required_onnxruntime
 from ticketpack.runtime.storage import (
-    bitmask_candidates,
     bitmask_encode,
     quantize_int8,
     rank_encode,
 )
 from ticketpack.version import __version__
-
-if TYPE_CHECKING:  # torch-side types, imported only when a function needs them
-    from ticketpack.export.sources import Selection
-    from torch import nn
 
 MIN_OPSET = 13
 MAX_OPSET = onnx.defs.onnx_opset_version()
@@ -137,155 +150,31 @@ class ExportResult(BaseModel):
     seconds: float
 
 
-@dataclass
-class Prepared:
-    """A selection plus everything the checks need, computed once for any number of formats."""
-
-    selection: Selection
-    model: nn.Module  # the selected weights loaded and masked, eval mode
-    state: dict[str, np.ndarray]  # masked weights and biases, torch layout
-    x_test: np.ndarray
-    y_test: np.ndarray
-    torch_logits: np.ndarray
-    threads: int | None
-
-
-def check_out_path(out: Path) -> Path:
-    """Refuse an output path that cannot be written, before any work (and so before any partial file)."""
-    out = Path(out)
-    if out.exists() and out.is_dir():
-        raise TicketpackError(f"-o {out} is a directory; give a file path such as {out / 'model.onnx'}")
-    parent = out.parent
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise TicketpackError(f"cannot write {out}: {probe} is a file, not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise TicketpackError(f"cannot write {out}: directory {probe} is not writable")
-    return out
-
-
-def prepare(source: Path, level=None, init=None, seed=None, max_accuracy_drop: float = 1.0,
-            threads: int | None = None, allow_changed_model: bool = False) -> Prepared:
-    """Select the weights and compute the PyTorch reference logits on the held-out test split."""
-    import torch
-
-    from ticketpack.export.sources import select
-    from ticketpack.models.scope import torch_scope
-    from ticketpack.pruning.mask import apply_mask
-
-    sel = select(Path(source), level, init, seed, max_accuracy_drop)
-    model = sel.ticket.build_model(allow_changed_model)
-    try:
-        model.load_state_dict(sel.state)
-    except RuntimeError as exc:
-        raise TicketpackError(f"{sel.root}: the weights do not fit the ticket's model ({str(exc).splitlines()[0]})") from None
-    if sel.mask is not None:
-        apply_mask(model, sel.ticket.training_mask(model, sel.mask))
-    model.eval()
-    state = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
-    x, y = sel.data.test.x, sel.data.test.y
-    with torch_scope(threads), torch.no_grad():
-        logits = np.concatenate([model(torch.from_numpy(np.ascontiguousarray(x[i : i + 1024]))).numpy()
-                                 for i in range(0, len(x), 1024)])
-    return Prepared(sel, model, state, x, y, logits, threads)
-
-
-def _session(model_bytes: bytes, threads: int | None):
-    try:
-        return make_session(model_bytes, "cpu", threads)[0]
-    except TicketpackError as exc:
-        raise GateFailed(f"ONNX Runtime cannot load the exported graph: {exc}") from None
-
-
-def _ort_logits(model: onnx.ModelProto, x: np.ndarray, threads: int | None) -> np.ndarray:
-    session = _session(model.SerializeToString(), threads)
-    return np.concatenate([session.run(["logits"], {"input": x[i : i + 1024]})[0] for i in range(0, len(x), 1024)])
-
-
-def _check(model: onnx.ModelProto, what: str) -> None:
-    try:
-        onnx.checker.check_model(model, full_check=True)
-    except Exception as exc:
-        raise GateFailed(f"onnx.checker rejects the {what} graph: {str(exc).splitlines()[0][:300]}") from None
-
-
-def float_parity(graph: onnx.ModelProto, x: np.ndarray, reference: np.ndarray, atol: float,
-                 threads: int | None = None) -> float:
-    """The parity gate of a float graph: ``onnx.checker`` (full check), an ONNX Runtime session, and max |ORT -
-    PyTorch| over ``x`` within ``atol``; returns that difference, ``GateFailed`` when a check fails."""
-    _check(graph, "float")
-    diff = float(np.abs(_ort_logits(graph, x, threads) - reference).max())
-    if not diff <= atol:
-        raise GateFailed(f"parity: the float graph differs from PyTorch by {diff:.2e} > atol {atol:g}; nothing written")
-    return diff
-
-
-def _sparsity(prepared: Prepared, exported: dict[str, np.ndarray]) -> Sparsity:
-    """Per prunable weight: its stored shape (after compaction) and its nonzero count against the original size."""
-    original = prepared.selection.ticket.manifest.prunable
-    layers, nonzero, total = [], 0, 0
-    for name, shape in original.items():
-        w = exported[name]
-        nz, tot = int(np.count_nonzero(w)), int(np.prod(shape))
-        layers.append(LayerSparsity(name=name, shape=list(w.shape), nonzero=nz, total=tot, weights_remaining=nz / tot))
-        nonzero, total = nonzero + nz, total + tot
-    return Sparsity(weights_remaining=nonzero / total, nonzero=nonzero, total=total, layers=layers)
-
-
-def _mac_fraction(prepared: Prepared) -> float:
-    """Multiply-accumulates per example that touch a nonzero weight / those of the unpruned model (prunable layers)."""
-    from ticketpack.export.macs import layer_macs
-
-    dense = layer_macs(prepared.model, prepared.selection.ticket.example(), list(prepared.selection.ticket.manifest.prunable))
-    left = sum(m * np.count_nonzero(prepared.state[n]) / prepared.state[n].size for n, m in dense.items())
-    return float(left / max(sum(dense.values()), 1))
-
-
-QUANTIZED_OPS = ("MatMul", "Conv", "Gather")
-
-
-def _graph(model, example, opset: int, prunable: dict[str, np.ndarray], route: str = "torchscript") -> onnx.ModelProto:
-    """The ONNX graph of a torch model, with every prunable weight stored under its own name (or ``name.T``)."""
-    from ticketpack.export.to_onnx import gemm_to_matmul, name_weights, to_onnx
-
-    graph = to_onnx(model, example, opset, route)
-    gemm_to_matmul(graph)
-    missing = name_weights(graph, prunable)
-    if missing:
-        raise GateFailed(f"the exported graph holds no recognizable copy of {', '.join(missing[:3])}; nothing written")
-    return graph
-
-
 def _quantize_static(graph: onnx.ModelProto, data, config: ExportConfig) -> tuple[onnx.ModelProto, Calibration]:
     """QDQ int8 calibrated on a seeded sample of the training split of the data the weights were trained on."""
     from ticketpack.export.quantize import calibration_sample, quantize_static_int8
 
     sample = calibration_sample(data.train, config.calibration_samples, config.calibration_seed)
-    quantized = quantize_static_int8(graph, QUANTIZED_OPS, _integer_gathers(graph), sample, config.calibration_method)
+    quantized = quantize_static_int8(graph, QUANTIZED_OPS, integer_gathers(graph), sample, config.calibration_method)
     return quantized, Calibration(method=config.calibration_method, samples=len(sample), seed=config.calibration_seed,
                                   split=f"{data.dataset}/{data.domain}/train")
 
 
-def _integer_gathers(graph: onnx.ModelProto) -> list[str]:
-    """Gather nodes over integer tables (id remaps): never quantized."""
-    ints = {t.name for t in graph.graph.initializer if t.data_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)}
-    return [n.name for n in graph.graph.node if n.op_type == "Gather" and n.input[0] in ints]
-
-
-def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
-                    on_stage: Callable[[str], None] | None = None) -> ExportResult:
+def export_prepared(prepared: Prepared, out: Path, config: ExportConfig, on_event: OnEvent | None = None,
+                    *, on_stage: Callable[[str], None] | None = None) -> ExportResult:
     """Build, check and write one format of a prepared selection; ``route="auto"``: through the dynamo route, and
-    through the torchscript one when the dynamo route cannot export the model or its graph fails a check."""
+    through the torchscript one when the dynamo route cannot export the model or its graph fails a check.
+    ``on_event`` is called with ``Event("status", stage="export", message=...)`` ("building", "checking", "writing");
+    ``on_stage`` is its deprecated name."""
+    on_event = resolve_on_event(on_event, "export", on_stage=on_stage)
     if config.route != "auto":
-        return _build_and_write(prepared, out, config, config.route, on_stage)
+        return _build_and_write(prepared, out, config, config.route, on_event)
     check_out_path(out)
     start = time.perf_counter()
     try:
-        return _build_and_write(prepared, out, config, "dynamo", on_stage)
+        return _build_and_write(prepared, out, config, "dynamo", on_event)
     except TicketpackError as exc:  # it cannot export the model or its graph fails a check (nothing is written)
-        result = _build_and_write(prepared, out, config, "torchscript", on_stage)
+        result = _build_and_write(prepared, out, config, "torchscript", on_event)
         return result.model_copy(update={
             "route_note": f"the dynamo route failed ({exc}); exported through the torchscript route",
             "seconds": round(time.perf_counter() - start, 3),
@@ -293,44 +182,96 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig,
 
 
 def _build_and_write(prepared: Prepared, out: Path, config: ExportConfig, route: str,
-                     on_stage: Callable[[str], None] | None = None) -> ExportResult:
+                     on_event: OnEvent) -> ExportResult:
     """Build, check and write one format of a prepared selection through one torch.onnx route."""
+    start = time.perf_counter()
+    stage = status(on_event, "export")
+    out = check_out_path(out)
+    sel = prepared.selection
+    stage("building")
+    built = _build(prepared, config, route)
+    stage("checking")
+    checked = _check_built(built, prepared, config)
+    card = _card(prepared, config, route, checked)
+    finish(checked.graph, card, sel.ticket.manifest.config.model.name)
+    data_bytes = checked.graph.SerializeToString()
+    dense_bytes = len(data_bytes) if config.format == "dense" and config.quantize == "none" else \
+        _dense_bytes(prepared, config, route, card)
+    stage("writing")
+    try:
+        with atomic_path(out) as tmp:
+            tmp.write_bytes(data_bytes)
+    except OSError as exc:
+        raise TicketpackError(f"cannot write {out}: {exc.strerror or exc}") from None
+    return ExportResult(
+        path=str(out), file_bytes=len(data_bytes), dense_bytes=dense_bytes, size_ratio=len(data_bytes) / dense_bytes,
+        source=str(sel.root), source_kind=sel.kind, level=sel.level, weights_remaining=sel.weights_remaining,
+        level_reason=sel.reason, mac_fraction=mac_fraction(prepared), format_note=checked.note, card=card,
+        seconds=round(time.perf_counter() - start, 3),
+    )
+
+
+@dataclass
+class _Built:
+    """The float graph of the chosen weights, before any quantization or encoding."""
+
+    graph: onnx.ModelProto
+    weights: dict[str, np.ndarray]  # every parameter, as exported (after compaction)
+    compacted: dict[str, list[int]] | None
+
+
+def _build(prepared: Prepared, config: ExportConfig, route: str) -> _Built:
+    """A copy of the model, compacted for the compact and sparse formats, through torch.onnx."""
     import copy
 
     from ticketpack.export.compact import compact
 
-    start = time.perf_counter()
-    stage = on_stage or (lambda _s: None)
-    out = check_out_path(out)
-    sel = prepared.selection
-    ticket = sel.ticket
-    manifest = ticket.manifest
-    spec, prep = manifest.config.model, manifest.dataset.preprocessing
-    prunable = list(manifest.prunable)
-    example = ticket.example()
-    compacted = None
-
-    stage("building")
+    ticket = prepared.selection.ticket
+    prunable = list(ticket.manifest.prunable)
     model = copy.deepcopy(prepared.model)
+    compacted = None
     if config.format in ("compact", "sparse"):
-        compacted = compact(model, example, ticket.output_layer, prunable)
+        compacted = compact(model, ticket.example(), ticket.output_layer, prunable)
     weights = {k: v.detach().cpu().numpy() for k, v in model.named_parameters()}
-    graph = _graph(model, example, config.opset, {n: weights[n] for n in prunable}, route)
+    graph = onnx_graph(model, ticket.example(), config.opset, {n: weights[n] for n in prunable}, route)
+    return _Built(graph, weights, compacted)
 
-    stage("checking")
-    float_diff, calibration = None, None
+
+@dataclass
+class _Checked:
+    """The graph as it will be written (quantized, encoded) and what its checks measured on the test split."""
+
+    graph: onnx.ModelProto
+    built: _Built
+    float_diff: float | None
+    calibration: Calibration | None
+    bitmasked: list[str]
+    remaps: list[str]
+    note: str | None
+    diff: float
+    agreement: float
+    min_agreement: float
+    accuracy: float
+    reference: float
+
+
+def _check_built(built: _Built, prepared: Prepared, config: ExportConfig) -> _Checked:
+    """Quantize and encode the graph as asked, then hold it to the gates: the float graph's parity (quantized
+    exports), the checker, ORT against PyTorch (float: within atol; int8: argmax agreement; static int8: accuracy
+    within max_static_int8_drop). A failed gate raises :class:`GateFailed`."""
+    graph, float_diff, calibration = built.graph, None, None
     quantized = config.quantize != "none"
     if quantized:
         float_diff = float_parity(graph, prepared.x_test, prepared.torch_logits, config.atol, prepared.threads)
     if config.quantize == "int8":
-        graph = quantize_int8(graph, QUANTIZED_OPS, _integer_gathers(graph))
+        graph = quantize_int8(graph, QUANTIZED_OPS, integer_gathers(graph))
     elif config.quantize == "int8-static":
-        graph, calibration = _quantize_static(graph, sel.data, config)
+        graph, calibration = _quantize_static(graph, prepared.selection.data, config)
     bitmasked = bitmask_encode(graph) if config.format == "sparse" else []
-    note = _format_note(config.format, compacted, bitmasked, graph)
+    note = format_note(config.format, built.compacted, bitmasked, graph)
     remaps = rank_encode(graph)  # id remaps of compacted embeddings: their bits alone
-    _check(graph, "exported")
-    logits = _ort_logits(graph, prepared.x_test, prepared.threads)
+    check_graph(graph, "exported")
+    logits = ort_logits(graph, prepared.x_test, prepared.threads)
     diff = float(np.abs(logits - prepared.torch_logits).max())
     agreement = float((logits.argmax(1) == prepared.torch_logits.argmax(1)).mean())
     if not quantized and not diff <= config.atol:
@@ -343,7 +284,6 @@ def _build_and_write(prepared: Prepared, out: Path, config: ExportConfig, route:
             f"parity: int8 predictions agree with PyTorch on {agreement:.1%} of the test split, below "
             f"{config.min_int8_agreement:.0%}; export without `quantize`, nothing written", fields=["quantize"]
         )
-
     accuracy = float((logits.argmax(1) == prepared.y_test).mean())
     reference = float((prepared.torch_logits.argmax(1) == prepared.y_test).mean())
     drop = 100 * (reference - accuracy)
@@ -352,95 +292,57 @@ def _build_and_write(prepared: Prepared, out: Path, config: ExportConfig, route:
             f"static int8 test accuracy {accuracy:.2%} is {drop:.2f} points below the float model's {reference:.2%} "
             f"(allowed: {config.max_static_int8_drop:g}); nothing written"
         )
-    data = sel.data
-    card = ModelCard(
+    return _Checked(graph, built, float_diff, calibration, bitmasked, remaps, note, diff, agreement, min_agreement,
+                    accuracy, reference)
+
+
+def _card(prepared: Prepared, config: ExportConfig, route: str, checked: _Checked) -> ModelCard:
+    """The model card of a checked export: what it is, where it came from, and what it measured."""
+    sel = prepared.selection
+    manifest = sel.ticket.manifest
+    prep, data, quantized = manifest.dataset.preprocessing, sel.data, config.quantize != "none"
+    return ModelCard(
         label_names=list(manifest.dataset.label_names),
         input=InputSignature(dtype=prep.input_dtype, shape=["batch", *prep.input_shape]),
         preprocessing=prep,
-        model=spec,
+        model=manifest.config.model,
         model_source=manifest.model_source,
         provenance=Provenance(
             ticketpack_version=__version__, dataset=sel.dataset, source_domain=sel.source_domain,
             target_domain=sel.target_domain, init_strategy=sel.init_strategy, level=sel.level, seed=sel.seed,
             ticket_manifest_sha256=sel.manifest_sha256, run_dir=str(sel.root) if sel.kind == "transfer" else None,
             exported_at=datetime.now(UTC), pruning_strategy=sel.extra.get("strategy"),
-            granularity=sel.extra.get("granularity"), split_seed=sel.ticket.manifest.config.seed,
-            split=sel.ticket.manifest.config.split, init_weights_sha256=sel.ticket.manifest.init_weights_sha256,
+            granularity=sel.extra.get("granularity"), split_seed=manifest.config.seed,
+            split=manifest.config.split, init_weights_sha256=manifest.init_weights_sha256,
         ),
-        sparsity=_sparsity(prepared, weights),
+        sparsity=sparsity_of(prepared, checked.built.weights),
         metrics=Metrics(
-            test_accuracy=accuracy, dense_test_accuracy=sel.dense_test_accuracy,
-            evaluated_on=f"{data.dataset}/{data.domain}/test", reference_test_accuracy=reference,
+            test_accuracy=checked.accuracy, dense_test_accuracy=sel.dense_test_accuracy,
+            evaluated_on=f"{data.dataset}/{data.domain}/test", reference_test_accuracy=checked.reference,
             test_examples=len(prepared.y_test),
         ),
         export=ExportOptions(format=config.format, quantize=config.quantize, opset=config.opset, route=route,
-                             min_onnxruntime=_min_onnxruntime(graph), calibration=calibration,
-                             sparse_encoding="bitmask" if bitmasked else None, compacted=compacted,
-                             bitmask_encoded=bitmasked if config.format == "sparse" else None,
-                             rank_encoded=remaps),
+                             min_onnxruntime=min_onnxruntime(checked.graph), calibration=checked.calibration,
+                             sparse_encoding="bitmask" if checked.bitmasked else None,
+                             compacted=checked.built.compacted,
+                             bitmask_encoded=checked.bitmasked if config.format == "sparse" else None,
+                             rank_encoded=checked.remaps),
         parity=ParityCheck(
-            examples=len(prepared.y_test), max_abs_diff=diff, argmax_agreement=agreement, atol=config.atol,
-            float_max_abs_diff=float_diff,
-            min_argmax_agreement=min_agreement if quantized else None,
+            examples=len(prepared.y_test), max_abs_diff=checked.diff, argmax_agreement=checked.agreement,
+            atol=config.atol, float_max_abs_diff=checked.float_diff,
+            min_argmax_agreement=checked.min_agreement if quantized else None,
         ),
-        weights_digest=weights_digest(graph),
-    )
-    _finish(graph, card, spec.name)
-    data_bytes = graph.SerializeToString()
-
-    if config.format == "dense" and config.quantize == "none":
-        dense_bytes = len(data_bytes)
-    else:
-        dense = _graph(prepared.model, example, config.opset, {n: prepared.state[n] for n in prunable}, route)
-        _finish(dense, card, spec.name)
-        dense_bytes = len(dense.SerializeToString())
-
-    stage("writing")
-    try:
-        with atomic_path(out) as tmp:
-            tmp.write_bytes(data_bytes)
-    except OSError as exc:
-        raise TicketpackError(f"cannot write {out}: {exc.strerror or exc}") from None
-    return ExportResult(
-        path=str(out), file_bytes=len(data_bytes), dense_bytes=dense_bytes, size_ratio=len(data_bytes) / dense_bytes,
-        source=str(sel.root), source_kind=sel.kind, level=sel.level, weights_remaining=sel.weights_remaining,
-        level_reason=sel.reason, mac_fraction=_mac_fraction(prepared), format_note=note, card=card,
-        seconds=round(time.perf_counter() - start, 3),
+        weights_digest=weights_digest(checked.graph),
     )
 
 
-def _format_note(fmt: str, compacted: dict[str, list[int]] | None, bitmasked: list[str],
-                 graph: onnx.ModelProto) -> str | None:
-    """What to tell a user whose chosen format stores nothing of this ticket smaller, naming the format that would."""
-    removed = any(kept < was for kept, was in (compacted or {}).values())
-    if fmt == "sparse" and not bitmasked:
-        return ("--format sparse stored no weight as values + bit mask: after compaction no weight of this ticket has "
-                "zeros enough to get smaller by a quarter (" + ("its pruned units, rows or inputs were removed whole"
-                if removed else "it keeps most of its weights") + "), so the file is what --format compact writes; use "
-                "--format compact")
-    if fmt == "compact" and not removed and (candidates := bitmask_candidates(graph)):
-        return (f"--format compact removed nothing from this ticket (no unit, channel, head or input is pruned whole), "
-                f"so the file is as large as --format dense; --format sparse would store {len(candidates)} of its "
-                "weights as values + bit mask")
-    return None
-
-
-def _min_onnxruntime(graph: onnx.ModelProto) -> str:
-    opset = max((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    return required_onnxruntime(graph.ir_version, opset, {n.domain for n in graph.graph.node})
-
-
-def _finish(model: onnx.ModelProto, card: ModelCard, name: str) -> None:
-    model.producer_name = "ticketpack"
-    model.producer_version = __version__
-    model.domain = "ai.ticketpack"
-    model.model_version = 1
-    model.doc_string = (
-        f"{name} lottery ticket ({card.export.format}"
-        f"{'' if card.export.quantize == 'none' else ', ' + card.export.quantize}), "
-        f"{100 * card.sparsity.weights_remaining:.1f}% weights remaining; model card in metadata_props['ticketpack']"
-    )
-    embed_card(model, card)
+def _dense_bytes(prepared: Prepared, config: ExportConfig, route: str, card: ModelCard) -> int:
+    """The size of the same export as a dense float file: what ``size_ratio`` compares against."""
+    ticket = prepared.selection.ticket
+    prunable = list(ticket.manifest.prunable)
+    dense = onnx_graph(prepared.model, ticket.example(), config.opset, {n: prepared.state[n] for n in prunable}, route)
+    finish(dense, card, ticket.manifest.config.model.name)
+    return len(dense.SerializeToString())
 
 
 def export_model(
@@ -461,13 +363,17 @@ def export_model(
     calibration_seed: int = 0,
     threads: int | None = None,
     route: str = "torchscript",
-    on_stage: Callable[[str], None] | None = None,
+    on_event: OnEvent | None = None,
     allow_changed_model: bool = False,
     model=None,
+    *,
+    on_stage: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Export a ticket directory or a transfer run to ``out`` (see the module docstring).
 
     ``model``: the factory or ``nn.Module`` the ticket was searched with, when it was given as a Python object.
+    ``on_event``: called with ``Event("status", stage="export", message=...)`` at each step ("loading", "building",
+    "checking", "writing"); ``on_stage``, its deprecated name, is called with the message alone.
     """
     from pydantic import ValidationError
 
@@ -487,8 +393,9 @@ def export_model(
         from ticketpack.export.sources import register_source_model
 
         register_source_model(Path(source), model)
-    (on_stage or (lambda _s: None))("loading")
+    on_event = resolve_on_event(on_event, "export", on_stage=on_stage)
+    status(on_event, "export")("loading")
     with torch_scope():  # building the model draws from torch's global RNG: the caller's state is restored
         prepared = prepare(Path(source), config.level, config.init, config.seed, config.max_accuracy_drop,
                            config.threads, config.allow_changed_model)
-        return export_prepared(prepared, Path(out), config, on_stage)
+        return export_prepared(prepared, Path(out), config, on_event)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import onnx
@@ -39,6 +40,8 @@ from ticketpack.runtime.storage import nonzero_count
 from ticketpack.version import __version__
 
 REPORT_SCHEMA_VERSION = 1
+
+T = TypeVar("T")
 
 _ONNX_DTYPES = {1: "float32", 7: "int64", 10: "float16", 11: "float64", 6: "int32"}
 
@@ -240,137 +243,153 @@ def validate_model(path: Path | str, strict: bool = False, provider: str = "cpu"
 
     ``verify``: an elliptic-curve public key (PEM); the file must then verify against its signature (``<model>.sig``,
     written by ``ticketpack export --sign``). A missing `sign` extra or an unusable key is a usage error."""
-    path = Path(path)
-    if not path.exists():
-        raise TicketpackError(f"model file not found: {path}")
-    if not path.is_file():
-        raise TicketpackError(f"{path} is not a file")
+    path = _existing_file(Path(path))
     verifier = None
     if verify is not None:
         from ticketpack.runtime.signing import verifier as make_verifier
 
         verifier = make_verifier(verify)
-    checks: list[Check] = []
-
-    def done() -> ValidationReport:
-        return ValidationReport(
-            ticketpack_version=__version__, path=str(path), strict=strict,
-            passed=all(c.passed for c in checks) and bool(checks), checks=checks,
-        )
-
-    def run(name: str, fn: Callable[[], str]) -> bool:
-        try:
-            detail = fn()
-        except TicketpackError as exc:
-            checks.append(Check(name=name, passed=False, detail=str(exc)))
-            return False
-        except Exception as exc:  # onnx/ORT raise many types for a damaged model; each is a failed check here
-            checks.append(Check(name=name, passed=False, detail=f"{type(exc).__name__}: {_first_line(exc)}"))
-            return False
-        checks.append(Check(name=name, passed=True, detail=detail))
-        return True
-
-    state: dict = {}
-
+    checks = _Checks()
     if verifier is not None:
         from ticketpack.runtime.signing import verify_file
 
-        run("key signature", lambda: verify_file(path, verifier))
-
-    def parse() -> str:
-        data = path.read_bytes()
-        if not data:
-            raise TicketpackError("the file is empty")
-        try:
-            model = onnx.load_model_from_string(data)
-        except Exception:
-            raise TicketpackError("not an ONNX model (the protobuf does not parse: truncated or another format)") from None
-        if model.ir_version <= 0 or not model.graph.node:
-            raise TicketpackError("not an ONNX model (no IR version or no graph nodes)")
-        state["model"] = model
-        return f"ONNX IR {model.ir_version}, opset {max((o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')), default='?')}, {len(data):,} bytes"
-
-    if not run("onnx file", parse):
-        return done()
-    model = state["model"]
-
-    def checker() -> str:
-        onnx.checker.check_model(model, full_check=True)
-        return "onnx.checker full check passed"
-
-    run("onnx checker", checker)
-
-    def card_check() -> str:
-        text = card_json(model)
-        if text is None:
-            raise TicketpackError(
-                f"no ticketpack card (metadata_props[{CARD_KEY!r}]): this file was not written by `ticketpack export`"
-            )
-        card = parse_card(text, str(path))
-        state["card"] = card
-        return f"schema v{card.schema_version}, {card.model.name}, {card.export.format}, {len(card.label_names)} labels"
-
-    has_card = run("card", card_check)
-    card = state.get("card")
-    if has_card:
-        run("signature", lambda: _check_signature(model, card))
-
-        def digest() -> str:
-            got = weights_digest(model)
-            if got != card.weights_digest:
-                raise TicketpackError(
-                    f"weights digest {got[:12]}… does not match the card's {card.weights_digest[:12]}…: "
-                    "the weights were changed after export"
-                )
-            return f"sha256 {got[:12]}… matches"
-
-        run("weights digest", digest)
-        run("sparsity", lambda: _check_sparsity(model, card))
-        run("card figures", lambda: _check_card_figures(card))
-        run("onnxruntime version", lambda: _check_runtime_version(card, model))
-
-    def ort_load() -> str:
-        session, used = make_session(path, provider, threads)
-        state["session"] = session
-        return f"loaded on {used}"
-
-    if run("onnxruntime load", ort_load):
-        session = state["session"]
-
-        def smoke() -> str:
-            graph_in = session.get_inputs()[0]
-            x = smoke_batch(card, _graph_input(model) if card is None else None)
-            out_name = card.output_name if card is not None else session.get_outputs()[0].name
-            y = session.run([out_name], {graph_in.name: x})[0]
-            n_classes = len(card.label_names) if card is not None else None
-            if y.ndim != 2 or y.shape[0] != x.shape[0] or (n_classes is not None and y.shape[1] != n_classes):
-                raise TicketpackError(f"output shape {y.shape}, expected ({x.shape[0]}, {n_classes or 'classes'})")
-            if not np.isfinite(y).all():
-                raise TicketpackError("the output holds NaN or infinite values")
-            return f"batch of {x.shape[0]} → {out_name} {tuple(y.shape)}, finite"
-
-        run("smoke inference", smoke)
-
+        checks.run("key signature", lambda: verify_file(path, verifier))
+    model = checks.produce("onnx file", lambda: _parse(path))
+    if model is None:
+        return checks.report(path, strict)
+    checks.run("onnx checker", lambda: _checker(model))
+    card = checks.produce("card", lambda: _read_card(model, path))
+    if card is not None:
+        _check_against_card(checks, model, card)
+    session = checks.produce("onnxruntime load", lambda: _load(path, provider, threads))
+    if session is not None:
+        checks.run("smoke inference", lambda: _smoke(session, model, card))
     if strict:
-        def parity() -> str:
-            if card is None:
-                raise TicketpackError("no card, so no recorded parity")
-            p = card.parity
-            if p is None:
-                raise TicketpackError("the card records no parity check against PyTorch (export with parity checking)")
-            if p.min_argmax_agreement is not None:  # int8: the float graph is held to atol, predictions to agreement
-                if p.float_max_abs_diff is None or p.float_max_abs_diff > p.atol:
-                    raise TicketpackError(f"float graph |ORT - PyTorch| = {p.float_max_abs_diff} not within atol {p.atol:.0e}")
-                if p.argmax_agreement < p.min_argmax_agreement:
-                    raise TicketpackError(f"int8 predictions agree with PyTorch on {p.argmax_agreement:.1%}, "
-                                          f"below the required {p.min_argmax_agreement:.0%}")
-                return (f"int8: float graph max |ORT - PyTorch| {p.float_max_abs_diff:.1e} ≤ atol {p.atol:.0e}; "
-                        f"{p.argmax_agreement:.1%} argmax agreement on {p.examples} examples")
-            if p.max_abs_diff > p.atol:
-                raise TicketpackError(f"max |ORT - PyTorch| = {p.max_abs_diff:.2e} exceeds atol {p.atol:.0e}")
-            if p.argmax_agreement < 1.0:
-                raise TicketpackError(f"only {p.argmax_agreement:.2%} of predicted classes agree with PyTorch")
-            return f"max |ORT - PyTorch| {p.max_abs_diff:.1e} ≤ atol {p.atol:.0e} on {p.examples} examples"
+        checks.run("parity (strict)", lambda: _check_parity(card))
+    return checks.report(path, strict)
 
-        run("parity (strict)", parity)
-    return done()
+
+def _existing_file(path: Path) -> Path:
+    if not path.exists():
+        raise TicketpackError(f"model file not found: {path}")
+    if not path.is_file():
+        raise TicketpackError(f"{path} is not a file")
+    return path
+
+
+class _Checks:
+    """The checks run so far, each a name, a verdict and a line; a check that raises has failed."""
+
+    def __init__(self) -> None:
+        self.checks: list[Check] = []
+
+    def run(self, name: str, fn: Callable[[], str]) -> bool:
+        """Run a check that returns its detail line; whether it passed."""
+        return self.produce(name, lambda: (fn(), True)) is not None
+
+    def produce(self, name: str, fn: Callable[[], tuple[str, T]]) -> T | None:
+        """Run a check that returns its detail line and what it opened (the model, the card, a session); that, or
+        None when it failed."""
+        try:
+            detail, value = fn()
+        except TicketpackError as exc:
+            self.checks.append(Check(name=name, passed=False, detail=str(exc)))
+            return None
+        except Exception as exc:  # onnx/ORT raise many types for a damaged model; each is a failed check here
+            self.checks.append(Check(name=name, passed=False, detail=f"{type(exc).__name__}: {_first_line(exc)}"))
+            return None
+        self.checks.append(Check(name=name, passed=True, detail=detail))
+        return value
+
+    def report(self, path: Path, strict: bool) -> ValidationReport:
+        return ValidationReport(
+            ticketpack_version=__version__, path=str(path), strict=strict,
+            passed=all(c.passed for c in self.checks) and bool(self.checks), checks=self.checks,
+        )
+
+
+def _parse(path: Path) -> tuple[str, onnx.ModelProto]:
+    data = path.read_bytes()
+    if not data:
+        raise TicketpackError("the file is empty")
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception:
+        raise TicketpackError("not an ONNX model (the protobuf does not parse: truncated or another format)") from None
+    if model.ir_version <= 0 or not model.graph.node:
+        raise TicketpackError("not an ONNX model (no IR version or no graph nodes)")
+    opset = max((o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')), default='?')
+    return f"ONNX IR {model.ir_version}, opset {opset}, {len(data):,} bytes", model
+
+
+def _checker(model: onnx.ModelProto) -> str:
+    onnx.checker.check_model(model, full_check=True)
+    return "onnx.checker full check passed"
+
+
+def _read_card(model: onnx.ModelProto, path: Path):
+    text = card_json(model)
+    if text is None:
+        raise TicketpackError(
+            f"no ticketpack card (metadata_props[{CARD_KEY!r}]): this file was not written by `ticketpack export`"
+        )
+    card = parse_card(text, str(path))
+    return f"schema v{card.schema_version}, {card.model.name}, {card.export.format}, {len(card.label_names)} labels", card
+
+
+def _check_against_card(checks: _Checks, model: onnx.ModelProto, card) -> None:
+    """The graph's signature, its weights' digest and sparsity, the card's own figures, this onnxruntime."""
+    checks.run("signature", lambda: _check_signature(model, card))
+    checks.run("weights digest", lambda: _check_digest(model, card))
+    checks.run("sparsity", lambda: _check_sparsity(model, card))
+    checks.run("card figures", lambda: _check_card_figures(card))
+    checks.run("onnxruntime version", lambda: _check_runtime_version(card, model))
+
+
+def _check_digest(model: onnx.ModelProto, card) -> str:
+    got = weights_digest(model)
+    if got != card.weights_digest:
+        raise TicketpackError(
+            f"weights digest {got[:12]}… does not match the card's {card.weights_digest[:12]}…: "
+            "the weights were changed after export"
+        )
+    return f"sha256 {got[:12]}… matches"
+
+
+def _load(path: Path, provider: str, threads: int | None):
+    session, used = make_session(path, provider, threads)
+    return f"loaded on {used}", session
+
+
+def _smoke(session, model: onnx.ModelProto, card) -> str:
+    graph_in = session.get_inputs()[0]
+    x = smoke_batch(card, _graph_input(model) if card is None else None)
+    out_name = card.output_name if card is not None else session.get_outputs()[0].name
+    y = session.run([out_name], {graph_in.name: x})[0]
+    n_classes = len(card.label_names) if card is not None else None
+    if y.ndim != 2 or y.shape[0] != x.shape[0] or (n_classes is not None and y.shape[1] != n_classes):
+        raise TicketpackError(f"output shape {y.shape}, expected ({x.shape[0]}, {n_classes or 'classes'})")
+    if not np.isfinite(y).all():
+        raise TicketpackError("the output holds NaN or infinite values")
+    return f"batch of {x.shape[0]} → {out_name} {tuple(y.shape)}, finite"
+
+
+def _check_parity(card) -> str:
+    if card is None:
+        raise TicketpackError("no card, so no recorded parity")
+    p = card.parity
+    if p is None:
+        raise TicketpackError("the card records no parity check against PyTorch (export with parity checking)")
+    if p.min_argmax_agreement is not None:  # int8: the float graph is held to atol, predictions to agreement
+        if p.float_max_abs_diff is None or p.float_max_abs_diff > p.atol:
+            raise TicketpackError(f"float graph |ORT - PyTorch| = {p.float_max_abs_diff} not within atol {p.atol:.0e}")
+        if p.argmax_agreement < p.min_argmax_agreement:
+            raise TicketpackError(f"int8 predictions agree with PyTorch on {p.argmax_agreement:.1%}, "
+                                  f"below the required {p.min_argmax_agreement:.0%}")
+        return (f"int8: float graph max |ORT - PyTorch| {p.float_max_abs_diff:.1e} ≤ atol {p.atol:.0e}; "
+                f"{p.argmax_agreement:.1%} argmax agreement on {p.examples} examples")
+    if p.max_abs_diff > p.atol:
+        raise TicketpackError(f"max |ORT - PyTorch| = {p.max_abs_diff:.2e} exceeds atol {p.atol:.0e}")
+    if p.argmax_agreement < 1.0:
+        raise TicketpackError(f"only {p.argmax_agreement:.2%} of predicted classes agree with PyTorch")
+    return f"max |ORT - PyTorch| {p.max_abs_diff:.1e} ≤ atol {p.atol:.0e} on {p.examples} examples"

@@ -26,8 +26,9 @@ def load_manifest(root: Path) -> TicketManifest:
                           "create one with `ticketpack search`")
 
 
-class Ticket:
-    """A loaded ticket: its manifest plus accessors for θ0, θk and each round's mask and trained weights."""
+class TicketFiles:
+    """A ticket directory's stored tensors: θ0, θk and each round's mask and trained weights, every file checked
+    against the sha256 its manifest records."""
 
     def __init__(self, root: Path, manifest: TicketManifest) -> None:
         self.root = Path(root)
@@ -35,7 +36,8 @@ class Ticket:
         self._kept: dict[str, dict[str, torch.Tensor]] | None = None
 
     @classmethod
-    def load(cls, root: Path, require_complete: bool = True) -> "Ticket":
+    def load(cls, root: Path, require_complete: bool = True):
+        """The ticket in ``root``, its files verified; an unfinished one refused unless not ``require_complete``."""
         manifest = load_manifest(root)
         if require_complete and manifest.status != "complete":
             raise TicketpackError(f"ticket {root} is unfinished; continue it with `ticketpack search --resume --out {root}`")
@@ -59,7 +61,7 @@ class Ticket:
             if sha256_file(path) != f.sha256:
                 raise TicketpackError(f"ticket {self.root}: {f.path} fails its sha256 check (changed or truncated)")
 
-    def keep_loaded(self) -> "Ticket":
+    def keep_loaded(self):
         """From now on, read each tensor file once and hand out the same tensors again (for a transfer worker that
         starts dozens of jobs from the same θk and masks): callers must then not change them in place."""
         if self._kept is None:
@@ -96,6 +98,11 @@ class Ticket:
 
     def trained_state(self, r: int) -> dict[str, torch.Tensor]:
         return self._tensors(self.record(r).weights_file)
+
+
+class Ticket(TicketFiles):
+    """A loaded ticket: its stored tensors (:class:`TicketFiles`) and the model they belong to: built fresh, its
+    unit structure, the mask it trains with, its levels and its data."""
 
     def build_model(self, allow_changed_model: bool = False) -> nn.Module:
         """A fresh model of the ticket's architecture (weights still to be loaded).

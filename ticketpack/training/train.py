@@ -301,6 +301,12 @@ def train(
         feed.close()  # stops the loader's workers when training ends early
     model.load_state_dict(best[2])
     test = accuracy(model, data.test, workers=workers, bf16=bf16)
+    return _result(best, test, steps, captured, device, time.perf_counter() - start)
+
+
+def _result(best: tuple[float, int, dict[str, torch.Tensor]], test: float, steps: int,
+            captured: dict[str, torch.Tensor] | None, device: torch.device, seconds: float) -> TrainResult:
+    """The best-validation weights (and the captured θk) on the CPU, with their figures."""
     on_cpu = device.type == "cpu"
     return TrainResult(
         state=best[2] if on_cpu else {k: v.cpu() for k, v in best[2].items()},
@@ -308,6 +314,6 @@ def train(
         test_accuracy=test,
         best_iteration=best[1],
         iterations=steps,
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
         captured=captured if on_cpu or captured is None else {k: v.cpu() for k, v in captured.items()},
     )

@@ -4,9 +4,11 @@ the run's ``plan.json``."""
 from __future__ import annotations
 
 import re
-from typing import Literal
+import types
+import typing
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from ticketpack.training.config import TrainConfig
 
@@ -14,33 +16,41 @@ DEFAULT_INITS = ("ticket", "random-reinit", "finetune", "random-mask", "dense")
 _LEVEL = re.compile(r"^\s*(\d+|\d+(\.\d+)?%)\s*$")
 
 
-class TrainOverrides(BaseModel):
-    """Training options that replace the ticket's own; unset ones keep the ticket's values."""
+class _TrainOverrides(BaseModel):
+    """Training options that replace the ticket's own: every field of the training config, each optional; unset
+    ones keep the ticket's values."""
+
+    # The fields are TrainConfig's, made from them below (:func:`_overrides_of`): one added to TrainConfig can be
+    # overridden at once, with its own type, bounds and description.
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    optimizer: Literal["sgd", "adam", "adamw"] | None = Field(None, description="Optimizer (SGD uses `momentum`).")
-    lr: float | None = Field(None, gt=0, description="Learning rate.")
-    momentum: float | None = Field(None, ge=0, lt=1, description="SGD momentum.")
-    weight_decay: float | None = Field(None, ge=0, description="Weight decay (decoupled for AdamW).")
-    batch_size: int | None = Field(None, ge=1, description="Examples per optimizer step.")
-    epochs: int | None = Field(None, ge=1, description="Passes over the target training split.")
-    iterations: int | None = Field(None, ge=1, description="Train for exactly this many steps instead of epochs.")
-    schedule: Literal["constant", "step", "cosine"] | None = Field(None, description="Learning-rate schedule.")
-    warmup_steps: int | None = Field(None, ge=0, description="Steps of linear learning-rate warm-up.")
-    device: str | None = Field(None, pattern=r"^(auto|cpu|cuda(:\d+)?)$",
-                               description="Where to train: auto, cpu, cuda or cuda:N.")
-    precision: Literal["fp32", "bf16"] | None = Field(None, description="bf16: bfloat16 autocast where native.")
-    deterministic: bool | None = Field(None, description="Deterministic kernels (repeatable GPU runs).")
-    loader_workers: int | None = Field(
-        None, ge=0, le=64, description="Worker processes that read batches of streamed data (image folders, dataset "
-        "objects); in-memory data ignores it.")
 
     def apply(self, base: TrainConfig) -> TrainConfig:
         update = self.model_dump(exclude_none=True)
         if "epochs" in update and "iterations" not in update:
             update["iterations"] = None  # an explicit epoch count wins over the ticket's step count
         return TrainConfig.model_validate({**base.model_dump(), **update})
+
+
+def _overrides_of(model: type[BaseModel]) -> dict[str, Any]:
+    """Each field of ``model`` as an optional one: the same type, bounds and description, default None (unset)."""
+    fields: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        annotation = field.annotation if _allows_none(field.annotation) else field.annotation | None
+        if field.metadata:
+            annotation = Annotated[annotation, *field.metadata]
+        fields[name] = (annotation, Field(None, description=field.description))
+    return fields
+
+
+def _allows_none(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in typing.get_args(annotation)
+
+
+TrainOverrides = create_model(
+    "TrainOverrides", __base__=_TrainOverrides, __module__=__name__, __doc__=_TrainOverrides.__doc__,
+    **_overrides_of(TrainConfig),
+)
 
 
 class TransferConfig(BaseModel):

@@ -16,7 +16,6 @@ from ticketpack.errors import TicketpackError
 from ticketpack.fileio import atomic_path, atomic_write_text, read_model, read_versioned, write_model
 from ticketpack.stats import binomial_se, excludes_zero, t_interval
 from ticketpack.transfer import layout
-from ticketpack.transfer.pooling import RESOLVED
 from ticketpack.transfer.records import (
     PLAN_SCHEMA_VERSION,
     Cell,
@@ -27,6 +26,16 @@ from ticketpack.transfer.records import (
     TransferReport,
 )
 from ticketpack.transfer.strategies import ordered
+from ticketpack.transfer.tables import (  # noqa: F401 (fmt_interval, cost_note: read from here by the examples)
+    accuracy_table,
+    cost_note,
+    cost_table_of,
+    fmt_interval,
+    fmt_pct,
+    paired_table_of,
+    pct,
+    to_markdown,
+)
 from ticketpack.version import __version__
 
 CSV_COLUMNS = list(JobResult.model_fields)
@@ -260,11 +269,6 @@ def csv_text(results: list[JobResult]) -> str:
     return buf.getvalue()
 
 
-def _pct(x: float) -> str:
-    p = 100 * x
-    return f"{p:.0f}" if p >= 99.5 or p == round(p) else (f"{p:.1f}" if p >= 1 else f"{p:.2f}")
-
-
 def _cost_label(report: TransferReport, init: str) -> str:
     """``ticket (2.1 s/model)``, ``target-ticket (2.0 s/model + 41 s search)``: the legend shows the cost."""
     cost = next((c for c in report.costs if c.init == init), None)
@@ -307,7 +311,7 @@ def plot(report: TransferReport, path: Path) -> None:
         ax.set_xlim(hi * 1.25, lo / 1.25)  # reversed: 100% on the left, sparser to the right
         ax.xaxis.set_major_locator(FixedLocator(sorted(xs_all)))
         ax.xaxis.set_minor_locator(NullLocator())
-        ax.set_xticklabels([_pct(x / 100) for x in sorted(xs_all)])
+        ax.set_xticklabels([pct(x / 100) for x in sorted(xs_all)])
     ax.set_xlabel("% of weights remaining (log scale)")
     ax.set_ylabel(f"test accuracy on {report.target} (%)")
     n = max((c.n for c in [*report.cells, *([report.dense] if report.dense else [])]), default=0)
@@ -328,96 +332,34 @@ def plot(report: TransferReport, path: Path) -> None:
 
 
 def markdown_table(report: TransferReport) -> str:
-    """Target test accuracy (%), mean ± std over seeds: one row per level, one column per strategy, dense below;
-    then the paired differences, the training cost per strategy and the warnings."""
-    inits = [i for i in ordered(report.inits) if any(c.init == i for c in report.cells)]
-    lines = [
-        "| level | weights remaining | " + " | ".join(inits) + " |",
-        "| ---: | ---: |" + " ---: |" * len(inits),
-    ] if inits else []
-    for level in sorted({c.level for c in report.cells}):
-        row = {c.init: c for c in report.cells if c.level == level}
-        wr = (row.get("ticket") or next(iter(row.values()))).weights_remaining
-        vals = [fmt_pct(row[i].target_test_mean, row[i].target_test_std) if i in row else "" for i in inits]
-        lines.append(f"| {level} | {_pct(wr)}% | " + " | ".join(vals) + " |")
-    if report.dense is not None:
-        d = report.dense
-        lines += [""] if lines else []
-        lines.append(f"dense (no mask, 100% weights): {fmt_pct(d.target_test_mean, d.target_test_std)} over {d.n} seeds")
+    """The report in markdown: the accuracy table (target test accuracy (%), mean ± std over seeds, one row per
+    level, one column per strategy, the dense reference in its caption); what the split can resolve; the paired
+    differences, the training cost per strategy and the warnings. The tables are :mod:`ticketpack.transfer.tables`'."""
+    lines = [to_markdown(accuracy_table(report))] if report.cells else []
     if report.target_test_n:
         se = binomial_se(report.dense.target_test_mean if report.dense else 0.5, report.target_test_n)
-        lines += ["", f"Mean ± std over seeds. Test split: {report.target_test_n} examples, so one accuracy has a "
-                  f"standard error of {100 * se:.1f} points from the split alone; on another split of that size two "
-                  f"models could differ by up to {100 * (report.resolvable_difference or 0):.1f} points by chance (95%)."]
+        lines += ["", (f"Test split: {report.target_test_n} examples, so one accuracy has a standard error of "
+                       f"{100 * se:.1f} points from the split alone; on another split of that size two models could "
+                       f"differ by up to {100 * (report.resolvable_difference or 0):.1f} points by chance (95%).")]
     if report.last_evaluation_best is not None:
-        lines += ["", f"{100 * report.last_evaluation_best:.0f}% of the {len(report.results)} models were best at "
-                  "their last evaluation (still improving when training stopped)."]
+        lines += ["", (f"{100 * report.last_evaluation_best:.0f}% of the {len(report.results)} models were best at "
+                       "their last evaluation (still improving when training stopped).")]
     if report.paired:
         lines += ["", paired_table(report.paired)]
     if report.costs:
         lines += ["", cost_table(report)]
     lines += [f"\n**warning:** {w}" for w in report.warnings]
-    return "\n".join(lines) + "\n"
-
-
-def fmt_interval(p: PairedDifference) -> str:
-    """``+1.2 [-0.8, +3.1]`` in points (no interval from one pair)."""
-    if p.low is None:
-        return f"{100 * p.mean:+.1f}"
-    return f"{100 * p.mean:+.1f} [{100 * p.low:+.1f}, {100 * p.high:+.1f}]"
+    return "\n".join(lines).lstrip("\n") + "\n"
 
 
 def paired_table(paired: list[PairedDifference]) -> str:
-    """``reference − other`` (points), mean and 95% interval over the pairs, one row per level."""
-    others = ordered(p.other for p in paired)
-    ref = paired[0].reference
-    lines = [f"Paired differences in points, {ref} − other (mean [95% t-interval] over {max(p.n for p in paired)} "
-             "seed pairs; * resolved: the interval excludes 0):", "",
-             "| level | weights remaining | " + " | ".join(f"{ref} − {o}" for o in others) + " |",
-             "| ---: | ---: |" + " ---: |" * len(others)]
-    for level in sorted({p.level for p in paired}):
-        row = {p.other: p for p in paired if p.level == level}
-        wr = next(iter(row.values())).weights_remaining
-        vals = [(fmt_interval(row[o]) + (RESOLVED if row[o].resolved else "")) if o in row else "" for o in others]
-        lines.append(f"| {level} | {_pct(wr)}% | " + " | ".join(vals) + " |")
-    return "\n".join(lines)
-
-
-def _cpu(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds:.2f}"
-
-
-def cost_note(report: TransferReport) -> str:
-    """What the cost figures cover: threads, the machine's load, the workers' start-up left out."""
-    threads = {c.threads for c in report.costs} - {None}
-    m = report.machine
-    parts = [f"{threads.pop()} torch thread(s) per job" if len(threads) == 1 else "threads per job vary"]
-    if m.get("load_mean") is not None:
-        parts.append(f"{m.get('cores')} cores, 1-minute load {m['load_mean']:.1f} on average (at most "
-                     f"{m['load_max']:.1f}) while the jobs ran")
-    startup = next((c.startup_seconds for c in report.costs if c.startup_seconds is not None), None)
-    if startup is not None:
-        parts.append(f"a worker's first job took {startup:+.1f} s longer than the others (its start-up), and is left "
-                     "out of the per-model figures")
-    return "; ".join(parts) + "."
+    """``reference − other`` (points), mean and 95% interval over the pairs, one row per level, in markdown."""
+    return to_markdown(paired_table_of(paired))
 
 
 def cost_table(report: TransferReport) -> str:
-    """Training cost per strategy: steps, wall and CPU seconds per trained model, plus any search it needs first."""
-    lines = ["| strategy | models trained | steps per model | seconds per model | CPU-seconds per model | "
-             "search first (steps, s, CPU-s) |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for c in report.costs:
-        search = (f"{c.search_iterations:,}, {c.search_seconds:.1f}, {_cpu(c.search_cpu_seconds)}"
-                  if c.search_iterations else "none")
-        lines.append(f"| {c.init} | {c.jobs} | {c.iterations_mean:.0f} | {c.seconds_mean:.2f} | "
-                     f"{_cpu(c.cpu_seconds_mean)} | {search} |")
-    lines += ["", cost_note(report)]
-    if report.source_search is not None:
-        s = report.source_search
-        lines.append(f"\nThe source ticket's own search ({s.search_iterations:,} steps, {s.search_seconds:.1f} s, "
-                     f"{_cpu(s.search_cpu_seconds)} CPU-s, setup included) is paid once and shared by every target it "
-                     "is transferred to; a target-ticket pays its search again in every target domain.")
-    return "\n".join(lines)
+    """Training cost per strategy in markdown: steps, wall and CPU seconds per model, any search it needs first."""
+    return to_markdown(cost_table_of(report))
 
 
 def render(root: Path) -> TransferReport:
@@ -432,8 +374,3 @@ def render(root: Path) -> TransferReport:
     plot(report, layout.plot(root))
     write_model(layout.report(root), report)
     return report
-
-
-def fmt_pct(mean: float, std: float, sep: str = " ± ") -> str:
-    """An accuracy and its spread in percent: ``81.2 ± 1.3``."""
-    return f"{100 * mean:.1f}{sep}{100 * std:.1f}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,13 @@ from ticketpack.data.base import DomainData
 from ticketpack.data.domain import FeatureCache
 from ticketpack.data.registry import DATASETS
 from ticketpack.errors import FieldError, TicketpackError
-from ticketpack.training.device import check_precision, resolve_device
+from ticketpack.events import Event
 from ticketpack.fileio import check_output_dir, read_model, sha256_file, write_model
 from ticketpack.models.scope import torch_scope
 from ticketpack.models.tensors import load_tensors
 from ticketpack.pruning.mask import Mask, from_file
 from ticketpack.search import SearchConfig, Ticket
+from ticketpack.training.device import check_precision, resolve_device
 from ticketpack.transfer import layout
 from ticketpack.transfer.config import TransferConfig
 from ticketpack.transfer.executors import Executor, open_executor
@@ -42,10 +43,10 @@ __all__ = ["JobResult", "TransferEvent", "TransferPlan", "TransferRun", "run_tra
 
 
 @dataclass
-class TransferEvent:
+class TransferEvent(Event):
     """Progress of a run: ``kind`` is "planned" (``done`` of ``total`` jobs already finished) or "job_end"."""
 
-    kind: str
+    stage: str = field(default="transfer", kw_only=True)
     done: int
     total: int
     job: Job | None = None
