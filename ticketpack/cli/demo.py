@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ticketpack.cli.common import JsonOpt, err, out, pct, print_json
@@ -46,7 +47,8 @@ def demo_cmd(
     if json_out:
         print_json(summary)
         return
-    err.print(f"[dim]level {summary.level}: {summary.level_reason}[/]")
+    reason = summary.level_reason.replace("`level`", "`ticketpack export --level`")  # the demo has no --level
+    err.print(f"[dim]level {summary.level}: {escape(reason)}[/]")
     table = Table(title=f"digits clean → {cfg.target}: exports vs the dense export, ONNX Runtime CPU, "
                         f"{summary.threads} thread(s); × columns: ratio to dense, lower is better")
     for col in ("export", "weights", "accuracy", "Δ pts", "size", "size×", "p50 b1×", "p50 b256×"):
