@@ -1,5 +1,8 @@
-"""Export tickets to ONNX with an embedded model card.
+"""Export a ticket, a transfer run's model or a checkpoint to ONNX with an embedded model card.
 
-``card`` (the ModelCard) is torch- and onnx-free; ``cardio.read_card`` and ``digest.weights_digest`` need only
-``onnx``; ``exporter.export_model`` (torch) builds, checks and writes the file.
+``sources`` says what a ticket directory or transfer run holds and which level to export; ``prepared`` loads it
+into a torch model with its mask; ``compact`` removes the pruned units; ``to_onnx`` runs ``torch.onnx.export`` by
+the route asked for; ``graphs`` checks the graph against the torch model; ``quantize`` calibrates static int8;
+``exporter.export_model`` does all of it and writes the file. The card itself, the stored formats and validation
+live in the torch-free :mod:`ticketpack.runtime`.
 """
