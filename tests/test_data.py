@@ -140,3 +140,21 @@ def test_docs_state_the_text_featurization_the_card_records():
     for needle in (BUCKET_RULE, "str.lower", "re.findall", "ngram_separator", "0xEDB88320", "pad_id"):
         assert needle in doc and (needle in FEATURIZATION or needle == BUCKET_RULE), needle
 
+
+
+def test_a_preprocessings_options_leave_out_what_it_only_states():
+    """A search pinned to a ticket's preprocessing (a transfer's target search) gets its options, not the fields that
+    only state the recipe or the training data's range: those change as ticketpack learns to say more, and a run
+    planned before must still resume."""
+    from ticketpack.data.kinds.image import ImagePreprocessing
+    from ticketpack.data.kinds.text import TextPreprocessing
+
+    text = TextPreprocessing()
+    assert {"featurization", "bucket_rule", "ngram_separator"} <= TextPreprocessing.stated_fields()
+    assert not TextPreprocessing.stated_fields() & set(text.options())
+    assert text.options()["num_buckets"] == text.num_buckets and "kind" not in text.options()
+    image = ImagePreprocessing(train_pixel_min=0.0, train_pixel_max=16.0)
+    assert {"train_pixel_min", "train_pixel_max"} <= ImagePreprocessing.stated_fields()
+    assert "train_pixel_min" not in image.options() and image.options()["pixel_max"] == image.pixel_max
+    rebuilt = ImagePreprocessing.model_validate({"kind": "image", **image.options()})  # the same transform, unstated
+    assert rebuilt == image.model_copy(update={"train_pixel_min": None, "train_pixel_max": None})
