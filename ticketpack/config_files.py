@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import FieldError, TicketpackError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -54,6 +54,34 @@ def _yaml_problem(exc: Exception) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
+
+
+def with_overrides(cls: type[M], config: M | None, overrides: dict[str, Any], what: str) -> M:
+    """The config a stage runs with: ``config`` (``cls()``'s defaults when None) with ``overrides`` of its fields,
+    validated by pydantic (``export_model(src, out, config, level=3)``: the override wins). A name that is not a field
+    of ``cls``, or a value it refuses, is a one-line :class:`FieldError` naming the field."""
+    if config is not None and not isinstance(config, cls):
+        raise FieldError(f"{what}: `config` must be a {cls.__name__}, not {type(config).__name__}", fields=["config"])
+    if not overrides:
+        return config if config is not None else _validated(cls, {}, what)
+    fields = type(config).model_fields if config is not None else cls.model_fields
+    for name in overrides:
+        if name not in fields:
+            close = difflib.get_close_matches(name, list(fields), n=1)
+            hint = f" (did you mean `{close[0]}`?)" if close else ""
+            raise FieldError(f"{what}: `{name}` is not an option{hint}; the {cls.__name__} fields are: "
+                             f"{', '.join(fields)}", fields=[name])
+    base = config.model_dump(exclude_unset=True) if config is not None else {}
+    return _validated(type(config) if config is not None else cls, {**base, **overrides}, what)
+
+
+def _validated(cls: type[M], data: dict[str, Any], what: str) -> M:
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"])
+        raise FieldError(validation_message(exc, f"invalid {what} options"), fields=[name] if name else []) from None
 
 
 def validation_message(exc: ValidationError, where: str) -> str:

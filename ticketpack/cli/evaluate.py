@@ -71,11 +71,7 @@ def evaluate_cmd(
         from ticketpack.fileio import check_writable_file
 
         check_writable_file(report_path, "report")  # before the evaluation runs, not after
-    report = evaluate_model(
-        model, dataset=cfg.dataset, domain=cfg.domain, data_file=cfg.data_file, baseline=cfg.baseline,
-        provider=cfg.provider, batch_sizes=cfg.batch_sizes, threads=cfg.threads, seed=cfg.split_seed, gates=cfg.gates,
-        latency_budget_s=cfg.latency_budget_s, on_event=status_printer(err, verbose),
-    )
+    report = evaluate_model(model, cfg, on_event=status_printer(err, verbose))
     if report_path is not None:
         from ticketpack.fileio import write_model
 

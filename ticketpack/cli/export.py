@@ -69,7 +69,7 @@ def export_cmd(
         check_writable_file(signature_path(out_path), "sign", force=force, what="the signature")
 
     with err.status("exporting", spinner="dots") as status:
-        result = export_model(source, out_path, **cfg.model_dump(), on_event=lambda e: status.update(e.message))
+        result = export_model(source, out_path, cfg, on_event=lambda e: status.update(e.message))
         if signing is not None:
             from ticketpack.runtime.signing import sign_file
 

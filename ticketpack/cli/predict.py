@@ -36,7 +36,7 @@ def predict_cmd(
     """Classify raw inputs with an exported model (ONNX Runtime only): a label and class probabilities per row."""
     from ticketpack.evaluate.predict import predict_rows
 
-    result = predict_rows(model, texts=texts or None, input_file=input_file, provider=cfg.provider, threads=cfg.threads)
+    result = predict_rows(model, texts=texts or None, input_file=input_file, config=cfg)
     if json_out:
         print_json(result)
         return

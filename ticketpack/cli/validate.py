@@ -29,7 +29,7 @@ def validate_cmd(
     inference; with --verify, its key signature."""
     from ticketpack.runtime.validate import validate_model
 
-    report = validate_model(model, strict=cfg.strict, verify=cfg.verify)
+    report = validate_model(model, cfg)
     if json_out:
         print_json(report)
     else:

@@ -9,8 +9,9 @@ tensors (preprocessing excluded) per batch size, interleaving model and baseline
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from ticketpack.errors import FieldError, TicketpackError
 from ticketpack.evaluate import gates as gates_mod
+from ticketpack.evaluate.config import EvaluateConfig
 from ticketpack.evaluate.latency import LatencyBudget, measure_interleaved
 from ticketpack.evaluate.memory import measure_in_subprocess
 from ticketpack.evaluate.report import (
@@ -174,42 +176,37 @@ def _split_note(result: ModelResult, data: _Data) -> str | None:
 
 def evaluate_model(
     model: Path | str,
-    dataset: str | None = None,
-    domain: str | None = None,
-    data_file: Path | str | None = None,
-    baseline: Path | str | None = None,
-    provider: str = "auto",
-    batch_sizes: Sequence[int] = (1, 32, 256),
-    threads: int | None = None,
-    seed: int | None = None,
-    gates: Gates | None = None,
-    latency_budget_s: float = 2.0,
-    on_event: OnEvent | None = None,
+    config: EvaluateConfig | None = None,
     *,
+    on_event: OnEvent | None = None,
     on_progress: Callable[[str], None] | None = None,
+    **overrides,
 ) -> EvaluationReport:
     """Measure ``model`` (and ``baseline``, interleaved) and check ``gates``; never raises for a failed gate:
     call ``report.raise_for_gates()`` for that. Input and usage problems raise :class:`TicketpackError`.
 
-    ``latency_budget_s`` bounds the timed runs per batch size (all models together). ``on_event`` is called with
-    ``Event("status", stage="evaluate", message=...)`` at each step; ``on_progress``, its deprecated name, is called
-    with the message alone.
+    ``config``: an :class:`EvaluateConfig` (default: its defaults); ``overrides``: any of its fields, which win over
+    ``config``'s (``evaluate_model(path, baseline="dense.onnx", threads=1)``; ``seed``, the deprecated name of
+    ``split_seed``, still works with a warning). ``latency_budget_s`` bounds the timed runs per batch size (all models
+    together). ``on_event`` is called with ``Event("status", stage="evaluate", message=...)`` at each step;
+    ``on_progress``, its deprecated name, is called with the message alone.
     """
     import onnxruntime as ort
 
+    cfg = _config(config, overrides)
     say = status(resolve_on_event(on_event, "evaluate", on_progress=on_progress), "evaluate")
-    gates = gates or Gates()
-    batch_sizes = gates_mod.parse_batch_sizes(batch_sizes)
-    _check_options(threads, latency_budget_s, gates, batch_sizes, baseline)
-    preds = _open_models(Path(model), None if baseline is None else Path(baseline), provider, threads, gates, say)
+    gates, threads, baseline = cfg.gates, cfg.threads, cfg.baseline
+    batch_sizes = gates_mod.parse_batch_sizes(cfg.batch_sizes)
+    _check_options(threads, cfg.latency_budget_s, gates, batch_sizes, baseline)
+    preds = _open_models(Path(model), baseline, cfg.provider, threads, gates, say)
     card = preds[0].card
-    data = _load_data(card, dataset, domain, Path(data_file) if data_file is not None else None, seed)
+    data = _load_data(card, cfg.dataset, cfg.domain, cfg.data_file, cfg.split_seed)
     where = data.data_file or f"{data.dataset}/{data.domain}/test (seed {data.seed})"
     say(f"accuracy on {where}: {len(data.y)} examples")
     inputs = [p.prepare(data.raw) for p in preds]  # each model's own card preprocesses the same raw rows
     predictions = [_predict_all(p, x) for p, x in zip(preds, inputs)]
     accuracies = [_accuracy(data.y, pr, list(card.label_names)) for pr in predictions]
-    latencies = _latencies(preds, inputs, len(data.y), batch_sizes, latency_budget_s, say)
+    latencies = _latencies(preds, inputs, len(data.y), batch_sizes, cfg.latency_budget_s, say)
     peaks = []
     for p in preds:
         say(f"peak memory of {p.path} (fresh process, batch {batch_sizes[-1]})")
@@ -227,6 +224,22 @@ def evaluate_model(
         model=results[0], baseline=baseline_result, comparison=comparison,
         notes=notes, gates=gate_results, passed=all(g.passed for g in gate_results),
     )
+
+
+def _config(config: EvaluateConfig | None, overrides: dict) -> EvaluateConfig:
+    """``config`` with the keyword overrides of its fields: ``seed`` (deprecated) is ``split_seed``, ``gates=None``
+    the default gates, and ``batch_sizes`` may be written ``"1,32,256"``."""
+    from ticketpack.config_files import with_overrides
+
+    if "seed" in overrides:
+        warnings.warn("`seed` is deprecated and will be removed in the next release: pass `split_seed`",
+                      DeprecationWarning, stacklevel=3)
+        overrides["split_seed"] = overrides.pop("seed")
+    if "gates" in overrides and overrides["gates"] is None:
+        del overrides["gates"]
+    if isinstance(overrides.get("batch_sizes"), str):
+        overrides["batch_sizes"] = list(gates_mod.parse_batch_sizes(overrides["batch_sizes"]))
+    return with_overrides(EvaluateConfig, config, overrides, "evaluate")
 
 
 def _check_options(threads: int | None, latency_budget_s: float, gates: Gates, batch_sizes: list[int],

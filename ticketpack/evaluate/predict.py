@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ticketpack.data.kinds import InputRangeWarning, OutOfRange
 from ticketpack.errors import FieldError, TicketpackError
+from ticketpack.evaluate.config import PredictConfig
+from ticketpack.events import OnEvent, resolve_on_event, status
 from ticketpack.runtime.predictor import empty_text_index, softmax
 
 _CHUNK = 1024
@@ -45,16 +47,27 @@ def predict_rows(
     model: Path | str,
     texts: Sequence[str] | None = None,
     input_file: Path | str | None = None,
-    provider: str = "auto",
-    threads: int | None = None,
+    config: PredictConfig | None = None,
+    *,
+    on_event: OnEvent | None = None,
+    **overrides,
 ) -> Predictions:
+    """A label and class probabilities per row of ``texts`` or of ``input_file``, by ``model`` on ONNX Runtime.
+
+    ``config``: a :class:`~ticketpack.evaluate.config.PredictConfig` (default: its defaults); ``overrides``: any of its
+    fields, which win over ``config``'s (``predict_rows(path, ["a text"], provider="cpu", threads=1)``). ``on_event``
+    is called with ``Event("status", stage="predict", message=...)`` ("opening ...", "predicting ... rows")."""
+    from ticketpack.config_files import with_overrides
     from ticketpack.runtime.predictor import load
 
+    config = with_overrides(PredictConfig, config, overrides, "predict")
+    say = status(resolve_on_event(on_event, "predict"), "predict")
     if texts and input_file is not None:
         raise FieldError("give texts or an `input_file`, not both")
     if not texts and input_file is None:
         raise FieldError("nothing to predict: give texts or an `input_file`")
-    pred = load(model, provider=provider, threads=threads)
+    say(f"opening {model}")
+    pred = load(model, provider=config.provider, threads=config.threads)
     prep = pred.card.preprocessing
     if texts:
         try:
@@ -67,6 +80,7 @@ def predict_rows(
     if (i := empty_text_index(raw)) is not None:  # training refuses such texts, so no prediction for them
         where = f"{input_file}: row {i + 1}" if input_file is not None else f"text {i + 1}"
         raise TicketpackError(f"{where} is empty or only whitespace: give some text to classify")
+    say(f"predicting {len(raw)} rows")
     chunks, checked = [], []
     for i in range(0, len(raw), _CHUNK):
         x, beyond = pred.prepare_checked(raw[i : i + _CHUNK])

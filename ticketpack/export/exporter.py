@@ -1,8 +1,9 @@
 """`ticketpack export`: a ticket (or a transferred model) → one ONNX file with its model card, checked before it is written.
 
-    from ticketpack.export.exporter import export_model
+    from ticketpack.export.exporter import ExportConfig, export_model
     result = export_model("tickets/demo", "model.onnx", level="10%", format="sparse")
     result.size_ratio, result.card.parity.max_abs_diff
+    # the same export: export_model("tickets/demo", "model.onnx", ExportConfig(level="10%", format="sparse"))
 
 Formats: ``dense`` (masked weights as ordinary initializers), ``compact`` (exact structured compaction: dead
 units, channels, embedding dimensions and input features removed, see :mod:`ticketpack.export.compact`) and
@@ -348,46 +349,25 @@ def _dense_bytes(prepared: Prepared, config: ExportConfig, route: str, card: Mod
 def export_model(
     source: Path | str,
     out: Path | str,
-    level: str | int | None = None,
-    init: str | None = None,
-    seed: int | None = None,
-    format: str = "compact",
-    quantize: str = "none",
-    opset: int = 17,
-    max_accuracy_drop: float = 1.0,
-    atol: float = 1e-4,
-    min_int8_agreement: float = 0.95,
-    max_static_int8_drop: float = 1.0,
-    calibration_samples: int = 256,
-    calibration_method: str = "minmax",
-    calibration_seed: int = 0,
-    threads: int | None = None,
-    route: str = "torchscript",
-    on_event: OnEvent | None = None,
-    allow_changed_model: bool = False,
-    model=None,
+    config: ExportConfig | None = None,
     *,
+    on_event: OnEvent | None = None,
+    model=None,
     on_stage: Callable[[str], None] | None = None,
+    **overrides,
 ) -> ExportResult:
     """Export a ticket directory or a transfer run to ``out`` (see the module docstring).
 
+    ``config``: an :class:`ExportConfig` (default: its defaults); ``overrides``: any of its fields, which win over
+    ``config``'s (``export_model(src, out, level=3, format="sparse")``).
     ``model``: the factory or ``nn.Module`` the ticket was searched with, when it was given as a Python object.
     ``on_event``: called with ``Event("status", stage="export", message=...)`` at each step ("loading", "building",
     "checking", "writing"); ``on_stage``, its deprecated name, is called with the message alone.
     """
-    from pydantic import ValidationError
-
-    from ticketpack.config_files import validation_message
+    from ticketpack.config_files import with_overrides
     from ticketpack.models.scope import torch_scope
 
-    try:
-        config = ExportConfig(level=level, init=init, seed=seed, format=format, quantize=quantize, opset=opset,
-                              max_accuracy_drop=max_accuracy_drop, atol=atol, min_int8_agreement=min_int8_agreement,
-                              max_static_int8_drop=max_static_int8_drop, calibration_samples=calibration_samples,
-                              calibration_method=calibration_method, calibration_seed=calibration_seed,
-                              threads=threads, route=route, allow_changed_model=allow_changed_model)
-    except ValidationError as exc:
-        raise TicketpackError(validation_message(exc, "invalid export options")) from None
+    config = with_overrides(ExportConfig, config, overrides, "export")
     check_out_path(Path(out))
     if model is not None:
         from ticketpack.export.sources import register_source_model

@@ -27,8 +27,10 @@ from onnx import numpy_helper
 from pydantic import BaseModel, ConfigDict
 
 from ticketpack.errors import GateFailed, TicketpackError
+from ticketpack.events import OnEvent, resolve_on_event, status
 from ticketpack.runtime.card import CARD_KEY, parse_card
 from ticketpack.runtime.cardio import card_json
+from ticketpack.runtime.config import ValidateConfig
 from ticketpack.runtime.digest import weights_digest
 from ticketpack.runtime.session import (
     TESTED_FLOOR,
@@ -236,20 +238,28 @@ def smoke_batch(card, graph_input: tuple[str, str, list[int | str]] | None = Non
     return np.zeros(shape, dtype=np.int64 if dtype == "int64" else np.float32)
 
 
-def validate_model(path: Path | str, strict: bool = False, provider: str = "cpu", threads: int | None = 1,
-                   verify: Path | str | None = None) -> ValidationReport:
+def validate_model(path: Path | str, config: ValidateConfig | None = None, *, provider: str = "cpu",
+                   threads: int | None = 1, on_event: OnEvent | None = None, **overrides) -> ValidationReport:
     """Check an exported ticketpack ONNX model. A missing path is a usage error (:class:`TicketpackError`);
     everything wrong *inside* the file is a failed check in the returned report.
 
-    ``verify``: an elliptic-curve public key (PEM); the file must then verify against its signature (``<model>.sig``,
-    written by ``ticketpack export --sign``). A missing `sign` extra or an unusable key is a usage error."""
+    ``config``: a :class:`~ticketpack.runtime.config.ValidateConfig` (default: its defaults); ``overrides``: any of
+    its fields, which win over ``config``'s (``validate_model(path, strict=True)``). ``verify``: an elliptic-curve
+    public key (PEM); the file must then verify against its signature (``<model>.sig``, written by ``ticketpack export
+    --sign``). A missing `sign` extra or an unusable key is a usage error. ``provider`` and ``threads``: where ONNX
+    Runtime loads and runs the file. ``on_event`` is called with ``Event("status", stage="validate", message=...)``
+    before each check (its name)."""
+    from ticketpack.config_files import with_overrides
+
+    config = with_overrides(ValidateConfig, config, overrides, "validate")
+    strict, verify = config.strict, config.verify
     path = _existing_file(Path(path))
     verifier = None
     if verify is not None:
         from ticketpack.runtime.signing import verifier as make_verifier
 
         verifier = make_verifier(verify)
-    checks = _Checks()
+    checks = _Checks(status(resolve_on_event(on_event, "validate"), "validate"))
     if verifier is not None:
         from ticketpack.runtime.signing import verify_file
 
@@ -280,8 +290,9 @@ def _existing_file(path: Path) -> Path:
 class _Checks:
     """The checks run so far, each a name, a verdict and a line; a check that raises has failed."""
 
-    def __init__(self) -> None:
+    def __init__(self, say: Callable[[str], None]) -> None:
         self.checks: list[Check] = []
+        self.say = say
 
     def run(self, name: str, fn: Callable[[], str]) -> bool:
         """Run a check that returns its detail line; whether it passed."""
@@ -290,6 +301,7 @@ class _Checks:
     def produce(self, name: str, fn: Callable[[], tuple[str, T]]) -> T | None:
         """Run a check that returns its detail line and what it opened (the model, the card, a session); that, or
         None when it failed."""
+        self.say(name)
         try:
             detail, value = fn()
         except TicketpackError as exc:

@@ -117,19 +117,26 @@ def _file(out: Path, path: Path, sha: str) -> TensorFile:
 
 
 def search(
-    config: SearchConfig,
+    config: SearchConfig | None,
     out: Path,
     resume: bool = False,
     force: bool = False,
     on_event: Callable[[SearchEvent], None] | None = None,
     model: Callable | torch.nn.Module | None = None,
+    **overrides,
 ) -> TicketManifest:
     """Find a ticket for ``config`` and write it to ``out``; return its manifest.
+
+    ``config``: a :class:`SearchConfig` (None: its defaults); ``overrides``: any of its fields, which win over
+    ``config``'s (``search(config, out, seed=1, prune={"rounds": 2})``: a nested field replaces the whole section).
 
     ``model``: a factory or an ``nn.Module`` to use instead of ``config.model.name`` (a notebook needs no file);
     the manifest records its ``module:qualname`` (or ``python:<name>`` when it cannot be imported elsewhere).
     Torch's thread count and global RNG state are the caller's again when it returns.
     """
+    from ticketpack.config_files import with_overrides
+
+    config = with_overrides(SearchConfig, config, overrides, "search")
     with torch_scope(config.threads):
         return _search(config, out, resume, force, on_event, model)
 

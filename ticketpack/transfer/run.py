@@ -259,7 +259,7 @@ def _register_ticket_model(ticket: Path, model, in_process: bool) -> None:
 
 
 def run_transfer(
-    config: TransferConfig,
+    config: TransferConfig | None,
     out: Path,
     resume: bool = False,
     force: bool = False,
@@ -270,6 +270,7 @@ def run_transfer(
     gpus_per_job: float = 0.0,
     on_event: Callable[[TransferEvent], None] | None = None,
     model: Callable | Any | None = None,
+    **overrides,
 ) -> TransferReport:
     """Re-train ``config.ticket`` on ``config.target`` under each strategy, level and seed; write the run to
     ``out`` (see :mod:`ticketpack.transfer.layout`) and return its report.
@@ -283,7 +284,13 @@ def run_transfer(
     Torch's thread count and global RNG state are the caller's again when it returns. Domains are featurized
     through the executor's :class:`~ticketpack.data.domain.FeatureCache`: an executor handed to several runs
     featurizes a domain they share once.
+
+    ``config``: a :class:`TransferConfig`; ``overrides``: any of its fields, which win over ``config``'s
+    (``run_transfer(config, out, seeds=2)``; with ``config=None`` they must include every required field).
     """
+    from ticketpack.config_files import with_overrides
+
+    config = with_overrides(TransferConfig, config, overrides, "transfer")
     with torch_scope():  # in-process jobs seed torch's global RNG (a fresh initialization, dropout)
         return _run_transfer(config, Path(out), resume, force, jobs, executor, ray_address, ray_timeout_s,
                              gpus_per_job, on_event, model)
