@@ -168,9 +168,9 @@ def export_prepared(prepared: Prepared, out: Path, config: ExportConfig, on_even
     ``on_event`` is called with ``Event("status", stage="export", message=...)`` ("building", "checking", "writing");
     ``on_stage`` is its deprecated name."""
     on_event = resolve_on_event(on_event, "export", on_stage=on_stage)
+    out = check_out_path(out)  # once, for whichever route writes the file
     if config.route != "auto":
         return _build_and_write(prepared, out, config, config.route, on_event)
-    check_out_path(out)
     start = time.perf_counter()
     try:
         return _build_and_write(prepared, out, config, "dynamo", on_event)
@@ -187,7 +187,6 @@ def _build_and_write(prepared: Prepared, out: Path, config: ExportConfig, route:
     """Build, check and write one format of a prepared selection through one torch.onnx route."""
     start = time.perf_counter()
     stage = status(on_event, "export")
-    out = check_out_path(out)
     sel = prepared.selection
     stage("building")
     built = _build(prepared, config, route)

@@ -4,7 +4,6 @@ before any work. Also what the card says of the prepared weights: their sparsity
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ticketpack.errors import TicketpackError
+from ticketpack.fileio import check_writable_file
 from ticketpack.runtime.card import LayerSparsity, Sparsity
 
 if TYPE_CHECKING:  # torch-side types, imported only when a function needs them
@@ -34,19 +34,10 @@ class Prepared:
 
 
 def check_out_path(out: Path) -> Path:
-    """Refuse an output path that cannot be written, before any work (and so before any partial file)."""
-    out = Path(out)
-    if out.exists() and out.is_dir():
-        raise TicketpackError(f"-o {out} is a directory; give a file path such as {out / 'model.onnx'}")
-    parent = out.parent
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise TicketpackError(f"cannot write {out}: {probe} is a file, not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise TicketpackError(f"cannot write {out}: directory {probe} is not writable")
-    return out
+    """Refuse an output path that cannot be written, before any work (and so before any partial file): the same
+    check as every output file (:func:`ticketpack.fileio.check_writable_file`), naming the argument ``out``."""
+    check_writable_file(Path(out), "out")
+    return Path(out)
 
 
 def prepare(source: Path, level=None, init=None, seed=None, max_accuracy_drop: float = 1.0,
