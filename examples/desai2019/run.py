@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import shutil
 import statistics
 import time
@@ -149,7 +148,8 @@ def cost_rows(reports: dict[tuple[str, str], list[TransferReport]]) -> tuple[lis
         search = f"{mean(d['search_s']):.1f}, {mean(d['search_cpu']):.1f}" if d["search_s"] else "none"
         lines.append(f"| {init} | {sum(d['models']):,.0f} | {mean(d['steps']):.0f} | {mean(d['s']):.2f} | "
                      f"{mean(d['cpu']):.2f} | {search} |")
-    note = (f"One torch thread per job, {os.cpu_count()} cores; the machine's 1-minute load averaged "
+    cores = max((r.machine["cores"] for runs in reports.values() for r in runs if r.machine.get("cores")), default=None)
+    note = (f"One torch thread per job, {cores} cores; the machine's 1-minute load averaged "
             f"{statistics.fmean(loads):.1f} (at most {max(loads):.1f}) while the jobs ran, so wall seconds run above "
             "CPU-seconds where other work shared the cores. " if loads else "")
     if startups:

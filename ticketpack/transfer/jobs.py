@@ -193,6 +193,7 @@ def run_train_job(ctx: JobContext, job: Job, first_in_worker: bool = False) -> J
         threads=torch.get_num_threads(),
         first_in_worker=first_in_worker,
         load_1min=round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        cores=os.cpu_count(),
         iterations=result.iterations,
         train_seed=train_seed,
         mask_sha256=masks.digest(start.mask) if start.mask is not None else None,

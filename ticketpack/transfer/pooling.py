@@ -28,14 +28,27 @@ class LevelPool:
     differences: dict[str, list[list[float]]] = field(default_factory=dict)  # reference − other, one list per run
 
 
-def _accuracy(results: dict[tuple[int, str, int], JobResult], dense: dict[str, dict[int, float]], level: int,
-              init: str, seed: int) -> float | None:
-    """A strategy's target test accuracy at ``level`` and ``seed``; a strategy trained without a mask has one
-    model per seed, at level 0, which every level compares with."""
-    if init in dense:
-        return dense[init].get(seed)
-    found = results.get((level, init, seed))
-    return found.target_test_accuracy if found is not None else None
+class SeedAccuracies:
+    """Target test accuracy of each (level, strategy, seed) of one run's results: what a run's report and a study's
+    tables pair. A strategy trained without a mask (``dense``) has one model per seed, at level 0, which every level
+    compares with."""
+
+    def __init__(self, results: list[JobResult]) -> None:
+        self._by = {(r.level, r.init, r.seed): r for r in results}
+        self._unmasked: dict[str, dict[int, float]] = {}
+        for r in results:
+            if r.mask_sha256 is None:
+                self._unmasked.setdefault(r.init, {})[r.seed] = r.target_test_accuracy
+
+    def result(self, level: int, init: str, seed: int) -> JobResult | None:
+        """The job of a masked strategy at ``level`` and ``seed``, if it finished."""
+        return self._by.get((level, init, seed))
+
+    def __call__(self, level: int, init: str, seed: int) -> float | None:
+        if init in self._unmasked:
+            return self._unmasked[init].get(seed)
+        found = self._by.get((level, init, seed))
+        return found.target_test_accuracy if found is not None else None
 
 
 def pool_level(runs: list[TransferReport], position: int, inits: list[str], reference: str = "ticket") -> LevelPool:
@@ -45,23 +58,19 @@ def pool_level(runs: list[TransferReport], position: int, inits: list[str], refe
                      differences={i: [] for i in inits if i != reference})
     for run in runs:
         level = run.levels[position]
-        results = {(r.level, r.init, r.seed): r for r in run.results}
-        dense: dict[str, dict[int, float]] = {}
-        for r in run.results:
-            if r.mask_sha256 is None:
-                dense.setdefault(r.init, {})[r.seed] = r.target_test_accuracy
+        accuracy = SeedAccuracies(run.results)
         cluster: dict[str, list[float]] = {o: [] for o in pool.differences}
         for seed in run.seeds:
             for init in inits:
-                if (acc := _accuracy(results, dense, level, init, seed)) is not None:
+                if (acc := accuracy(level, init, seed)) is not None:
                     pool.accuracies[init].append(acc)
-            ref = results.get((level, reference, seed))
+            ref = accuracy.result(level, reference, seed)
             if ref is None:
                 continue
             pool.weights.append(ref.weights_remaining)
-            for other in cluster:
-                if (acc := _accuracy(results, dense, level, other, seed)) is not None:
-                    cluster[other].append(ref.target_test_accuracy - acc)
+            for other, diffs in cluster.items():
+                if (acc := accuracy(level, other, seed)) is not None:
+                    diffs.append(ref.target_test_accuracy - acc)
         for other, diffs in cluster.items():
             pool.differences[other].append(diffs)
     return pool

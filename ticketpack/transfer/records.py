@@ -91,6 +91,7 @@ class JobResult(BaseModel):
         False, description="The first job its worker process ran: its time includes the process's one-time start-up "
         "(torch's first calls, first allocations), which cost summaries report apart.")
     load_1min: float | None = Field(None, description="The machine's 1-minute load average when the job finished.")
+    cores: int | None = Field(None, description="CPU cores of the machine the job ran on.")
     iterations: int = Field(0, description="Training steps run.")
     train_seed: int = Field(0, description="Seed of the data order (shared by every strategy of a seed index).")
     mask_sha256: str | None = Field(None, description="Content hash of the mask (None for dense).")

@@ -16,6 +16,7 @@ from ticketpack.errors import TicketpackError
 from ticketpack.fileio import atomic_path, atomic_write_text, read_model, read_versioned, write_model
 from ticketpack.stats import binomial_se, excludes_zero, t_interval
 from ticketpack.transfer import layout
+from ticketpack.transfer.pooling import SeedAccuracies
 from ticketpack.transfer.records import (
     PLAN_SCHEMA_VERSION,
     Cell,
@@ -157,11 +158,11 @@ def _costs(target_ticket: Path, results: list[JobResult]) -> list[StrategyCost]:
 
 
 def _machine(results: list[JobResult]) -> dict[str, float | int | None]:
-    """The machine's cores and its load while the jobs ran (from each job's 1-minute load average)."""
-    import os
-
+    """The machine's cores and its load while the jobs ran, as the jobs recorded them (not the machine that renders
+    the report)."""
     loads = [r.load_1min for r in results if r.load_1min is not None]
-    return {"cores": os.cpu_count(), "load_mean": round(statistics.fmean(loads), 2) if loads else None,
+    cores = [r.cores for r in results if r.cores is not None]
+    return {"cores": max(cores) if cores else None, "load_mean": round(statistics.fmean(loads), 2) if loads else None,
             "load_max": max(loads) if loads else None}
 
 
@@ -173,21 +174,16 @@ def last_evaluation_best(results: list[JobResult]) -> float | None:
 
 def _paired(cells: list[Cell], results: list[JobResult], reference: str = "ticket") -> list[PairedDifference]:
     """``reference − other`` per level and seed, for every other strategy run (dense: its one level-0 model)."""
-    acc = {(r.level, r.init, r.seed): r.target_test_accuracy for r in results}
-    dense = {r.seed: r.target_test_accuracy for r in results if r.mask_sha256 is None}
-    unmasked = {r.init for r in results if r.mask_sha256 is None}
+    accuracy = SeedAccuracies(results)
+    seeds = sorted({r.seed for r in results})
     out = []
     for cell in cells:
         if cell.init != reference:
             continue
-        others = ordered({r.init for r in results} - {reference})
-        for other in others:
-            pairs = []
-            for seed in sorted({r.seed for r in results}):
-                a = acc.get((cell.level, reference, seed))
-                b = dense.get(seed) if other in unmasked else acc.get((cell.level, other, seed))
-                if a is not None and b is not None:
-                    pairs.append((a, b))
+        for other in ordered({r.init for r in results} - {reference}):
+            pairs = [(a, b) for seed in seeds
+                     if (a := accuracy(cell.level, reference, seed)) is not None
+                     and (b := accuracy(cell.level, other, seed)) is not None]
             if pairs:
                 out.append(paired_difference(cell.level, cell.weights_remaining, reference, other, pairs))
     return out
@@ -229,6 +225,7 @@ def summarize(root: Path, plan: TransferPlan, results: list[JobResult]) -> Trans
     resolvable = 1.96 * math.sqrt(2) * se if se is not None else None
     pruned = [c for c in cells if c.init not in unmasked]
     paired = _paired(pruned, results)
+    last_best = last_evaluation_best(results)
     return TransferReport(
         ticketpack_version=__version__,
         run_dir=str(Path(root)),
@@ -252,9 +249,9 @@ def summarize(root: Path, plan: TransferPlan, results: list[JobResult]) -> Trans
         source_search=_search_cost(Path(plan.ticket), "source search"),
         target_test_n=test_n,
         resolvable_difference=resolvable,
-        last_evaluation_best=last_evaluation_best(results),
+        last_evaluation_best=last_best,
         machine=_machine(results),
-        warnings=_warnings(test_n, resolvable, paired, last_evaluation_best(results)),
+        warnings=_warnings(test_n, resolvable, paired, last_best),
         results=results,
         files={"csv": layout.results_csv(root).name, "plot": layout.plot(root).name},
     )

@@ -119,8 +119,9 @@ def cost_note(report: TransferReport) -> str:
     m = report.machine
     parts = [f"{threads.pop()} torch thread(s) per job" if len(threads) == 1 else "threads per job vary"]
     if m.get("load_mean") is not None:
-        parts.append(f"{m.get('cores')} cores, 1-minute load {m['load_mean']:.1f} on average (at most "
-                     f"{m['load_max']:.1f}) while the jobs ran")
+        cores = f"{m['cores']} cores, " if m.get("cores") is not None else ""
+        parts.append(f"{cores}1-minute load {m['load_mean']:.1f} on average (at most {m['load_max']:.1f}) while the "
+                     "jobs ran")
     startup = next((c.startup_seconds for c in report.costs if c.startup_seconds is not None), None)
     if startup is not None:
         parts.append(f"a worker's first job took {startup:+.1f} s longer than the others (its start-up), and is left "
