@@ -617,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime
     import torch
 
-    from ticketpack.fileio import atomic_write_text
+    from ticketpack.core.fileio import atomic_write_text
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

@@ -62,7 +62,7 @@ def models() -> dict[str, tuple[torch.nn.Module, torch.Tensor]]:
 
 
 def export_once(model, example, opset: int, route: str, x: np.ndarray, reference: np.ndarray) -> dict:
-    from ticketpack.errors import TicketpackError
+    from ticketpack.core.errors import TicketpackError
     from ticketpack.export.exporter import _graph, float_parity
 
     prunable = {n: p.detach().numpy() for n, p in model.named_parameters() if p.dim() >= 2}

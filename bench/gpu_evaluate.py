@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import onnxruntime
 
-    from ticketpack.fileio import atomic_write_text
+    from ticketpack.core.fileio import atomic_write_text
 
     rows = []
     for provider in args.providers:

@@ -23,9 +23,9 @@ import torch
 from ticketpack.data import SplitConfig, TextPreprocessing
 from ticketpack.data import get as get_dataset
 from ticketpack.models import ModelSpec, build
-from ticketpack.pruning.targets import parameters, prunable_names
 from ticketpack.pruning import mask as masks
 from ticketpack.pruning.strategies import prune
+from ticketpack.pruning.targets import parameters, prunable_names
 from ticketpack.training import TrainConfig, train
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mdsd"

@@ -127,8 +127,8 @@ def run_grid(specs: dict[str, dict], args) -> tuple[dict, list[str], dict]:
 
 def summarize(name: str, spec: dict, seed_dirs: dict[int, dict[str, str]]) -> dict:
     """Per round and mode: test accuracy over seeds, paired differences, cumulative training cost."""
+    from ticketpack.core.stats import binomial_se
     from ticketpack.search import load_manifest
-    from ticketpack.stats import binomial_se
     from ticketpack.transfer.report import paired_difference
 
     seeds = [s for s in SEEDS if all(k in seed_dirs[s] for k in ("checkpoint", *MODES))]

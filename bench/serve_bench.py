@@ -44,7 +44,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 import ticketpack
-from ticketpack.fileio import atomic_write_text, write_model
+from ticketpack.core.fileio import atomic_write_text, write_model
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

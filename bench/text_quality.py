@@ -24,12 +24,12 @@ from pathlib import Path
 
 import torch
 
+from ticketpack.core.stats import binomial_se, t_interval
 from ticketpack.data import SplitConfig, TextPreprocessing
 from ticketpack.data import get as get_dataset
 from ticketpack.data.text import collision_stats
 from ticketpack.models.fasttext import FastText
 from ticketpack.models.registry import DEFAULT_MODELS, recipe
-from ticketpack.stats import binomial_se, t_interval
 from ticketpack.training import TrainConfig, train
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mdsd"

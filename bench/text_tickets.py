@@ -27,9 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ticketpack.core.stats import binomial_se, t_interval  # noqa: E402
 from ticketpack.export.exporter import export_model  # noqa: E402
 from ticketpack.search import Ticket  # noqa: E402
-from ticketpack.stats import binomial_se, t_interval  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 

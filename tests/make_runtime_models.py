@@ -18,7 +18,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import text_config, tiny_config  # noqa: E402
 
-from ticketpack.export.exporter import ExportConfig, export_model, export_prepared, prepare  # noqa: E402
+from ticketpack.export.exporter import (  # noqa: E402
+    ExportConfig,
+    export_model,
+    export_prepared,
+    prepare,
+)
 from ticketpack.search import search  # noqa: E402
 
 FORMATS = [(f, q) for f in ("dense", "compact", "sparse") for q in ("none", "int8", "int8-static")]

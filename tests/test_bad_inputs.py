@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import forge_card
 from typer.testing import CliRunner
 
 from ticketpack.cli.app import app
-
-from conftest import forge_card
 
 CORPUS = Path(__file__).parent / "bad_inputs.txt"
 runner = CliRunner()

@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from ticketpack.cli.app import app
-from ticketpack.errors import TicketpackError
+from ticketpack.core.errors import TicketpackError
 
 runner = CliRunner()
 TINY = {"iterations": 20, "batch_size": 64}
@@ -172,8 +172,8 @@ def test_auto_is_the_cpu_here_and_the_manifest_says_so(tmp_path):
 
 def test_local_workers_take_gpus_in_turn(monkeypatch):
     """Worker i of `transfer --jobs N` makes GPU i mod count its current device (what `cuda` and `auto` mean there)."""
-    from ticketpack.transfer import executors
     from ticketpack.training.device import resolve_device
+    from ticketpack.transfer import executors
 
     chosen = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

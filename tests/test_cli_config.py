@@ -11,7 +11,7 @@ import typer.main
 from typer.testing import CliRunner
 
 from ticketpack.cli.app import app
-from ticketpack.config_files import build_config, dotted_keys, field_at, suggest
+from ticketpack.core.config_files import build_config, dotted_keys, field_at, suggest
 
 runner = CliRunner()
 GROUP = typer.main.get_command(app)

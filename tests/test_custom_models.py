@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 from typer.testing import CliRunner
 
 from ticketpack.cli.app import app
 from ticketpack.search import Ticket
-
-from conftest import FIXTURES
 
 runner = CliRunner()
 MODELS_PY = Path(__file__).resolve().parents[1] / "examples" / "custom_models" / "models.py"

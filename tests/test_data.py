@@ -6,12 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 
+from ticketpack.core.errors import TicketpackError
 from ticketpack.data import SplitConfig, TextPreprocessing, get
 from ticketpack.data.digits import LISTED_DOMAINS
-from ticketpack.errors import TicketpackError
-
-from conftest import FIXTURES
 
 
 @pytest.mark.parametrize("domain", LISTED_DOMAINS + ["rot90"])

@@ -7,15 +7,19 @@ import json
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 from typer.testing import CliRunner
 
 from ticketpack.cli.app import app
-from ticketpack.errors import GateFailed, TicketpackError
+from ticketpack.core.errors import GateFailed, TicketpackError
 from ticketpack.evaluate import EvaluationReport, Gates, evaluate_model
-from ticketpack.evaluate.latency import LatencyBudget, calls_per_run, measure_interleaved, median_ci_pct
+from ticketpack.evaluate.latency import (
+    LatencyBudget,
+    calls_per_run,
+    measure_interleaved,
+    median_ci_pct,
+)
 from ticketpack.export.exporter import export_model
-
-from conftest import FIXTURES
 
 runner = CliRunner()
 FAST = ["--threads", "1", "--batch-sizes", "1,16", "--latency-budget", "0.1"]

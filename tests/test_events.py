@@ -7,8 +7,8 @@ import warnings
 
 import pytest
 
-from ticketpack.errors import TicketpackError
-from ticketpack.events import Event, resolve_on_event
+from ticketpack.core.errors import TicketpackError
+from ticketpack.core.events import Event, resolve_on_event
 
 
 def _stages():

@@ -3,9 +3,8 @@ smaller, the card round-trips, raw text reaches the same logits through the file
 
 from __future__ import annotations
 
-import math
-
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +12,11 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from conftest import copy_with_schema_version, text_config, tiny_config
 from typer.testing import CliRunner
 
 from ticketpack.cli.app import app
-from ticketpack.errors import GateFailed
+from ticketpack.core.errors import GateFailed
 from ticketpack.export.compact import compact
 from ticketpack.export.exporter import (
     ExportConfig,
@@ -30,8 +30,6 @@ from ticketpack.runtime.cardio import read_card
 from ticketpack.runtime.digest import weights_digest
 from ticketpack.runtime.validate import validate_model
 from ticketpack.search import Ticket, search
-
-from conftest import copy_with_schema_version, text_config, tiny_config
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -319,7 +317,6 @@ CUSTOM = str(ROOT / "examples" / "custom_models" / "models.py")
 ], ids=lambda v: v.rpartition(":")[2] if isinstance(v, str) else None)
 def test_compact_graph_equals_the_masked_torch_model_for_every_architecture(name, options, kind):
     from ticketpack.data import ImagePreprocessing, TextPreprocessing
-    from ticketpack.export.compact import compact
     from ticketpack.export.exporter import _graph
     from ticketpack.models import ModelSpec, build, example_input
     from ticketpack.pruning import mask as masks
@@ -454,7 +451,9 @@ def test_not_a_ticket_exits_2(tmp_path):
 
 @pytest.fixture(scope="session")
 def transfer_run(digits_ticket, tmp_path_factory) -> Path:
-    from ticketpack import transfer  # part of ticketpack: a broken import must fail, not skip
+    from ticketpack import (
+        transfer,  # part of ticketpack: a broken import must fail, not skip
+    )
     out = tmp_path_factory.mktemp("transfer") / "run"
     cfg = transfer.TransferConfig.model_validate({
         "ticket": str(digits_ticket), "target": "rot15", "inits": ["ticket", "dense"], "levels": [2, 3],

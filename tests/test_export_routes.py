@@ -17,7 +17,7 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from ticketpack.errors import TicketpackError
+from ticketpack.core.errors import TicketpackError
 from ticketpack.export.exporter import _graph, export_model, float_parity
 from ticketpack.models.factory import resolve
 from ticketpack.models.registry import MODELS

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ticketpack.cli.app import app
-from ticketpack.errors import FieldError, GateFailed, TicketpackError, field
+from ticketpack.core.errors import FieldError, GateFailed, TicketpackError, field
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ticketpack"
 FLAG = re.compile(r"(?<![\w-])--[a-z]")
@@ -89,7 +89,7 @@ def test_a_gate_that_cannot_be_checked_names_the_gate_field_in_the_library_and_t
 
 
 def test_an_output_path_names_its_field_and_the_cli_its_flag(digits_ticket, tmp_path):
-    from ticketpack.fileio import check_output_dir, check_writable_file
+    from ticketpack.core.fileio import check_output_dir, check_writable_file
 
     taken = tmp_path / "taken"
     taken.mkdir()

@@ -1,4 +1,4 @@
-"""Huge pages for torch's large CPU tensors (ticketpack/hugepages.py): asked for unless the user said otherwise, and
+"""Huge pages for torch's large CPU tensors (ticketpack/core/hugepages.py): asked for unless the user said otherwise, and
 they take effect when asked before the first large tensor."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ticketpack.hugepages import ENV, prefer_huge_pages
+from ticketpack.core.hugepages import ENV, prefer_huge_pages
 
 THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
@@ -29,7 +29,7 @@ def test_a_large_tensor_lands_on_huge_pages_only_when_asked_before_torch_allocat
     pytest.importorskip("torch")
     script = (
         "import re, sys\n"
-        "from ticketpack.hugepages import prefer_huge_pages\n"
+        "from ticketpack.core.hugepages import prefer_huge_pages\n"
         "def huge(): return sum(map(int, re.findall(r'AnonHugePages:\\s+(\\d+)', open('/proc/self/smaps').read())))\n"
         "if sys.argv[1] == 'ask': prefer_huge_pages()\n"
         "import torch\n"

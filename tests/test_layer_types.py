@@ -8,18 +8,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import FIXTURES, tiny_config
 from torch import nn
 
-from ticketpack.errors import TicketpackError
+from ticketpack.core.errors import TicketpackError
+from ticketpack.core.references import resolve_reference
 from ticketpack.export.compact import compact
 from ticketpack.export.exporter import export_model
 from ticketpack.pruning import mask as masks
 from ticketpack.pruning.granularity import GRANULARITIES, get_granularity
 from ticketpack.pruning.layers import LAYERS, LayerType, layer_type, register_layer
-from ticketpack.references import resolve_reference
 from ticketpack.search import Ticket, search
-
-from conftest import FIXTURES, tiny_config
 
 USER = f"{FIXTURES / 'user_layers.py'}:scaled_mlp"
 

@@ -99,7 +99,7 @@ def test_importing_every_stage_changes_nothing_beyond_what_its_libraries_do():
 
 _PARENT = textwrap.dedent("""
     import multiprocessing, os, sys, time
-    from ticketpack.lifeline import call_with_parent
+    from ticketpack.core.lifeline import call_with_parent
 
     if __name__ == "__main__":
         before = dict(os.environ)
@@ -240,7 +240,7 @@ def test_a_domain_is_featurized_once_only_while_a_cache_is_in_use(monkeypatch):
 
 
 def test_a_transfer_worker_reuses_its_featurized_domains_across_runs(text_ticket, tmp_path, monkeypatch):
-    from ticketpack.fileio import write_model
+    from ticketpack.core.fileio import write_model
     from ticketpack.transfer import TransferConfig, layout
     from ticketpack.transfer.executors import LocalExecutor, _Contexts
     from ticketpack.transfer.run import plan_run
@@ -266,7 +266,7 @@ def test_a_transfer_worker_reuses_its_featurized_domains_across_runs(text_ticket
 def test_model_objects_are_a_bounded_registry_that_can_be_cleared():
     from torch import nn
 
-    from ticketpack.errors import TicketpackError
+    from ticketpack.core.errors import TicketpackError
     from ticketpack.models import factory
 
     assert isinstance(factory.MODEL_OBJECTS, factory.ModelObjects) and factory.MODEL_OBJECTS.max_entries == 16

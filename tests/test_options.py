@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from ticketpack.cli.app import app
 from ticketpack.cli.flags import TRAIN_FLAGS
-from ticketpack.config_files import field_at
-from ticketpack.errors import TicketpackError
+from ticketpack.core.config_files import field_at
+from ticketpack.core.errors import TicketpackError
 from ticketpack.training.config import TrainConfig
 from ticketpack.transfer.config import TrainOverrides, TransferConfig
 

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 import ticketpack
 from ticketpack.cli.app import app
+from ticketpack.core.errors import TicketpackError
 from ticketpack.data.kinds import InputRangeWarning
-from ticketpack.errors import TicketpackError
 from ticketpack.evaluate.predict import Predictions
 from ticketpack.runtime.card import CARD_KEY
 

@@ -93,7 +93,7 @@ def test_transfer_workers_die_with_a_killed_driver(digits_ticket, tmp_path):
                 "--out", str(tmp_path / "run"))
     workers = lambda: {p for p in descendants(proc.pid) if "multiprocessing" in cmdline(p)}  # noqa: E731
     wait_for(lambda: len([p for p in workers() if "spawn_main" in cmdline(p)]) >= 2, START_S, proc)
-    for p in workers():  # the command asked for huge pages before starting them (ticketpack/hugepages.py)
+    for p in workers():  # the command asked for huge pages before starting them (ticketpack/core/hugepages.py)
         assert b"THP_MEM_ALLOC_ENABLE=1\0" in Path(f"/proc/{p}/environ").read_bytes()
     children = descendants(proc.pid)  # the two workers and multiprocessing's resource tracker
     assert len(children) >= 2
@@ -138,7 +138,7 @@ def test_serve_workers_die_with_a_killed_parent_and_the_next_serve_removes_its_m
 
 
 def test_a_temp_file_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_path):
-    from ticketpack.fileio import atomic_write_text
+    from ticketpack.core.fileio import atomic_write_text
 
     target = tmp_path / "model.onnx"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

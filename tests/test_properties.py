@@ -14,9 +14,13 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from pydantic import ValidationError
 
+from ticketpack.core.errors import TicketpackError
 from ticketpack.data.preprocessing import ImagePreprocessing, TextPreprocessing
-from ticketpack.errors import TicketpackError
-from ticketpack.evaluate.gates import MAX_BATCH_SIZE, parse_batch_limits, parse_batch_sizes
+from ticketpack.evaluate.gates import (
+    MAX_BATCH_SIZE,
+    parse_batch_limits,
+    parse_batch_sizes,
+)
 from ticketpack.transfer.config import level_error
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -283,7 +287,7 @@ json_doc = st.dictionaries(st.text(max_size=8).filter(lambda k: k != "digest"),
 @FAST
 @given(json_doc, st.data())
 def test_sealed_documents_detect_any_changed_value(doc, data):
-    from ticketpack.fileio import canonical_digest
+    from ticketpack.core.fileio import canonical_digest
 
     digest = canonical_digest(doc)
     assert canonical_digest(json.loads(json.dumps({**doc, "digest": digest}, indent=2))) == digest

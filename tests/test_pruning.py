@@ -120,7 +120,7 @@ def test_pruned_weights_stay_exactly_zero_under_every_optimizer(optimizer, extra
 
 
 def test_mask_file_round_trip_rejects_non_binary_tensors():
-    from ticketpack.errors import TicketpackError
+    from ticketpack.core.errors import TicketpackError
 
     m = {"w": torch.tensor([True, False])}
     assert masks.from_file(masks.to_file(m))["w"].tolist() == [True, False]

@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import shared_data_or_skip
 
 from ticketpack.data import SplitConfig, get
 from ticketpack.export.exporter import export_model
 from ticketpack.runtime.predictor import load
 from ticketpack.search import SearchConfig, Ticket, search
 from ticketpack.transfer import TransferConfig, TransferRun, run_transfer
-
-from conftest import shared_data_or_skip
 
 
 @pytest.mark.parametrize("domain,duplicates", [("books", 44), ("dvd", 46), ("electronics", 34)])

@@ -7,17 +7,16 @@ import json
 
 import pytest
 import torch
+from conftest import tiny_config
 from pydantic import Field
 from typer.testing import CliRunner
 
 import ticketpack
-from ticketpack.errors import TicketpackError
+from ticketpack.core.errors import TicketpackError
 from ticketpack.pruning.strategies import STRATEGIES, Strategy
 from ticketpack.search import SearchConfig, Ticket, search
 from ticketpack.transfer.jobs import plan_jobs
 from ticketpack.transfer.strategies import INITS, InitStrategy, Start
-
-from conftest import tiny_config
 
 
 class Largest(Strategy):

@@ -210,7 +210,7 @@ class _FellBackSession:
 def test_a_cuda_session_that_fell_back_to_the_cpu_is_not_reported_as_cuda(models, monkeypatch, capsys):
     import onnxruntime as ort
 
-    from ticketpack.errors import TicketpackError
+    from ticketpack.core.errors import TicketpackError
     from ticketpack.runtime.session import ProviderFallbackWarning, make_session
 
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])

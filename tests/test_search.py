@@ -7,14 +7,18 @@ import shutil
 
 import pytest
 import torch
+from conftest import (
+    FIXTURES,
+    copy_with_flipped_byte,
+    copy_with_schema_version,
+    tiny_config,
+)
 from typer.testing import CliRunner
 
 from ticketpack.cli.app import app
-from ticketpack.errors import TicketpackError
+from ticketpack.core.errors import TicketpackError
 from ticketpack.search import SearchConfig, Ticket, search
 from ticketpack.search.imp import SearchEvent
-
-from conftest import FIXTURES, copy_with_flipped_byte, copy_with_schema_version, tiny_config
 
 runner = CliRunner()
 
@@ -125,7 +129,6 @@ def test_manifest_from_another_schema_version_is_refused(digits_ticket, tmp_path
 
 def test_manifest_validates_against_the_committed_json_schema(digits_ticket):
     import jsonschema
-
     from test_schemas import SCHEMAS
 
     schema = json.loads((SCHEMAS / "ticket-manifest.schema.json").read_text())

@@ -26,7 +26,7 @@ import uvicorn  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 import ticketpack  # noqa: E402
-from ticketpack.errors import TicketpackError  # noqa: E402
+from ticketpack.core.errors import TicketpackError  # noqa: E402
 from ticketpack.serve.app import bind, create_app  # noqa: E402
 from ticketpack.serve.config import ModelSource, ServeConfig  # noqa: E402
 from ticketpack.serve.models import load_models  # noqa: E402

@@ -39,7 +39,6 @@ def api_schema(asgi_app):
 
 def test_server_answers_generated_requests_without_500s_and_as_documented(api_schema):
     from hypothesis import given
-    from hypothesis import strategies as st
 
     operations = [result.ok() for result in api_schema.get_all_operations()]
     labels = sorted(op.label for op in operations)

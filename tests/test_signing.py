@@ -9,13 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import forge_card, inflate_totals
 from typer.testing import CliRunner
 
 from ticketpack.cli.app import app
 from ticketpack.runtime.signing import signature_path
 from ticketpack.runtime.validate import validate_model
-
-from conftest import forge_card, inflate_totals
 
 pytest.importorskip("model_signing", reason="needs the sign extra: pip install 'ticketpack[sign]'")
 

@@ -12,7 +12,7 @@ import warnings
 import pytest
 from conftest import tiny_config
 
-from ticketpack.errors import FieldError
+from ticketpack.core.errors import FieldError
 
 
 def _unknown(call, name: str, fields: list[str]) -> None:
@@ -186,7 +186,7 @@ def test_transfer_config_overrides_and_both_agree(digits_ticket, tmp_path):
 
 
 def test_overrides_leave_the_config_object_unchanged():
-    from ticketpack.config_files import with_overrides
+    from ticketpack.core.config_files import with_overrides
     from ticketpack.export.exporter import ExportConfig
 
     config = ExportConfig(level=2, atol=1e-3)

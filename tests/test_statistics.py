@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import t as student_t
 
-from ticketpack.stats import cluster_bootstrap, excludes_zero, t_interval
+from ticketpack.core.stats import cluster_bootstrap, excludes_zero, t_interval
 from ticketpack.transfer.pooling import RESOLVED, pooled_cell
 from ticketpack.transfer.report import paired_difference
 

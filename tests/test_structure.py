@@ -3,24 +3,26 @@ one code path for the built-in models and for models ticketpack has never seen."
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_config
 from torch import nn
 
 from ticketpack.data import ImagePreprocessing, TextPreprocessing
-from ticketpack.errors import TicketpackError
 from ticketpack.export.compact import compact
 from ticketpack.models import ModelSpec, build, example_input
 from ticketpack.pruning import mask as masks
 from ticketpack.pruning.strategies import prune
 from ticketpack.pruning.structure import expand, per_unit, shuffle_units, trace
-from ticketpack.pruning.targets import output_layer, output_weights, parameters, prunable_names
+from ticketpack.pruning.targets import (
+    output_layer,
+    output_weights,
+    parameters,
+    prunable_names,
+)
 from ticketpack.search import PruneConfig, SearchConfig, Ticket, search
-
-from conftest import tiny_config
 
 CUSTOM = str(Path(__file__).resolve().parents[1] / "examples" / "custom_models" / "models.py")
 IMAGE, TEXT = ImagePreprocessing(), TextPreprocessing(num_buckets=64, max_tokens=12)

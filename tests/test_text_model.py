@@ -9,11 +9,10 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 
 from ticketpack.data import SplitConfig, TextPreprocessing, get
 from ticketpack.data.text import TruncationWarning, collision_stats
-
-from conftest import FIXTURES
 
 REVIEWS = FIXTURES / "reviews"
 TEXTS = ["Great battery, great sound!", "Not good at all. Would not buy again.", "bad"]

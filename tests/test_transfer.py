@@ -8,18 +8,30 @@ import sys
 
 import pytest
 import torch
+from conftest import (
+    FIXTURES,
+    copy_with_flipped_byte,
+    copy_with_schema_version,
+    text_config,
+)
 from typer.testing import CliRunner
 
 from ticketpack.cli.app import app
-from ticketpack.config_files import build_config
-from ticketpack.errors import TicketpackError
+from ticketpack.core.config_files import build_config
+from ticketpack.core.errors import TicketpackError
 from ticketpack.pruning import mask as masks
 from ticketpack.search import Ticket, search
-from ticketpack.transfer import INITS, TransferConfig, TransferReport, TransferRun, layout, open_executor, run_transfer
+from ticketpack.transfer import (
+    INITS,
+    TransferConfig,
+    TransferReport,
+    TransferRun,
+    layout,
+    open_executor,
+    run_transfer,
+)
 from ticketpack.transfer.jobs import JobContext
 from ticketpack.transfer.run import plan_run
-
-from conftest import FIXTURES, copy_with_flipped_byte, copy_with_schema_version, text_config
 
 runner = CliRunner()
 ALL = ["ticket", "random-reinit", "finetune", "random-mask", "dense", "target-ticket"]
@@ -92,10 +104,10 @@ def test_random_mask_has_the_same_per_layer_counts_but_another_mask(ctx):
 
 
 def test_random_mask_of_a_neuron_ticket_keeps_whole_units_and_their_counts(tmp_path):
+    from conftest import tiny_config
+
     from ticketpack.pruning.structure import per_unit
     from ticketpack.search import search
-
-    from conftest import tiny_config
 
     search(tiny_config(prune={"rounds": 2, "rate": 0.5, "granularity": "neuron"}, train={"epochs": 1}), tmp_path / "t")
     _, ctx = plan_run(_cfg(tmp_path / "t", levels=[2]))

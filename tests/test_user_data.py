@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ticketpack.cli.app import app
-from ticketpack.errors import TicketpackError
+from ticketpack.core.errors import TicketpackError
 
 runner = CliRunner()
 RNG_SEED = 0

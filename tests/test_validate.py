@@ -8,14 +8,13 @@ import json
 import numpy as np
 import onnx
 import pytest
+from conftest import inflate_totals
 from onnx import numpy_helper
 from typer.testing import CliRunner
 
 from ticketpack.cli.app import app
 from ticketpack.runtime.card import CARD_KEY, ModelCard
 from ticketpack.runtime.validate import ValidationReport, validate_model
-
-from conftest import inflate_totals
 
 runner = CliRunner()
 

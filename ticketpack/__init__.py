@@ -16,11 +16,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ticketpack.errors import FieldError, GateFailed, TicketpackError
+from ticketpack.core.errors import FieldError, GateFailed, TicketpackError
 from ticketpack.version import __version__
 
 if TYPE_CHECKING:
-    from ticketpack.registry import Registry
+    from ticketpack.core.registry import Registry
 
 _LAZY = {
     "load": "ticketpack.runtime.predictor",  # torch-free

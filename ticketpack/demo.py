@@ -22,9 +22,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ticketpack.errors import FieldError
-from ticketpack.events import OnEvent, resolve_on_event, status
-from ticketpack.fileio import write_model
+from ticketpack.core.errors import FieldError
+from ticketpack.core.events import OnEvent, resolve_on_event, status
+from ticketpack.core.fileio import write_model
 
 DEMO_INITS = ["ticket", "random-reinit", "finetune", "random-mask", "dense"]
 

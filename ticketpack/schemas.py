@@ -43,7 +43,7 @@ def schema_text(stem: str) -> str:
 
 
 def write_all(directory: Path) -> list[Path]:
-    from ticketpack.fileio import atomic_write_text
+    from ticketpack.core.fileio import atomic_write_text
 
     directory.mkdir(parents=True, exist_ok=True)
     written = []

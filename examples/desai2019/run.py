@@ -32,17 +32,22 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from ticketpack.config_files import read_mapping
+from ticketpack.core.config_files import read_mapping
+from ticketpack.core.hugepages import prefer_huge_pages
+from ticketpack.core.stats import binomial_se
 from ticketpack.data.domain import FeatureCache
-from ticketpack.hugepages import prefer_huge_pages
 from ticketpack.search import SearchConfig, search
-from ticketpack.transfer import TransferConfig, markdown_table, open_executor, run_transfer
-from ticketpack.transfer import layout
-from ticketpack.transfer.records import TransferReport
+from ticketpack.transfer import (
+    TransferConfig,
+    layout,
+    markdown_table,
+    open_executor,
+    run_transfer,
+)
 from ticketpack.transfer.pooling import pool_level, pooled_cell
+from ticketpack.transfer.records import TransferReport
 from ticketpack.transfer.report import last_evaluation_best
 from ticketpack.transfer.strategies import ordered
-from ticketpack.stats import binomial_se
 
 HERE = Path(__file__).resolve().parent
 FEATURES = FeatureCache()  # this script's: each search process keeps the domains it featurized

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from typing import Annotated, Any, Optional
 
 import typer
-from typer.core import TyperCommand, TyperGroup
 from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup
 
 from ticketpack.cli.common import err
 from ticketpack.cli.flags import in_flags
-from ticketpack.errors import TicketpackError
+from ticketpack.core.errors import TicketpackError
 from ticketpack.version import __version__
 
 
@@ -206,7 +206,7 @@ _register()
 
 def main() -> None:
     """Console entry point."""
-    from ticketpack.hugepages import prefer_huge_pages
+    from ticketpack.core.hugepages import prefer_huge_pages
 
     prefer_huge_pages()  # before any tensor; transfer workers inherit it
     try:

@@ -14,8 +14,8 @@ from ticketpack.cli.common import JsonOpt, err, out, pct, print_json
 from ticketpack.cli.flags import ConfigFlags, Flag
 
 if TYPE_CHECKING:
+    from ticketpack.core.events import Event
     from ticketpack.demo import DemoConfig
-    from ticketpack.events import Event
 
 FLAGS = ConfigFlags(
     "ticketpack.demo:DemoConfig",
@@ -34,8 +34,8 @@ def demo_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Run search → transfer → export → evaluate on the embedded digits dataset (a few minutes on 2 cores)."""
+    from ticketpack.core.fileio import check_creatable_dir
     from ticketpack.demo import run_demo
-    from ticketpack.fileio import check_creatable_dir
 
     check_creatable_dir(out_dir)
     start = time.perf_counter()

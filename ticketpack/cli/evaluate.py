@@ -9,7 +9,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ticketpack.cli.common import JsonOpt, VerboseOpt, comma_list, err, out, pct, print_json
+from ticketpack.cli.common import (
+    JsonOpt,
+    VerboseOpt,
+    comma_list,
+    err,
+    out,
+    pct,
+    print_json,
+)
 from ticketpack.cli.flags import ConfigFlags, Flag
 
 if TYPE_CHECKING:
@@ -68,12 +76,12 @@ def evaluate_cmd(
     from ticketpack.evaluate import evaluate_model
 
     if report_path is not None:
-        from ticketpack.fileio import check_writable_file
+        from ticketpack.core.fileio import check_writable_file
 
         check_writable_file(report_path, "report")  # before the evaluation runs, not after
     report = evaluate_model(model, cfg, on_event=status_printer(err, verbose))
     if report_path is not None:
-        from ticketpack.fileio import write_model
+        from ticketpack.core.fileio import write_model
 
         write_model(report_path, report)
         err.print(f"report written to {report_path}")

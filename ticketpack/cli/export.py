@@ -53,9 +53,9 @@ def export_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Export a ticket or a transferred model to one ONNX file with an embedded model card, checked before writing."""
-    from ticketpack.errors import TicketpackError
+    from ticketpack.core.errors import TicketpackError
+    from ticketpack.core.fileio import check_writable_file
     from ticketpack.export.exporter import export_model
-    from ticketpack.fileio import check_writable_file
     from ticketpack.transfer.config import level_error
 
     if cfg.level is not None and (why := level_error(cfg.level)):

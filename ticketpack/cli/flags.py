@@ -32,8 +32,8 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 from rich.markup import escape
 
-from ticketpack.config_files import build_config, field_at, nested_model
-from ticketpack.errors import TicketpackError
+from ticketpack.core.config_files import build_config, field_at, nested_model
+from ticketpack.core.errors import TicketpackError
 
 PANEL = "Config: these flags, or their keys in a --config FILE"
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", rich_help_panel=PANEL, help=escape(
@@ -308,5 +308,5 @@ def to_flags(text: str, fields, command) -> str:
 
 
 def in_flags(exc: Exception, command) -> str:
-    """The message of ``exc`` (a :class:`~ticketpack.errors.TicketpackError`) in ``command``'s flags."""
+    """The message of ``exc`` (a :class:`~ticketpack.core.errors.TicketpackError`) in ``command``'s flags."""
     return to_flags(str(exc), getattr(exc, "fields", ()), command)

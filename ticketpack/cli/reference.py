@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from ticketpack.cli.flags import REQUIRED, ConfigFlags, Flag, bounds_text, default_at
-from ticketpack.config_files import dotted_keys, field_at, nested_model
+from ticketpack.core.config_files import dotted_keys, field_at, nested_model
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "options.md"
 

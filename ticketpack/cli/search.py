@@ -10,7 +10,15 @@ from rich.console import Console
 from rich.progress import TextColumn
 from rich.table import Table
 
-from ticketpack.cli.common import JsonOpt, check_domain, err, json_object, out, pct, print_json
+from ticketpack.cli.common import (
+    JsonOpt,
+    check_domain,
+    err,
+    json_object,
+    out,
+    pct,
+    print_json,
+)
 from ticketpack.cli.flags import TRAIN_FLAGS, ConfigFlags, Flag
 from ticketpack.cli.progress import Ticker, bar, duration, eta
 
@@ -52,7 +60,7 @@ def search_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Find a lottery ticket by iterative magnitude pruning with rewinding on a source domain."""
-    from ticketpack.fileio import check_creatable_dir, check_resumable
+    from ticketpack.core.fileio import check_creatable_dir, check_resumable
     from ticketpack.search import search
 
     check_resumable(out_dir, resume)
@@ -75,7 +83,7 @@ def search_cmd(
 
 def _se(accuracy: float, n: int | None) -> str:
     """Binomial standard error of an accuracy on ``n`` examples: the test split's own noise."""
-    from ticketpack.stats import binomial_se
+    from ticketpack.core.stats import binomial_se
 
     return f"{binomial_se(accuracy, n):.3f}" if n else "?"
 

@@ -58,8 +58,8 @@ def transfer_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Re-train a ticket on a target domain under several initializations, against dense and random baselines."""
-    from ticketpack.errors import TicketpackError
-    from ticketpack.fileio import check_creatable_dir, check_resumable
+    from ticketpack.core.errors import TicketpackError
+    from ticketpack.core.fileio import check_creatable_dir, check_resumable
     from ticketpack.transfer import run_transfer
 
     if out_dir is None:

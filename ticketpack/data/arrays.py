@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ticketpack.core.errors import TicketpackError
 from ticketpack.data.files import csv_rows
-from ticketpack.errors import TicketpackError
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:

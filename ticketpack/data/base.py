@@ -9,9 +9,9 @@ from typing import Any, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from ticketpack.core.errors import TicketpackError
 from ticketpack.data.kinds import InputKind
 from ticketpack.data.rows import Rows
-from ticketpack.errors import TicketpackError
 
 
 class SplitConfig(BaseModel):

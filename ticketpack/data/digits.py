@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from ticketpack.core.errors import TicketpackError
 from ticketpack.data.base import DomainData, SplitConfig
 from ticketpack.data.domain import DomainSource, assemble
 from ticketpack.data.kinds import ImagePreprocessing, InputKind
 from ticketpack.data.rows import ArrayRows
-from ticketpack.errors import TicketpackError
 
 LISTED_DOMAINS = ["clean", "rot15", "rot30", "rot45", "rot60", "rot75", "invert", "blur", "noise"]
 _ROT = re.compile(r"^rot(\d{1,3})$")

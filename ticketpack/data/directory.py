@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ticketpack.core.errors import TicketpackError
 from ticketpack.data.arrays import labelled_arrays, load_npz, numeric_column, read_table
 from ticketpack.data.base import DomainData, SplitConfig
 from ticketpack.data.domain import DomainSource, assemble
@@ -25,7 +26,6 @@ from ticketpack.data.images import channels_of, headers, is_image_file
 from ticketpack.data.kinds import ImagePreprocessing, InputKind, TabularPreprocessing
 from ticketpack.data.rows import ArrayRows, ImageFiles
 from ticketpack.data.text import read_text_domain
-from ticketpack.errors import TicketpackError
 
 SPLITS = ("train", "val", "test")
 

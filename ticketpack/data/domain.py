@@ -16,10 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from ticketpack.data.base import DomainData, Split, SplitConfig, check_balance, check_labels, stratified_indices
+from ticketpack.core.errors import TicketpackError
+from ticketpack.data.base import (
+    DomainData,
+    Split,
+    SplitConfig,
+    check_balance,
+    check_labels,
+    stratified_indices,
+)
 from ticketpack.data.kinds import InputKind
 from ticketpack.data.rows import ArrayRows, Rows
-from ticketpack.errors import TicketpackError
 
 FIT_SAMPLE = 2048  # training rows a preprocessing's statistics are fitted on (seeded; all rows when fewer)
 IN_MEMORY_BYTES = 512 << 20  # model input kept whole below this; larger data is preprocessed batch by batch

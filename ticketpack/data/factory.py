@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from ticketpack.core.errors import FieldError, TicketpackError
+from ticketpack.core.references import file_sha256, resolve_reference
 from ticketpack.data.base import DomainData, SplitConfig
 from ticketpack.data.domain import DomainSource, assemble
 from ticketpack.data.kinds import KINDS, InputKind
 from ticketpack.data.rows import ArrayRows, ItemRows, Rows
-from ticketpack.errors import FieldError, TicketpackError
-from ticketpack.references import file_sha256, resolve_reference
 
 SPLITS = ("train", "val", "test")
 

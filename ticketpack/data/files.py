@@ -7,7 +7,7 @@ import io
 import json
 from pathlib import Path
 
-from ticketpack.errors import TicketpackError
+from ticketpack.core.errors import TicketpackError
 
 
 def read_text(path: Path) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ticketpack.errors import TicketpackError
+from ticketpack.core.errors import TicketpackError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ticketpack.core.errors import FieldError, TicketpackError
+from ticketpack.core.references import is_reference
+from ticketpack.core.registry import Registry
 from ticketpack.data.base import Dataset
 from ticketpack.data.digits import DigitsDataset
-from ticketpack.errors import FieldError, TicketpackError
-from ticketpack.references import is_reference
-from ticketpack.registry import Registry
 
 DATASETS: Registry[type] = Registry("dataset")
 DATASETS.register("digits", DigitsDataset, doc="scikit-learn's bundled 8x8 handwritten digits (1,797 images, no "

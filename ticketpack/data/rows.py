@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ticketpack.errors import TicketpackError
+from ticketpack.core.errors import TicketpackError
 
 
 class Rows(Protocol):

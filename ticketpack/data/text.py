@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ticketpack.core.errors import TicketpackError
+from ticketpack.core.fileio import sha256_file
 from ticketpack.data.domain import DomainSource
 from ticketpack.data.kinds import TextPreprocessing
 from ticketpack.data.rows import ArrayRows
-from ticketpack.errors import TicketpackError
-from ticketpack.fileio import sha256_file
 
 SUFFIXES = (".jsonl", ".csv")
 

@@ -5,7 +5,13 @@ and ``serve``."""
 
 from ticketpack.evaluate.evaluate import evaluate_model
 from ticketpack.evaluate.predict import PredictionRow, Predictions, predict_rows
-from ticketpack.evaluate.report import EvaluationReport, Gates, GateResult, LatencyStats, ModelResult
+from ticketpack.evaluate.report import (
+    EvaluationReport,
+    GateResult,
+    Gates,
+    LatencyStats,
+    ModelResult,
+)
 
 __all__ = [
     "EvaluationReport", "GateResult", "Gates", "LatencyStats", "ModelResult",

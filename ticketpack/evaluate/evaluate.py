@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ticketpack.errors import FieldError, TicketpackError
+from ticketpack.core.errors import FieldError, TicketpackError
+from ticketpack.core.events import OnEvent, resolve_on_event, status
+from ticketpack.core.stats import binomial_se
 from ticketpack.evaluate import gates as gates_mod
 from ticketpack.evaluate.config import EvaluateConfig
 from ticketpack.evaluate.latency import LatencyBudget, measure_interleaved
@@ -31,8 +33,6 @@ from ticketpack.evaluate.report import (
     ModelResult,
     SpeedUp,
 )
-from ticketpack.events import OnEvent, resolve_on_event, status
-from ticketpack.stats import binomial_se
 from ticketpack.version import __version__
 
 LATENCY_NOTE = (
@@ -93,8 +93,8 @@ def _load_data(card, dataset: str | None, domain: str | None, data_file: Path | 
         index = {n: i for i, n in enumerate(labels)}
         return _Data(raw, np.array([index[n] for n in names], dtype=np.int64), None, None, str(data_file), None, None)
 
+    from ticketpack.core.references import is_reference
     from ticketpack.data import SplitConfig, get
-    from ticketpack.references import is_reference
 
     prov = card.provenance
     if dataset is None and is_reference(prov.dataset) and not Path(prov.dataset).exists():
@@ -229,7 +229,7 @@ def evaluate_model(
 def _config(config: EvaluateConfig | None, overrides: dict) -> EvaluateConfig:
     """``config`` with the keyword overrides of its fields: ``seed`` (deprecated) is ``split_seed``, ``gates=None``
     the default gates, and ``batch_sizes`` may be written ``"1,32,256"``."""
-    from ticketpack.config_files import with_overrides
+    from ticketpack.core.config_files import with_overrides
 
     if "seed" in overrides:
         warnings.warn("`seed` is deprecated and will be removed in the next release: pass `split_seed`",

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ticketpack.errors import FieldError, field
+from ticketpack.core.errors import FieldError, field
 from ticketpack.evaluate.report import Comparison, GateResult, Gates, ModelResult
-
 
 MAX_BATCH_SIZE = 65_536  # latency at larger batches says nothing new, and their inputs may not fit in memory
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from ticketpack.core.errors import FieldError, TicketpackError
+from ticketpack.core.events import OnEvent, resolve_on_event, status
 from ticketpack.data.kinds import InputRangeWarning, OutOfRange
-from ticketpack.errors import FieldError, TicketpackError
 from ticketpack.evaluate.config import PredictConfig
-from ticketpack.events import OnEvent, resolve_on_event, status
 from ticketpack.runtime.predictor import empty_text_index, softmax
 
 _CHUNK = 1024
@@ -57,7 +57,7 @@ def predict_rows(
     ``config``: a :class:`~ticketpack.evaluate.config.PredictConfig` (default: its defaults); ``overrides``: any of its
     fields, which win over ``config``'s (``predict_rows(path, ["a text"], provider="cpu", threads=1)``). ``on_event``
     is called with ``Event("status", stage="predict", message=...)`` ("opening ...", "predicting ... rows")."""
-    from ticketpack.config_files import with_overrides
+    from ticketpack.core.config_files import with_overrides
     from ticketpack.runtime.predictor import load
 
     config = with_overrides(PredictConfig, config, overrides, "predict")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ticketpack.errors import GateFailed
+from ticketpack.core.errors import GateFailed
 
 EVALUATION_SCHEMA_VERSION = 3  # 2: size and memory ratios read model / baseline; weights_digest_verified
 # 3: latency figures state calls_per_run (short calls are timed in groups)

@@ -1,8 +1,8 @@
 """Exact compaction of any masked torch model: what the mask made dead is removed for real.
 
 1. Units that output a constant (all producing weights zero) are folded into their consumers' biases when every
-   consumer is a linear layer. Units (hidden neurons, conv channels, embedding dimensions) that are exactly dead, found and removed with
-   Torch-Pruning's dependency graph (:func:`ticketpack.pruning.structure.prune_dead_units`): the layers shrink.
+   consumer is a linear layer. Units (hidden neurons, conv channels, embedding dimensions) that are exactly dead,
+   found and removed with Torch-Pruning's dependency graph (:func:`prune_dead_units`): the layers shrink.
    Dead attention heads of an ``nn.MultiheadAttention``: the module is replaced by a :class:`PrunedAttention`
    with fewer heads.
 2. Inputs that no weight reads: an ``Embedding`` whose rows are mostly zero keeps only its live rows, behind an
@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ticketpack.core.errors import TicketpackError
 from ticketpack.models.probe import run_hooked
-from ticketpack.pruning.structure import live_units, prune_dead_units, trace
+from ticketpack.pruning.structure import live_units, trace
 
 MIN_INPUT_SAVING = 0.125
 
@@ -235,6 +236,37 @@ def compact_inputs(model: nn.Module, example: torch.Tensor, prunable: list[str],
             _replace(model, name, GatheredLinear(m, kept))
             summary[f"features:{name}.weight"] = [len(kept), n]
     return summary
+
+
+def prune_dead_units(model: nn.Module, example: torch.Tensor, output_layer: str, prunable: list[str]) -> dict[str, list[int]]:
+    """Physically remove, in place, every unit that is exactly dead: all it produces is zero (weights, bias, norm
+    parameters) or nothing consumes it (all its outgoing weight columns are zero). Return ``{group: [kept, was]}``.
+
+    At least one unit of every group stays, so that no tensor has a zero-size axis.
+    """
+    summary: dict[str, list[int]] = {}
+    for _ in range(1000):
+        structure = trace(model, example, output_layer, prunable)
+        values = {k: v.detach() for k, v in model.named_parameters()}
+        done = True
+        for g, tp_group in zip(structure.groups, structure._tp_groups):
+            if tp_group is None:
+                continue  # attention heads: compact_heads
+            dead = ~live_units(values, g)
+            if not dead.any():
+                summary.setdefault(g.name, [g.size, g.size])
+                continue
+            idxs = torch.nonzero(dead, as_tuple=True)[0].tolist()
+            root = tp_group[0].dep
+            with torch.no_grad():
+                structure._graph.get_pruning_group(root.target.module, root.handler, idxs).prune()
+            was = summary.get(g.name, [g.size, g.size])[1]
+            summary[g.name] = [g.size - len(idxs), was]
+            done = False
+            break  # the graph changed: trace again
+        if done:
+            return summary
+    raise TicketpackError("compaction did not converge")  # pragma: no cover
 
 
 def compact(model: nn.Module, example: torch.Tensor, output_layer: str, prunable: list[str],

@@ -16,7 +16,7 @@ Before anything is written: ``onnx.checker`` (full check), an ONNX Runtime sessi
 PyTorch logits on the held-out test split (max abs diff within ``atol``; for int8, the float graph within
 ``atol`` and the argmax agreement of the quantized one at least ``min_int8_agreement``; for static int8 also its
 accuracy within ``max_static_int8_drop`` points of PyTorch's). A failed check raises
-:class:`~ticketpack.errors.GateFailed` and writes nothing; the file itself is written atomically.
+:class:`~ticketpack.core.errors.GateFailed` and writes nothing; the file itself is written atomically.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ import numpy as np
 import onnx
 from pydantic import BaseModel, ConfigDict, Field
 
-from ticketpack.errors import GateFailed, TicketpackError
-from ticketpack.events import OnEvent, resolve_on_event, status
+from ticketpack.core.errors import GateFailed, TicketpackError
+from ticketpack.core.events import OnEvent, resolve_on_event, status
+from ticketpack.core.fileio import atomic_path
 from ticketpack.export.graphs import (
     QUANTIZED_OPS,
     check_graph,
@@ -57,7 +58,6 @@ from ticketpack.export.prepared import (
     prepare,
     sparsity_of,
 )
-from ticketpack.fileio import atomic_path
 from ticketpack.runtime.card import (
     Calibration,
     ExportOptions,
@@ -68,11 +68,7 @@ from ticketpack.runtime.card import (
     Provenance,
 )
 from ticketpack.runtime.digest import weights_digest
-from ticketpack.runtime.storage import (
-    bitmask_encode,
-    quantize_int8,
-    rank_encode,
-)
+from ticketpack.runtime.storage import bitmask_encode, rank_encode
 from ticketpack.version import __version__
 
 MIN_OPSET = 13
@@ -264,6 +260,8 @@ def _check_built(built: _Built, prepared: Prepared, config: ExportConfig) -> _Ch
     if quantized:
         float_diff = float_parity(graph, prepared.x_test, prepared.torch_logits, config.atol, prepared.threads)
     if config.quantize == "int8":
+        from ticketpack.export.quantize import quantize_int8
+
         graph = quantize_int8(graph, QUANTIZED_OPS, integer_gathers(graph))
     elif config.quantize == "int8-static":
         graph, calibration = _quantize_static(graph, prepared.selection.data, config)
@@ -363,7 +361,7 @@ def export_model(
     ``on_event``: called with ``Event("status", stage="export", message=...)`` at each step ("loading", "building",
     "checking", "writing"); ``on_stage``, its deprecated name, is called with the message alone.
     """
-    from ticketpack.config_files import with_overrides
+    from ticketpack.core.config_files import with_overrides
     from ticketpack.models.scope import torch_scope
 
     config = with_overrides(ExportConfig, config, overrides, "export")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from ticketpack.errors import GateFailed, TicketpackError
+from ticketpack.core.errors import GateFailed, TicketpackError
 from ticketpack.runtime.card import ModelCard
 from ticketpack.runtime.cardio import embed_card
 from ticketpack.runtime.session import make_session, required_onnxruntime

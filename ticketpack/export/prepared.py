@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ticketpack.errors import TicketpackError
-from ticketpack.fileio import check_writable_file
+from ticketpack.core.errors import TicketpackError
+from ticketpack.core.fileio import check_writable_file
 from ticketpack.runtime.card import LayerSparsity, Sparsity
 
 if TYPE_CHECKING:  # torch-side types, imported only when a function needs them
@@ -35,7 +35,7 @@ class Prepared:
 
 def check_out_path(out: Path) -> Path:
     """Refuse an output path that cannot be written, before any work (and so before any partial file): the same
-    check as every output file (:func:`ticketpack.fileio.check_writable_file`), naming the argument ``out``."""
+    check as every output file (:func:`ticketpack.core.fileio.check_writable_file`), naming the argument ``out``."""
     check_writable_file(Path(out), "out")
     return Path(out)
 

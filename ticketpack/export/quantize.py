@@ -1,8 +1,8 @@
-"""Static int8 quantization: ONNX Runtime's ``quantize_static`` in QDQ form, with activation ranges calibrated on
-a seeded sample of the training split.
+"""int8 quantization, both kinds, with ONNX Runtime's quantizer (the names it gives stored weights are
+:mod:`ticketpack.runtime.storage`'s, which reads them back).
 
-Dynamic int8 (:func:`ticketpack.runtime.storage.quantize_int8`) measures each activation's range at run time;
-static int8 fixes the ranges at export from examples the model was trained on, so inference skips that pass.
+Dynamic int8 (:func:`quantize_int8`, ``--quantize int8``) measures each activation's range at run time; static
+int8 (:func:`quantize_static_int8`, ``int8-static``: ``quantize_static`` in QDQ form) fixes the ranges at export from examples the model was trained on, so inference skips that pass.
 Weights, embedding tables included, are symmetric int8 per tensor (zero point 0), so pruned weights stay exact
 zeros that the bit-mask encoding drops and that ``validate`` counts (per channel would need a zero point per row
 there); activations are asymmetric uint8, the pair ONNX Runtime's x86 and ARM kernels fuse. The QDQ graph is
@@ -19,9 +19,18 @@ from typing import Literal
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnx import TensorProto, numpy_helper
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_dynamic,
+    quantize_static,
+)
 
-from ticketpack.errors import TicketpackError
+from ticketpack.core.errors import TicketpackError
+from ticketpack.runtime.storage import QUANTIZED, scale, zero_point
 
 Method = Literal["minmax", "entropy", "percentile"]
 _METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
@@ -73,3 +82,51 @@ def quantize_static_int8(model: onnx.ModelProto, op_types: tuple[str, ...], excl
         raise TicketpackError(f"static int8 quantization failed: {exc}") from None
     finally:
         logger.setLevel(level)
+
+
+def quantize_int8(model: onnx.ModelProto, op_types: tuple[str, ...], exclude: list[str] | None = None) -> onnx.ModelProto:
+    """ONNX Runtime's dynamic quantization: int8 weights (symmetric, so pruned zeros stay zero), activations at run time."""
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # quantize_dynamic logs advice about pre-processing on the root logger
+    try:
+        with tempfile.TemporaryDirectory(prefix="ticketpack-int8-") as tmp:
+            src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
+            onnx.save(model, str(src))
+            quantize_dynamic(
+                str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=list(op_types),
+                nodes_to_exclude=exclude or [], extra_options={"WeightSymmetric": True, "MatMulConstBOnly": True},
+            )
+            quantized = onnx.load(str(dst))
+            _symmetric_gather_tables(model, quantized)
+            return quantized
+    except Exception as exc:  # the quantizer raises plain exceptions for graphs it cannot handle
+        raise TicketpackError(f"int8 quantization failed: {exc}") from None
+    finally:
+        logger.setLevel(level)
+
+
+def _symmetric_gather_tables(float_model: onnx.ModelProto, model: onnx.ModelProto) -> None:
+    """Re-quantize embedding tables as symmetric int8, in place.
+
+    The dynamic quantizer stores a gathered table as asymmetric uint8, so a pruned 0.0 becomes its zero point (say
+    124) and the table is no longer sparse. Symmetric int8 (zero point 0, scale max|w| / 127) keeps every pruned
+    weight at 0, which the bitmask encoding can then drop; the dequantized values stay exact zeros either way.
+    """
+    floats = {t.name: t for t in float_model.graph.initializer}
+    inits = {t.name: t for t in model.graph.initializer}
+    users: dict[str, set[str]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            users.setdefault(name, set()).add(node.op_type)
+    for name, t in inits.items():
+        base = name.removesuffix(QUANTIZED)
+        if (base == name or t.data_type != TensorProto.UINT8 or base not in floats
+                or users.get(name, set()) - {"Gather"} or zero_point(base) not in inits):
+            continue
+        w = numpy_helper.to_array(floats[base]).astype(np.float32)
+        step = np.float32(max(float(np.abs(w).max()), 1e-12) / 127.0)
+        q = np.clip(np.rint(w / step), -127, 127).astype(np.int8)
+        t.CopyFrom(numpy_helper.from_array(q, name))
+        inits[zero_point(base)].CopyFrom(numpy_helper.from_array(np.array(0, dtype=np.int8), zero_point(base)))
+        inits[scale(base)].CopyFrom(numpy_helper.from_array(np.array(step, dtype=np.float32), scale(base)))

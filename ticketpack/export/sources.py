@@ -9,13 +9,13 @@ from pathlib import Path
 
 import torch
 
-from ticketpack import paths
+from ticketpack.core import paths
+from ticketpack.core.errors import FieldError, TicketpackError
+from ticketpack.core.fileio import sha256_file
+from ticketpack.core.stats import difference_se
 from ticketpack.data.base import DomainData
-from ticketpack.errors import FieldError, TicketpackError
-from ticketpack.fileio import sha256_file
 from ticketpack.pruning.mask import Mask
 from ticketpack.search import Ticket
-from ticketpack.stats import difference_se
 
 
 @dataclass
@@ -200,7 +200,7 @@ def _from_run(root: Path, level, init, seed, max_drop_pts: float) -> Selection:
 
 def register_source_model(source: Path, model) -> None:
     """Build the model of a ticket (or of a transfer run's ticket) from ``model``, a factory or module."""
-    from ticketpack.fileio import read_model
+    from ticketpack.core.fileio import read_model
     from ticketpack.models.factory import register_object
     from ticketpack.search import load_manifest
 

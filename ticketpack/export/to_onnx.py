@@ -32,7 +32,7 @@ import torch
 from onnx import helper, numpy_helper
 from torch import nn
 
-from ticketpack.errors import TicketpackError
+from ticketpack.core.errors import TicketpackError
 from ticketpack.runtime.storage import transposed
 
 

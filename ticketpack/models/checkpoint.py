@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ticketpack.errors import FieldError, TicketpackError
+from ticketpack.core.errors import FieldError, TicketpackError
 
 _NESTED = ("state_dict", "model", "model_state_dict")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from torch import nn
 
 
-
 class ConvNet(nn.Module):
     def __init__(
         self, input_shape: tuple[int, ...], num_classes: int, channels: list[int] | None = None, hidden: int = 64

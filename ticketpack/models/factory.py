@@ -14,10 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ticketpack.errors import FieldError, TicketpackError
-from ticketpack.references import resolve_reference
+from ticketpack.core.errors import FieldError, TicketpackError
+from ticketpack.core.references import resolve_reference
 from ticketpack.runtime.spec import ModelSource, ModelSpec
-
 
 OBJECT_PREFIX = "python:"
 

@@ -7,7 +7,6 @@ import math
 from torch import nn
 
 
-
 class MLP(nn.Module):
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden: list[int] | None = None) -> None:
         super().__init__()

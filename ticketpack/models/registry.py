@@ -13,18 +13,19 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
 import torch
 from torch import nn
 
+from ticketpack.core.errors import TicketpackError
+from ticketpack.core.registry import Registry
 from ticketpack.data.kinds import InputKind
-from ticketpack.errors import TicketpackError
 from ticketpack.models.conv import ConvNet
-from ticketpack.models.fasttext import FastText
 from ticketpack.models.factory import resolve
+from ticketpack.models.fasttext import FastText
 from ticketpack.models.mlp import MLP
 from ticketpack.models.probe import run_hooked
 from ticketpack.models.text import BagOfWords, TextCNN
-from ticketpack.registry import Registry
 from ticketpack.runtime.spec import ModelSpec
 
 

@@ -1,6 +1,6 @@
 """Named tensors on disk and their digests: safetensors files (no pickle) of state dicts and masks.
 
-The torch side of :mod:`ticketpack.fileio`, which stays torch-free for the runtime.
+The torch side of :mod:`ticketpack.core.fileio`, which stays torch-free for the runtime.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from ticketpack.errors import TicketpackError
-from ticketpack.fileio import atomic_write_bytes, sha256_bytes
+from ticketpack.core.errors import TicketpackError
+from ticketpack.core.fileio import atomic_write_bytes, sha256_bytes
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:

@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 import torch
 
+from ticketpack.core.registry import Registry
 from ticketpack.pruning.mask import Mask, random_like
 from ticketpack.pruning.structure import Structure, expand, shuffle_units
-from ticketpack.registry import Registry
 
 
 class Granularity:

@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
-from ticketpack.registry import Registry
+from ticketpack.core.registry import Registry
 
 Side = Literal["out", "in"]
 Axes = tuple[tuple[str, int], ...]

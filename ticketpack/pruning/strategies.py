@@ -28,10 +28,10 @@ from typing import ClassVar, Literal
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from ticketpack.core.registry import Registry
 from ticketpack.pruning.granularity import Granularity, get_granularity
 from ticketpack.pruning.mask import Mask
 from ticketpack.pruning.structure import Group, Structure, per_unit, set_units
-from ticketpack.registry import Registry
 
 
 class Strategy(BaseModel):

@@ -9,10 +9,10 @@ the next layers, through flatten, concatenation and residual additions). Torch-P
 - ``out`` slices produce unit ``j`` (weights, biases, norm affine parameters);
 - ``in`` slices consume it (weight columns of the next layers).
 
-Neuron-granularity pruning removes whole units of a group, and :func:`compact` removes them for real with
-Torch-Pruning. A group that cannot be removed exactly is left out with a reason (see :attr:`Structure.skipped`):
-one through a LayerNorm or GroupNorm (which normalizes over the units, so a removed zero unit changes the
-statistics), one that reaches the model's output directly, or one holding a layer with no registered layer type.
+Neuron-granularity pruning removes whole units of a group, and export removes them for real with Torch-Pruning
+(:mod:`ticketpack.export.compact`, where all compaction lives). A group that cannot be removed exactly is left out
+with a reason (see :attr:`Structure.skipped`): one through a LayerNorm or GroupNorm (which normalizes over the
+units, so a removed zero unit changes the statistics), one that reaches the model's output directly, or one holding a layer with no registered layer type.
 Which tensors hold a layer's units is its layer type's word (:mod:`ticketpack.pruning.layers`, where users register
 their own layers; Torch-Pruning gets those as ``customized_pruners``).
 """
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ticketpack.errors import TicketpackError
+from ticketpack.core.errors import TicketpackError
 from ticketpack.pruning.layers import customized_pruners, layer_type, root_types
 from ticketpack.pruning.mask import Mask
 
@@ -290,37 +290,6 @@ def expand(mask: Mask, structure: Structure, params: dict[str, torch.Tensor]) ->
                 out[name] = out[name].clone()
         set_units(out, g, dead, False, others)
     return out
-
-
-def prune_dead_units(model: nn.Module, example: torch.Tensor, output_layer: str, prunable: list[str]) -> dict[str, list[int]]:
-    """Physically remove, in place, every unit that is exactly dead: all it produces is zero (weights, bias, norm
-    parameters) or nothing consumes it (all its outgoing weight columns are zero). Return ``{group: [kept, was]}``.
-
-    At least one unit of every group stays, so that no tensor has a zero-size axis.
-    """
-    summary: dict[str, list[int]] = {}
-    for _ in range(1000):
-        structure = trace(model, example, output_layer, prunable)
-        values = {k: v.detach() for k, v in model.named_parameters()}
-        done = True
-        for g, tp_group in zip(structure.groups, structure._tp_groups):
-            if tp_group is None:
-                continue  # attention heads: see ticketpack.export.compact
-            dead = ~live_units(values, g)
-            if not dead.any():
-                summary.setdefault(g.name, [g.size, g.size])
-                continue
-            idxs = torch.nonzero(dead, as_tuple=True)[0].tolist()
-            root = tp_group[0].dep
-            with torch.no_grad():
-                structure._graph.get_pruning_group(root.target.module, root.handler, idxs).prune()
-            was = summary.get(g.name, [g.size, g.size])[1]
-            summary[g.name] = [g.size - len(idxs), was]
-            done = False
-            break  # the graph changed: trace again
-        if done:
-            return summary
-    raise TicketpackError("compaction did not converge")  # pragma: no cover
 
 
 def shuffle_units(mask: Mask, structure: Structure, gen: torch.Generator) -> Mask:

@@ -18,7 +18,7 @@ from fnmatch import fnmatchcase
 import torch
 from torch import nn
 
-from ticketpack.errors import FieldError, TicketpackError
+from ticketpack.core.errors import FieldError, TicketpackError
 from ticketpack.models.probe import run_hooked
 from ticketpack.pruning.layers import layer_type
 

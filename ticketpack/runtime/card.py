@@ -21,9 +21,9 @@ from pydantic import (
     field_validator,
 )
 
+from ticketpack.core.errors import TicketpackError
 from ticketpack.data.base import SplitConfig
 from ticketpack.data.preprocessing import Preprocessing
-from ticketpack.errors import TicketpackError
 from ticketpack.runtime.spec import ModelSource, ModelSpec
 
 CARD_KEY = "ticketpack"

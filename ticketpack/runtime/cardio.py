@@ -10,7 +10,7 @@ from pathlib import Path
 
 import onnx
 
-from ticketpack.errors import TicketpackError
+from ticketpack.core.errors import TicketpackError
 from ticketpack.runtime.card import CARD_KEY, ModelCard, parse_card
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ticketpack.core.errors import TicketpackError
 from ticketpack.data.kinds import InputRangeWarning, OutOfRange
-from ticketpack.errors import TicketpackError
 from ticketpack.runtime.card import CARD_KEY, ModelCard, parse_card
 from ticketpack.runtime.session import make_session
 

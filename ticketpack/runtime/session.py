@@ -12,7 +12,7 @@ from typing import Literal
 
 import onnxruntime as ort
 
-from ticketpack.errors import FieldError, TicketpackError
+from ticketpack.core.errors import FieldError, TicketpackError
 
 ProviderChoice = Literal["auto", "cpu", "cuda"]
 _NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}

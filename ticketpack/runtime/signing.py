@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ticketpack.errors import FieldError, TicketpackError, field
+from ticketpack.core.errors import FieldError, TicketpackError, field
 
 SIGN_EXTRA_HINT = "pip install 'ticketpack[sign]'"
 SIGNATURE_SUFFIX = ".sig"
@@ -99,7 +99,7 @@ def verifier(public_key: Path | str, name: str = "verify"):
 
 def sign_file(model: Path | str, config, signature: Path | str | None = None) -> Path:
     """Sign ``model`` with a :func:`signer` config; write the signature atomically (``<model>.sig`` by default)."""
-    from ticketpack.fileio import atomic_path
+    from ticketpack.core.fileio import atomic_path
 
     model = Path(model)
     out = Path(signature) if signature is not None else signature_path(model)

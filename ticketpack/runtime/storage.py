@@ -1,5 +1,5 @@
-"""How an exported graph stores a weight, written once: the names, the encodings (ONNX Runtime dynamic int8
-quantization, sparse bit masks) and the decoding back to one array per weight (torch-free).
+"""How an exported graph stores a weight, written once: the names, the encodings (int8 quantization, sparse bit
+masks) and the decoding back to one array per weight (torch-free).
 
 A prunable weight ``w`` is stored as the initializer ``w``, or ``w.T`` when a linear layer's weight is kept
 transposed (:func:`transposed`); int8 quantization renames it ``<stored>_quantized`` with ``<stored>_zero_point`` and
@@ -25,15 +25,11 @@ nonzero), which only pays below 1/3 density, and ONNX Runtime densifies them at 
 
 from __future__ import annotations
 
-import logging
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ticketpack.errors import TicketpackError
+from ticketpack.core.errors import TicketpackError
 
 TRANSPOSED = ".T"
 QUANTIZED = "_quantized"
@@ -183,56 +179,6 @@ def rank_encode(model: onnx.ModelProto, min_saving_bytes: int = MIN_SAVING_BYTES
     if encoded:
         dec.apply(keep, new_inits)
     return encoded
-
-
-def quantize_int8(model: onnx.ModelProto, op_types: tuple[str, ...], exclude: list[str] | None = None) -> onnx.ModelProto:
-    """ONNX Runtime's dynamic quantization: int8 weights (symmetric, so pruned zeros stay zero), activations at run time."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    logger = logging.getLogger()
-    level = logger.level
-    logger.setLevel(logging.ERROR)  # quantize_dynamic logs advice about pre-processing on the root logger
-    try:
-        with tempfile.TemporaryDirectory(prefix="ticketpack-int8-") as tmp:
-            src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
-            onnx.save(model, str(src))
-            quantize_dynamic(
-                str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=list(op_types),
-                nodes_to_exclude=exclude or [], extra_options={"WeightSymmetric": True, "MatMulConstBOnly": True},
-            )
-            quantized = onnx.load(str(dst))
-            _symmetric_gather_tables(model, quantized)
-            return quantized
-    except Exception as exc:  # the quantizer raises plain exceptions for graphs it cannot handle
-        raise TicketpackError(f"int8 quantization failed: {exc}") from None
-    finally:
-        logger.setLevel(level)
-
-
-def _symmetric_gather_tables(float_model: onnx.ModelProto, model: onnx.ModelProto) -> None:
-    """Re-quantize embedding tables as symmetric int8, in place.
-
-    The dynamic quantizer stores a gathered table as asymmetric uint8, so a pruned 0.0 becomes its zero point (say
-    124) and the table is no longer sparse. Symmetric int8 (zero point 0, scale max|w| / 127) keeps every pruned
-    weight at 0, which the bitmask encoding can then drop; the dequantized values stay exact zeros either way.
-    """
-    floats = {t.name: t for t in float_model.graph.initializer}
-    inits = {t.name: t for t in model.graph.initializer}
-    users: dict[str, set[str]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            users.setdefault(name, set()).add(node.op_type)
-    for name, t in inits.items():
-        base = name.removesuffix(QUANTIZED)
-        if (base == name or t.data_type != TensorProto.UINT8 or base not in floats
-                or users.get(name, set()) - {"Gather"} or zero_point(base) not in inits):
-            continue
-        w = numpy_helper.to_array(floats[base]).astype(np.float32)
-        step = np.float32(max(float(np.abs(w).max()), 1e-12) / 127.0)
-        q = np.clip(np.rint(w / step), -127, 127).astype(np.int8)
-        t.CopyFrom(numpy_helper.from_array(q, name))
-        inits[zero_point(base)].CopyFrom(numpy_helper.from_array(np.array(0, dtype=np.int8), zero_point(base)))
-        inits[scale(base)].CopyFrom(numpy_helper.from_array(np.array(step, dtype=np.float32), scale(base)))
 
 
 def stored_weight(arrays: dict[str, np.ndarray], name: str, shape: list[int]) -> tuple[str, np.ndarray, bool] | None:

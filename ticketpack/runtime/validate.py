@@ -26,8 +26,8 @@ import onnxruntime as ort
 from onnx import numpy_helper
 from pydantic import BaseModel, ConfigDict
 
-from ticketpack.errors import GateFailed, TicketpackError
-from ticketpack.events import OnEvent, resolve_on_event, status
+from ticketpack.core.errors import GateFailed, TicketpackError
+from ticketpack.core.events import OnEvent, resolve_on_event, status
 from ticketpack.runtime.card import CARD_KEY, parse_card
 from ticketpack.runtime.cardio import card_json
 from ticketpack.runtime.config import ValidateConfig
@@ -249,7 +249,7 @@ def validate_model(path: Path | str, config: ValidateConfig | None = None, *, pr
     --sign``). A missing `sign` extra or an unusable key is a usage error. ``provider`` and ``threads``: where ONNX
     Runtime loads and runs the file. ``on_event`` is called with ``Event("status", stage="validate", message=...)``
     before each check (its name)."""
-    from ticketpack.config_files import with_overrides
+    from ticketpack.core.config_files import with_overrides
 
     config = with_overrides(ValidateConfig, config, overrides, "validate")
     strict, verify = config.strict, config.verify

@@ -8,17 +8,22 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ticketpack import paths
+from ticketpack.core import paths
+from ticketpack.core.errors import FieldError, TicketpackError
+from ticketpack.core.fileio import read_versioned, sha256_file
 from ticketpack.data.base import DomainData
-from ticketpack.errors import FieldError, TicketpackError
-from ticketpack.fileio import read_versioned, sha256_file
 from ticketpack.models import build, example_input
 from ticketpack.models.factory import check_source
 from ticketpack.models.tensors import load_tensors
-from ticketpack.pruning.mask import Mask, from_file
 from ticketpack.pruning.granularity import get_granularity
+from ticketpack.pruning.mask import Mask, from_file
 from ticketpack.pruning.structure import Structure, trace
-from ticketpack.search.manifest import SCHEMA_VERSION, RoundRecord, TensorFile, TicketManifest
+from ticketpack.search.manifest import (
+    SCHEMA_VERSION,
+    RoundRecord,
+    TensorFile,
+    TicketManifest,
+)
 
 
 def load_manifest(root: Path) -> TicketManifest:

@@ -7,7 +7,6 @@ resumed search produce exactly the ticket an uninterrupted one does.
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import shutil
 import sys
@@ -19,11 +18,12 @@ from pathlib import Path
 
 import torch
 
-from ticketpack import paths
+from ticketpack.core import paths
+from ticketpack.core.errors import FieldError, TicketpackError
+from ticketpack.core.events import Event
+from ticketpack.core.fileio import check_output_dir, write_model
+from ticketpack.core.seeds import derive_seed
 from ticketpack.data import get as get_dataset
-from ticketpack.errors import FieldError, TicketpackError
-from ticketpack.events import Event
-from ticketpack.fileio import check_output_dir, write_model
 from ticketpack.models import build, example_input
 from ticketpack.models.checkpoint import load_into, read_checkpoint
 from ticketpack.models.factory import check_source, source_of
@@ -68,12 +68,6 @@ class SearchEvent(Event):
     record: RoundRecord | None = None
     epoch: int = 0
     epochs: int = 0
-
-
-def derive_seed(seed: int, *parts: object) -> int:
-    """A stable 63-bit seed from a base seed and labels (same inputs, same seed, on every machine)."""
-    digest = hashlib.sha256(":".join(map(str, (seed, *parts))).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def _start_state(r: int, retrain: str, init_state: dict, ticket) -> dict:
@@ -134,7 +128,7 @@ def search(
     the manifest records its ``module:qualname`` (or ``python:<name>`` when it cannot be imported elsewhere).
     Torch's thread count and global RNG state are the caller's again when it returns.
     """
-    from ticketpack.config_files import with_overrides
+    from ticketpack.core.config_files import with_overrides
 
     config = with_overrides(SearchConfig, config, overrides, "search")
     with torch_scope(config.threads):

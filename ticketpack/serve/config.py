@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ticketpack.errors import TicketpackError
+from ticketpack.core.errors import TicketpackError
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SERVE_EXTRA_HINT = "pip install 'ticketpack[serve]'"

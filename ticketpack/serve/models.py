@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ticketpack.core.errors import TicketpackError
 from ticketpack.data.kinds import OutOfRange
-from ticketpack.errors import TicketpackError
 from ticketpack.runtime.predictor import Predictor, softmax
 from ticketpack.runtime.validate import validate_model
 from ticketpack.serve.api import ModelInfo
 from ticketpack.serve.config import ModelSource, ServeConfig
-
 
 # A request whose inference is expected to take at most this long runs on the event loop itself: a hop to the
 # inference pool and back costs tens of microseconds, more than a small model's whole run. Longer runs go to the

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Path
 from fastapi.responses import JSONResponse, Response
 
-from ticketpack.errors import TicketpackError
+from ticketpack.core.errors import TicketpackError
 from ticketpack.serve.api import (
     ErrorBody,
     Health,

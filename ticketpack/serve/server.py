@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from ticketpack.errors import FieldError, TicketpackError
+from ticketpack.core.errors import FieldError, TicketpackError
 from ticketpack.serve.config import CONFIG_ENV, FAST_PATH_ENV, PARENT_ENV, ServeConfig
 from ticketpack.serve.models import ServedModel, load_models
 from ticketpack.serve.routes import create_app
@@ -64,7 +64,7 @@ def _signals_end_serving():
 
 def clean_stale_metrics_dirs(tmp: str | None = None) -> list[str]:
     """Remove the metrics directories (``ticketpack-metrics-PID-*``) of `serve` processes that no longer run."""
-    from ticketpack.fileio import _pid_alive
+    from ticketpack.core.fileio import _pid_alive
 
     tmp = tmp or tempfile.gettempdir()
     removed = []

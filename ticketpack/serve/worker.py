@@ -1,7 +1,7 @@
 """What uvicorn imports by name in each `serve --workers N` worker process: the HTTP protocol and the app factory.
 
 Kept light (neither FastAPI nor ONNX is imported here), so that :func:`create_app` ties the worker to its parent
-(:func:`ticketpack.lifeline.die_with_parent`) before the server's modules load. uvicorn takes the app as an import
+(:func:`ticketpack.core.lifeline.die_with_parent`) before the server's modules load. uvicorn takes the app as an import
 string and its workers inherit the environment, so :func:`ticketpack.serve.app.serve` hands them their settings in
 environment variables (``ticketpack.serve.config``: ``CONFIG_ENV``, ``PARENT_ENV``, ``FAST_PATH_ENV``), set only
 while uvicorn runs and restored afterwards.
@@ -32,7 +32,7 @@ class NoDelayHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
 def create_app() -> Any:
     """The app factory of a worker: die with `serve` (a killed `serve` leaves no worker behind), then build the app
     from the settings `serve` handed over; the parent validated the models already."""
-    from ticketpack.lifeline import die_with_parent
+    from ticketpack.core.lifeline import die_with_parent
 
     parent = os.environ.get(PARENT_ENV)
     die_with_parent(int(parent) if parent and parent.isdigit() else None)

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import torch
 
-from ticketpack.errors import FieldError, TicketpackError
+from ticketpack.core.errors import FieldError, TicketpackError
 
 
 def resolve_device(name: str) -> torch.device:

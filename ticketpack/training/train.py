@@ -27,7 +27,6 @@ from ticketpack.training.device import deterministic_scope
 from ticketpack.training.schedule import lr_factor, set_lr
 
 
-
 @dataclass(frozen=True)
 class TrainProgress:
     """Where a training run is, after each optimizer step: ``step`` of ``steps`` (fewer once early stopping ends

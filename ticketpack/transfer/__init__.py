@@ -9,7 +9,13 @@ dense and random-mask baselines (Desai, Zhan & Aly 2019), and report whether it 
 
 from ticketpack.transfer.config import DEFAULT_INITS, TrainOverrides, TransferConfig
 from ticketpack.transfer.executors import EXECUTORS, Executor, open_executor
-from ticketpack.transfer.records import Cell, Job, JobResult, TransferPlan, TransferReport
+from ticketpack.transfer.records import (
+    Cell,
+    Job,
+    JobResult,
+    TransferPlan,
+    TransferReport,
+)
 from ticketpack.transfer.report import markdown_table, render
 from ticketpack.transfer.run import TransferEvent, TransferRun, run_transfer
 from ticketpack.transfer.strategies import INITS, InitStrategy, Start

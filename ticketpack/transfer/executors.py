@@ -17,7 +17,7 @@ and data. Each worker, and the executor itself on the driver's side, owns a
 it is handed, and goes with its owner.
 
 Settings reach a worker as arguments, never through the parent's environment: a local worker is started as
-:func:`ticketpack.lifeline.call_with_parent` with the driver's pid, arms its lifeline (it dies with the driver) and
+:func:`ticketpack.core.lifeline.call_with_parent` with the driver's pid, arms its lifeline (it dies with the driver) and
 only then imports torch.
 """
 
@@ -35,9 +35,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ticketpack.core.errors import FieldError, TicketpackError
+from ticketpack.core.registry import Registry
 from ticketpack.data.domain import FeatureCache
-from ticketpack.errors import FieldError, TicketpackError
-from ticketpack.registry import Registry
 from ticketpack.transfer.ray_address import (  # noqa: F401 (RAY_ADDRESS_FORMS, parse_ray_address: read from here)
     RAY_ADDRESS_FORMS,
     parse_ray_address,
@@ -131,11 +131,11 @@ def _job_loop(threads: int, parent: int, inbox: Any, outbox: Any, slot: int = 0)
     """A local worker process: runs the jobs from ``inbox`` until None, each with its run's context (loaded once
     per run, :class:`_Contexts`), and answers each with (job id, result, error) on ``outbox``. It dies with the
     process ``parent`` (the driver's pid): :class:`LocalExecutor` starts it through
-    :func:`ticketpack.lifeline.call_with_parent`, which arms that before this module (and torch) is imported."""
-    from ticketpack.lifeline import die_with_parent
+    :func:`ticketpack.core.lifeline.call_with_parent`, which arms that before this module (and torch) is imported."""
+    from ticketpack.core.lifeline import die_with_parent
 
     die_with_parent(parent)  # a killed driver must not leave its workers training (and holding memory) for minutes
-    from ticketpack.hugepages import prefer_huge_pages
+    from ticketpack.core.hugepages import prefer_huge_pages
 
     prefer_huge_pages()  # before the first tensor (a driver in a notebook may not have asked)
     import torch
@@ -184,7 +184,7 @@ class LocalExecutor:
 
     def _start(self) -> None:
         """The worker processes, started on the first batch."""
-        from ticketpack.lifeline import call_with_parent
+        from ticketpack.core.lifeline import call_with_parent
 
         mp = multiprocessing.get_context("spawn")
         self._inbox, self._outbox = mp.Queue(), mp.Queue()
@@ -247,7 +247,7 @@ class _RayWorker:
     Actors end with the executor; the processes that run Ray tasks outlive it."""
 
     def __init__(self, threads: int) -> None:
-        from ticketpack.hugepages import prefer_huge_pages
+        from ticketpack.core.hugepages import prefer_huge_pages
 
         prefer_huge_pages()  # effective unless this Ray process made a large tensor before
         import torch
@@ -325,7 +325,7 @@ class RayExecutor:
             if self.address:
                 wait_for_port(self.address, deadline, self.connect_timeout_s)
             else:
-                from ticketpack.lifeline import start_reaper
+                from ticketpack.core.lifeline import start_reaper
 
                 self._reaper = start_reaper()  # a killed driver leaves none of the local instance's processes
             _init_within(ray, kwargs, deadline, self.address, self.connect_timeout_s)

@@ -18,15 +18,15 @@ from typing import Any
 
 import torch
 
-from ticketpack import paths
+from ticketpack.core import paths
+from ticketpack.core.errors import TicketpackError
+from ticketpack.core.fileio import read_model, sha256_file, write_model
+from ticketpack.core.seeds import derive_seed
 from ticketpack.data.base import DomainData
-from ticketpack.errors import TicketpackError
-from ticketpack.fileio import read_model, sha256_file, write_model
 from ticketpack.models.tensors import save_tensors
 from ticketpack.pruning import mask as masks
 from ticketpack.pruning.granularity import get_granularity
 from ticketpack.search import Ticket, search
-from ticketpack.search.imp import derive_seed
 from ticketpack.training import accuracy, train
 from ticketpack.training.device import resolve_device
 from ticketpack.transfer import layout

@@ -10,6 +10,7 @@
 
 from pathlib import Path
 
+
 def plan(run: Path) -> Path: return Path(run) / "plan.json"
 def jobs_dir(run: Path) -> Path: return Path(run) / "jobs"
 def job_dir(run: Path, job_id: str) -> Path: return jobs_dir(run) / job_id

@@ -4,7 +4,7 @@ Runs pooled together are not independent: the runs of one ticket seed share that
 (one per source domain, transferred to every target) and the baselines trained on a target (``dense``,
 ``target-ticket``: the same models, by seed, whichever source the ticket came from). So the per-seed differences
 are kept in clusters, one per ticket seed, and summarized by a two-stage cluster bootstrap
-(:func:`ticketpack.stats.cluster_bootstrap`), never as if every (ticket seed, retrain seed) pair were independent.
+(:func:`ticketpack.core.stats.cluster_bootstrap`), never as if every (ticket seed, retrain seed) pair were independent.
 ``examples/desai2019`` and ``examples/mnist_digits`` build their summaries from these; ``docs/results.md`` says how
 to read them.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ticketpack.stats import cluster_bootstrap, excludes_zero
+from ticketpack.core.stats import cluster_bootstrap, excludes_zero
 from ticketpack.transfer.records import JobResult, TransferReport
 
 RESOLVED = " *"  # the plain-text mark of a resolved difference, in every rendering (with a legend)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import time
 
-from ticketpack.errors import FieldError, TicketpackError
+from ticketpack.core.errors import FieldError, TicketpackError
 
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
 RAY_ADDRESS_FORMS = "HOST:PORT, ray://HOST:PORT or auto"

@@ -12,9 +12,15 @@ import math
 import statistics
 from pathlib import Path
 
-from ticketpack.errors import TicketpackError
-from ticketpack.fileio import atomic_path, atomic_write_text, read_model, read_versioned, write_model
-from ticketpack.stats import binomial_se, excludes_zero, t_interval
+from ticketpack.core.errors import TicketpackError
+from ticketpack.core.fileio import (
+    atomic_path,
+    atomic_write_text,
+    read_model,
+    read_versioned,
+    write_model,
+)
+from ticketpack.core.stats import binomial_se, excludes_zero, t_interval
 from ticketpack.transfer import layout
 from ticketpack.transfer.pooling import SeedAccuracies
 from ticketpack.transfer.records import (

@@ -17,14 +17,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from ticketpack import paths
+from ticketpack.core import paths
+from ticketpack.core.errors import FieldError, TicketpackError
+from ticketpack.core.events import Event
+from ticketpack.core.fileio import (
+    check_output_dir,
+    read_model,
+    sha256_file,
+    write_model,
+)
 from ticketpack.data import get as get_dataset
 from ticketpack.data.base import DomainData
 from ticketpack.data.domain import FeatureCache
 from ticketpack.data.registry import DATASETS
-from ticketpack.errors import FieldError, TicketpackError
-from ticketpack.events import Event
-from ticketpack.fileio import check_output_dir, read_model, sha256_file, write_model
 from ticketpack.models.scope import torch_scope
 from ticketpack.models.tensors import load_tensors
 from ticketpack.pruning.mask import Mask, from_file
@@ -288,7 +293,7 @@ def run_transfer(
     ``config``: a :class:`TransferConfig`; ``overrides``: any of its fields, which win over ``config``'s
     (``run_transfer(config, out, seeds=2)``; with ``config=None`` they must include every required field).
     """
-    from ticketpack.config_files import with_overrides
+    from ticketpack.core.config_files import with_overrides
 
     config = with_overrides(TransferConfig, config, overrides, "transfer")
     with torch_scope():  # in-process jobs seed torch's global RNG (a fresh initialization, dropout)

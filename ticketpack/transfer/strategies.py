@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from ticketpack.registry import Registry
+from ticketpack.core.registry import Registry
 
 if TYPE_CHECKING:
     import torch

@@ -11,11 +11,11 @@ from typing import Annotated, Any
 from pydantic import PlainSerializer, PlainValidator, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from ticketpack.core.registry import Registry
 from ticketpack.data.kinds.base import InputKind, InputRangeWarning, OutOfRange
 from ticketpack.data.kinds.image import ImagePreprocessing
 from ticketpack.data.kinds.tabular import TabularPreprocessing
 from ticketpack.data.kinds.text import TextPreprocessing
-from ticketpack.registry import Registry
 
 KINDS: Registry[type[InputKind]] = Registry("input kind")
 KINDS.register("image", ImagePreprocessing)

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ticketpack.errors import TicketpackError
+from ticketpack.core.errors import TicketpackError
 
 
 class InputRangeWarning(UserWarning):

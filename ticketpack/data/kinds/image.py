@@ -8,11 +8,11 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
+from ticketpack.core.errors import TicketpackError
 from ticketpack.data.arrays import labelled_arrays, load_npy, load_npz
 from ticketpack.data.files import csv_rows, jsonl_rows, label_text
 from ticketpack.data.images import centre_crop, decode, is_image_file, resize_bilinear
 from ticketpack.data.kinds.base import InputKind, OutOfRange
-from ticketpack.errors import TicketpackError
 
 _JSON_KEYS = ("image", "input", "pixels")
 RANGE_SLACK = 0.1  # predict and serve warn about pixels beyond the expected range by more than this share of its width

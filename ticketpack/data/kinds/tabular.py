@@ -8,10 +8,10 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from ticketpack.core.errors import TicketpackError
 from ticketpack.data.arrays import load_npy, numeric_column, read_table
 from ticketpack.data.files import jsonl_rows, label_text
 from ticketpack.data.kinds.base import InputKind
-from ticketpack.errors import TicketpackError
 
 
 class TabularPreprocessing(InputKind):

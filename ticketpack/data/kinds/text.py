@@ -12,9 +12,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
+from ticketpack.core.errors import TicketpackError
 from ticketpack.data.files import csv_rows, jsonl_rows, label_text, read_text
 from ticketpack.data.kinds.base import InputKind
-from ticketpack.errors import TicketpackError
 
 
 class TruncationWarning(UserWarning):
