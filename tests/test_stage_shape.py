@@ -197,3 +197,56 @@ def test_overrides_leave_the_config_object_unchanged():
     assert (config.level, config.format) == (2, "compact")
     assert with_overrides(ExportConfig, config, {}, "export") is config
     assert with_overrides(ExportConfig, None, {}, "export") == ExportConfig()
+
+
+# --- serve --------------------------------------------------------------------------------------------------------
+
+SERVE_ONCE = """
+import json, os, signal, sys, threading
+from ticketpack.serve.app import serve
+events = []
+def ready(url, models):
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+result = serve([sys.argv[1]], port=0, access_log=False, on_ready=ready, on_event=lambda e: events.append(e.message))
+print(json.dumps({"result": result.model_dump(), "events": events}))
+"""
+
+
+def test_serve_takes_models_config_and_overrides_and_returns_its_result(exported_digits):
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", SERVE_ONCE, f"digits={exported_digits}"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = out["result"]
+    assert result["models"] == ["digits"] and result["workers"] == 1 and result["seconds"] > 0
+    assert result["url"].startswith("http://127.0.0.1:") and not result["url"].endswith(":0")
+    assert out["events"] == ["validating 1 model", f"serving on {result['url']}"]
+
+
+def test_serve_refuses_unknown_overrides_and_no_models_before_binding_anything(exported_digits):
+    pytest.importorskip("fastapi")
+    from ticketpack.serve.app import serve
+    from ticketpack.serve.config import ServeConfig
+
+    _unknown(lambda: serve([exported_digits], prot=0), "prot", list(ServeConfig.model_fields))
+    with pytest.raises(FieldError) as info:
+        serve()
+    assert info.value.fields == ("models",)
+    with pytest.raises(FieldError) as info:
+        serve([exported_digits], workers=0)
+    assert info.value.fields == ("workers",)
+
+
+def test_the_old_serve_call_still_works_with_a_warning(tmp_path):
+    pytest.importorskip("fastapi")
+    from ticketpack.core.errors import TicketpackError
+    from ticketpack.serve.app import serve
+    from ticketpack.serve.config import ModelSource, ServeConfig
+
+    config = ServeConfig(models=[ModelSource(name="m", path=tmp_path / "missing.onnx")])
+    with pytest.warns(DeprecationWarning, match="serve\\(config\\) is deprecated"), pytest.raises(TicketpackError):
+        serve(config)  # the models load (and fail here) before any port is bound

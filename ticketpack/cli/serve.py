@@ -60,5 +60,4 @@ def serve_cmd(cfg: ServeConfig, verbose: VerboseOpt = False) -> None:
         out.print(table)
         err.print(f"POST {url}/v1/models/{next(iter(served))}/predict · docs {url}/docs · SIGTERM or Ctrl-C stops")
 
-    status_printer(err, verbose)(f"validating {len(cfg.models)} model{'s' * (len(cfg.models) != 1)}…")
-    serve(cfg, on_ready=on_ready)
+    serve(config=cfg, on_ready=on_ready, on_event=status_printer(err, verbose))

@@ -1,11 +1,11 @@
 """One progress callback for every stage: ``on_event``, called with an :class:`Event`.
 
-Every stage (``search``, ``transfer``, ``export``, ``evaluate``, ``validate``, ``predict``, the demo) takes
+Every stage (``search``, ``transfer``, ``export``, ``evaluate``, ``validate``, ``predict``, ``serve``, the demo) takes
 ``on_event=`` and calls it with an ``Event`` or a subclass of it: ``stage`` says which stage sent it, ``kind`` what
 happened, ``message`` a line for a person (empty where the event's fields say it all). Search sends
 :class:`~ticketpack.search.imp.SearchEvent` ("round_start", "step", "round_end"), transfer
 :class:`~ticketpack.transfer.run.TransferEvent` ("planned", "job_end"); export, evaluate, validate (each check's
-name), predict and the demo send plain ``Event("status", stage=..., message=...)``.
+name), predict, serve and the demo send plain ``Event("status", stage=..., message=...)``.
 
 The older names of the callback (``on_stage`` of export and the demo, ``on_progress`` of evaluate), which were
 called with the message alone, keep working for one release with a :class:`DeprecationWarning`

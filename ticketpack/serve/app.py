@@ -1,9 +1,9 @@
 """The HTTP inference server: FastAPI on uvicorn, Prometheus metrics, one ONNX Runtime session per model.
 
 Needs the `serve` extra (``pip install 'ticketpack[serve]'``); nothing else in ticketpack imports this module
-at import time. ``serve(config)`` validates and loads every model *before* binding the port, so a server never
-starts half-configured; SIGTERM stops accepting connections and lets in-flight requests finish (up to
-``shutdown_timeout_s``).
+at import time. ``serve(models, config=None, *, on_event, **overrides) -> ServeResult`` validates and loads every
+model *before* binding the port, so a server never starts half-configured; SIGTERM stops accepting connections
+and lets in-flight requests finish (up to ``shutdown_timeout_s``).
 
 This module is the server's front door; each job has its own room:
 
@@ -24,12 +24,13 @@ from ticketpack.serve.guard import body_limit
 from ticketpack.serve.routes import check_inputs, create_app
 from ticketpack.serve.server import (
     METRICS_PREFIX,
+    ServeResult,
     bind,
     clean_stale_metrics_dirs,
     serve,
 )
 
 __all__ = [
-    "INLINE_TEXT_CHARS", "METRICS_PREFIX", "ApiError", "bind", "body_limit", "check_inputs",
+    "INLINE_TEXT_CHARS", "METRICS_PREFIX", "ApiError", "ServeResult", "bind", "body_limit", "check_inputs",
     "clean_stale_metrics_dirs", "create_app", "serve",
 ]

@@ -2,6 +2,8 @@
 ``workers`` processes (each with its own sessions, settings passed through variables set only while it runs);
 SIGINT/SIGTERM end serving after uvicorn's graceful shutdown; stale metrics directories are cleaned."""
 
+from __future__ import annotations
+
 import os
 import re
 import shutil
@@ -9,13 +11,26 @@ import signal
 import socket
 import tempfile
 import threading
-from collections.abc import Callable
+import time
+import warnings
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import uvicorn
+from pydantic import BaseModel, Field
 
+from ticketpack.core.config_files import with_overrides
 from ticketpack.core.errors import FieldError, TicketpackError
-from ticketpack.serve.config import CONFIG_ENV, FAST_PATH_ENV, PARENT_ENV, ServeConfig
+from ticketpack.core.events import OnEvent, resolve_on_event, status
+from ticketpack.serve.config import (
+    CONFIG_ENV,
+    FAST_PATH_ENV,
+    PARENT_ENV,
+    ModelSource,
+    ServeConfig,
+)
 from ticketpack.serve.models import ServedModel, load_models
 from ticketpack.serve.routes import create_app
 
@@ -80,16 +95,59 @@ def clean_stale_metrics_dirs(tmp: str | None = None) -> list[str]:
     return removed
 
 
-def serve(config: ServeConfig, on_ready: Callable[[str, dict[str, ServedModel]], None] | None = None,
-          fast_path: bool = True) -> None:
-    """Validate and load every model, then serve until SIGINT/SIGTERM. Raises TicketpackError if a model fails.
+class ServeResult(BaseModel):
+    """What a ``serve`` call did, once it has stopped: where it listened, what it served, for how long."""
 
-    ``on_ready(url, models)`` is called once the port is bound, before requests are taken. ``fast_path``: see
-    :func:`create_app`.
+    url: str = Field(description="The address it listened on (http://host:port).")
+    models: list[str] = Field(description="The names of the models it served.")
+    workers: int = Field(ge=1, description="Server processes.")
+    seconds: float = Field(ge=0, description="Wall time from the call to the end of serving.")
+
+
+def serve(
+    models: Sequence[str | Path | ModelSource] | ServeConfig | None = None,
+    config: ServeConfig | None = None,
+    *,
+    on_event: OnEvent | None = None,
+    on_ready: Callable[[str, dict[str, ServedModel]], None] | None = None,
+    fast_path: bool = True,
+    **overrides: Any,
+) -> ServeResult:
+    """Validate and load every model, then serve until SIGINT/SIGTERM; returns a :class:`ServeResult` once stopped.
+    Raises :class:`TicketpackError` if a model fails its checks (before the port is bound).
+
+    ``models``: ONNX files (``"name=path.onnx"`` or a path: the name is its stem) or :class:`ModelSource` s; they
+    replace ``config.models``. ``config``: a :class:`ServeConfig`; ``overrides``: any of its fields
+    (``serve(["digits.onnx"], port=0, workers=1)``). ``on_event`` gets ``Event("status", stage="serve", ...)``
+    when the models load and when the port is bound; ``on_ready(url, models)`` is called once the port is bound,
+    before requests are taken. ``fast_path``: see :func:`create_app`. ``serve(config)``, the call of earlier
+    releases, still works with a DeprecationWarning.
     """
+    started = time.perf_counter()
+    if isinstance(models, ServeConfig):
+        warnings.warn("serve(config) is deprecated: call serve(models, config) or serve(config=config)",
+                      DeprecationWarning, stacklevel=2)
+        if config is not None:
+            raise TypeError("pass the ServeConfig once: serve(config=config)")
+        models, config = None, models
+    if models is not None:
+        overrides["models"] = [m if isinstance(m, ModelSource) else ModelSource.parse(str(m)) for m in models]
+    if config is None and "models" not in overrides:
+        raise FieldError("serve: `models` is empty: give at least one exported ONNX file", fields=["models"])
+    config = with_overrides(ServeConfig, config, overrides, "serve")
+    say = status(resolve_on_event(on_event, "serve"), "serve")
     if config.workers > 1 and config.port == 0:
         raise FieldError("`port` 0 (any free port) needs `workers` 1; give a port for several workers")
-    models = load_models(config)
+    say(f"validating {len(config.models)} model{'s' * (len(config.models) != 1)}")
+    served = load_models(config)
+    url = _run(config, served, fast_path, say, on_ready)
+    return ServeResult(url=url, models=list(served), workers=config.workers,
+                       seconds=round(time.perf_counter() - started, 3))
+
+
+def _run(config: ServeConfig, models: dict[str, ServedModel], fast_path: bool, say: Callable[[str], None],
+         on_ready: Callable[[str, dict[str, ServedModel]], None] | None) -> str:
+    """Bind the port and run uvicorn until it stops; the URL it listened on."""
     sock = bind(config.host, config.port)
     host, port = sock.getsockname()[:2]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
@@ -99,6 +157,7 @@ def serve(config: ServeConfig, on_ready: Callable[[str, dict[str, ServedModel]],
     )
     if config.workers == 1:
         server = uvicorn.Server(uvicorn.Config(create_app(config, models, fast_path), **common))
+        say(f"serving on {url}")
         if on_ready:
             on_ready(url, models)
         try:
@@ -106,8 +165,9 @@ def serve(config: ServeConfig, on_ready: Callable[[str, dict[str, ServedModel]],
                 server.run(sockets=[sock])
         finally:
             sock.close()
-        return
+        return url
     sock.close()  # the port is free: uvicorn's supervisor binds it and hands it to its worker processes
+    say(f"serving on {url} with {config.workers} workers")
     if on_ready:
         on_ready(url, models)
     del models  # each worker opens its own sessions
@@ -123,6 +183,7 @@ def serve(config: ServeConfig, on_ready: Callable[[str, dict[str, ServedModel]],
                         port=config.port, http="ticketpack.serve.worker:NoDelayHTTPProtocol", **common)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+    return url
 
 
 @contextmanager
