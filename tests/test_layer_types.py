@@ -79,6 +79,7 @@ def test_without_the_registration_the_layer_stays_dense_with_a_reason_naming_it(
     assert [g.root for g in structure.groups] == ["inp"]  # `hidden` feeds the unknown layer: left out with it
     assert structure.skipped["mid"] == "layer mid (ScaledLinear) is not mapped: its units stay dense"
     assert structure.skipped["hidden"] == "layer mid (ScaledLinear) is not mapped"
+    assert manifest.dense_layers == structure.skipped  # what stayed dense, and why, is on record in the manifest
 
     result = export_model(tmp_path / "t", tmp_path / "m.onnx", level=2, format="compact", threads=1)
     assert result.card.export.compacted["inp.weight"] == [8, 32] and "mid.weight" not in result.card.export.compacted

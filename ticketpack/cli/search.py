@@ -114,7 +114,9 @@ class SearchProgress:
             self.progress.__exit__(*exc)
 
     def __call__(self, ev: SearchEvent) -> None:
-        if ev.kind == "round_start":
+        if ev.kind == "dense_layers":
+            self.console.print(ev.message, markup=False, highlight=False)
+        elif ev.kind == "round_start":
             self.round_began, self.val = self.ticker.clock(), None
             if self.progress is not None:
                 self.progress.reset(self.steps_task, total=1, info="")

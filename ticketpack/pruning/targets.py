@@ -60,7 +60,8 @@ def output_layer(model: nn.Module, example: torch.Tensor) -> str:
     """The module name of the last prunable layer whose output feeds the model's output.
 
     The layer whose output tensor *is* the model's output wins; otherwise (a reshape or an op after it) the last
-    prunable layer called whose last output dimension equals the number of classes.
+    prunable layer called whose last output dimension equals the number of classes, then (a convolutional head:
+    conv → ReLU → pool, as SqueezeNet's) the last whose channel dimension does.
     """
     calls: list[tuple[str, torch.Tensor]] = []
 
@@ -73,10 +74,16 @@ def output_layer(model: nn.Module, example: torch.Tensor) -> str:
         if out is logits:
             return name
     classes = logits.shape[-1]
-    for name, out in reversed(calls):
-        if isinstance(out, torch.Tensor) and out.shape[-1] == classes:
-            return name
-    raise FieldError("cannot tell which layer produces the model's output; name it with `prune.output_layer`")
+    tensors = [(name, out) for name, out in reversed(calls) if isinstance(out, torch.Tensor)]
+    for dim in (-1, 1):
+        for name, out in tensors:
+            if out.dim() > max(dim, 0) and out.shape[dim] == classes:
+                return name
+    last = (f"; the last layer with weights, {tensors[0][0]!r}, outputs shape {tuple(tensors[0][1].shape)}"
+            if tensors else "")
+    raise FieldError(f"cannot tell which layer produces the model's output ({classes} classes): none of its layers "
+                     f"outputs {classes} features or channels{last}; name it with `prune.output_layer`",
+                     fields=["prune.output_layer"])
 
 
 def output_weights(model: nn.Module, layer: str, prunable: Sequence[str]) -> list[str]:

@@ -56,8 +56,9 @@ from ticketpack.version import __version__
 
 @dataclass
 class SearchEvent(Event):
-    """Progress of a search: ``kind`` is "round_start", "step" (after every training step of the round, in epoch
-    ``epoch`` of ``epochs``; ``val_accuracy`` on the steps that evaluated) or "round_end"."""
+    """Progress of a search: ``kind`` is "dense_layers" (before the rounds of a neuron search that leaves some layers
+    dense: ``message`` names each with why), "round_start", "step" (after every training step of the round, in
+    epoch ``epoch`` of ``epochs``; ``val_accuracy`` on the steps that evaluated) or "round_end"."""
 
     stage: str = field(default="search", kw_only=True)
     round: int
@@ -161,6 +162,8 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
 
     ticket = Ticket(out, manifest)
     ticket.verify()
+    if manifest.dense_layers and on_event is not None:
+        on_event(SearchEvent("dense_layers", 0, config.prune.planned_rounds, message=dense_message(manifest.dense_layers)))
     rounds = _Rounds(config, out, data, setup, ticket, device, on_event)
     done = {r.round for r in manifest.rounds}
     for r in range(config.prune.planned_rounds + 1):
@@ -169,6 +172,13 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
     manifest.status = "complete"
     write_model(paths.manifest(out), manifest)
     return manifest
+
+
+def dense_message(dense: dict[str, str]) -> str:
+    """One line per layer whose units stay dense, with why (what a neuron search says before its rounds)."""
+    lines = [f"{len(dense)} layer{'s' * (len(dense) != 1)} stay dense (neuron granularity cannot remove their units "
+             "exactly):"]
+    return "\n".join([*lines, *(f"  {name}: {why}" for name, why in dense.items())])
 
 
 def _with_model(config: SearchConfig, model: Callable | torch.nn.Module) -> SearchConfig:
@@ -269,6 +279,7 @@ def _start(config: SearchConfig, out: Path, force: bool, dataset, data, setup: _
         prunable={n: list(p.shape) for n, p in parameters(setup.model, setup.prunable).items()},
         output_names=setup.output_names,
         output_layer=setup.output_layer,
+        dense_layers=dict(setup.structure.skipped) if setup.structure is not None else None,
         model_source=setup.source,
         init_file=_file(out, paths.init_weights(out), init_sha),
         init_weights_sha256=setup.checkpoint_sha,

@@ -79,6 +79,11 @@ class TicketManifest(BaseModel):
     prunable: dict[str, list[int]] = Field(description="Shape of each prunable weight.")
     output_names: list[str] = Field(description="Weights of the output layer (pruned at output_rate).")
     output_layer: str | None = Field(None, description="Module name of the output layer.")
+    dense_layers: dict[str, str] | None = Field(
+        None, description="Neuron granularity: each layer (or unit group, by its first layer) whose units stay dense, "
+        "with why (a LayerNorm over them, a layer type no one registered, units that are the model's outputs, ...). "
+        "{} when every layer with units can lose them; absent for weight granularity and in files from before."
+    )
     model_source: ModelSource | None = Field(
         None, description="The model reference and the sha256 of its factory's source file when the search ran."
     )
