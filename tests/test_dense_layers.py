@@ -76,3 +76,31 @@ def test_a_neuron_search_says_which_layers_stay_dense_and_why(tmp_path):
 def test_a_weight_search_records_no_dense_layers(tmp_path):
     manifest = search(tiny_config(train={"epochs": 1}, prune={"rounds": 1}), tmp_path / "w")
     assert manifest.dense_layers is None
+
+
+def test_a_trace_that_hangs_stops_with_a_message_naming_the_layer(monkeypatch):
+    """No silent hang: a trace past its bound stops with one line naming the layer it was working on."""
+    import time
+
+    import torch_pruning as tp
+
+    from ticketpack.core.errors import TicketpackError
+    from ticketpack.pruning import bounded
+    from ticketpack.pruning.structure import trace
+
+    def endless(self, model, example_inputs, **kwargs):
+        module = model.hidden  # what a tracer holds while it walks the graph
+        while module is not None:
+            pass
+
+    monkeypatch.setattr(tp.DependencyGraph, "build_dependency", endless)
+    monkeypatch.setattr(bounded, "TRACE_SECONDS", 0.3)
+    began = time.perf_counter()
+    with pytest.raises(TicketpackError) as info:
+        trace(Normed(), torch.zeros(2, 1, 8, 8), "out", ["inp.weight", "hidden.weight", "out.weight"])
+    assert time.perf_counter() - began < 5
+    message = str(info.value)
+    assert "within 0.3 s at layer hidden (Linear)" in message and "\n" not in message
+    import signal
+
+    assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None) and signal.getitimer(signal.ITIMER_REAL)[0] == 0

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ticketpack.core.errors import TicketpackError
+from ticketpack.pruning.bounded import bounded
 from ticketpack.pruning.layers import customized_pruners, layer_type, root_types
 from ticketpack.pruning.mask import Mask
 
@@ -114,7 +115,7 @@ def trace(model: nn.Module, example: torch.Tensor, output_layer: str, prunable: 
     was_training = model.training
     model.eval()  # no BatchNorm statistics updated by the tracing forward
     try:
-        with torch.enable_grad(), warnings.catch_warnings():
+        with torch.enable_grad(), warnings.catch_warnings(), bounded(model, "neuron granularity"):
             warnings.simplefilter("ignore")
             graph = tp.DependencyGraph().build_dependency(
                 model, example_inputs=example, verbose=False,
