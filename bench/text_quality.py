@@ -1,7 +1,7 @@
 """ticketpack's default text model (fastText-style) next to TF-IDF (1-2 grams) + logistic regression (C=10).
 
     python bench/text_quality.py [--data ../shared/data/mdsd] [--domains books,dvd,electronics] [--seeds 0,1,2]
-                                 [--threads 1] [--out bench/results]
+                                 [--threads 1] [--out bench/results] [--name text_quality] [--text '{"hash": "crc32"}']
 
 Both models see the same ticketpack splits (``TextDirDataset.load``: duplicates dropped, stratified 70/15/15 by
 seed). The baseline is scikit-learn's ``TfidfVectorizer(ngram_range=(1, 2))`` fit on the raw train texts and
@@ -9,8 +9,10 @@ seed). The baseline is scikit-learn's ``TfidfVectorizer(ngram_range=(1, 2))`` fi
 ``FastText`` over ticketpack's own preprocessing (hashed word 1-3 grams), trained with the default recipe below
 (best validation accuracy, early stopping), and scored once on test. Reports the mean test accuracy over seeds per
 domain, the difference to the baseline with its paired 95% interval, how often hashed ids collide (train split of
-the first seed) and how many documents the maximum length cut. Writes ``<out>/text_quality.md`` and
-``<out>/text_quality.json``; ``--from-json`` writes the markdown again from a JSON it wrote, without training.
+the first seed) and how many documents the maximum length cut. Writes ``<out>/<name>.md`` and
+``<out>/<name>.json`` (``--name text_quality`` by default); ``--from-json`` writes the markdown again from a JSON it
+wrote, without training. ``bench/results/text_quality.*`` ran with crc32 buckets, ``text_quality_murmur3.*`` with
+murmur3, the default since the featurization could go into the ONNX graph.
 """
 
 from __future__ import annotations
@@ -29,14 +31,14 @@ from ticketpack.data import SplitConfig, TextPreprocessing
 from ticketpack.data import get as get_dataset
 from ticketpack.data.text import collision_stats
 from ticketpack.models.fasttext import FastText
-from ticketpack.models.registry import DEFAULT_MODELS, recipe
+from ticketpack.models.registry import recipe
 from ticketpack.training import TrainConfig, train
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mdsd"
 
 # What a user gets with no flags: the registry's default text model with its recipe, the default featurization.
 MODEL_OPTIONS: dict = {}
-RECIPE = recipe(DEFAULT_MODELS["text"])
+RECIPE = recipe(TextPreprocessing.default_model)  # each input kind names its default model
 TEXT: dict = {}
 
 
@@ -62,10 +64,11 @@ def main() -> None:
     ap.add_argument("--recipe", type=json.loads, default=RECIPE, help="JSON TrainConfig fields")
     ap.add_argument("--text", type=json.loads, default=TEXT, help="JSON TextPreprocessing fields")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--name", default="text_quality", help="file names: <out>/<name>.json and <out>/<name>.md")
     ap.add_argument("--from-json", type=Path, help="only write the markdown again from a text_quality.json")
     args = ap.parse_args()
     if args.from_json:
-        write_report(json.loads(args.from_json.read_text()), args.out)
+        write_report(json.loads(args.from_json.read_text()), args.out, args.name)
         return
 
     torch.set_num_threads(args.threads)
@@ -125,8 +128,8 @@ def main() -> None:
         "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "text_quality.json").write_text(json.dumps(result, indent=2) + "\n")
-    write_report(result, args.out)
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_report(result, args.out, args.name)
 
 
 def paired(runs: list[dict]) -> str:
@@ -135,8 +138,8 @@ def paired(runs: list[dict]) -> str:
     return f"{mean:+.1f} [{lo:+.1f}, {hi:+.1f}]" if lo is not None else f"{mean:+.1f}"
 
 
-def write_report(result: dict, out: Path) -> None:
-    """``<out>/text_quality.md`` from a result (what ``main`` measured, or a JSON file it wrote)."""
+def write_report(result: dict, out: Path, name: str = "text_quality") -> None:
+    """``<out>/<name>.md`` from a result (what ``main`` measured, or a JSON file it wrote)."""
     rows, runs, seeds, prep = result["domains"], result["runs"], result["seeds"], result["preprocessing"]
     summary = result["summary"]
     mean_m, mean_b = summary["mean_fasttext"], summary["mean_baseline"]
@@ -149,8 +152,8 @@ def write_report(result: dict, out: Path) -> None:
         f" torch threads: {result['threads']}. Written by `python bench/text_quality.py`.",
         "",
         f"- model: `FastText` {json.dumps(result['model']['options'])}; recipe {json.dumps(result['recipe'])}",
-        f"- features: word 1-{prep['ngrams']} grams hashed into {prep['num_buckets']:,} buckets, max_tokens"
-        f" {prep['max_tokens']}",
+        f"- features: word 1-{prep['ngrams']} grams hashed ({prep.get('hash', 'crc32')}) into {prep['num_buckets']:,}"
+        f" buckets, max_tokens {prep['max_tokens']}",
         f"- baseline: TF-IDF 1-2 grams (scikit-learn defaults) + LogisticRegression(C={result['baseline']['logreg_C']:g})",
         "",
         "| domain | fasttext | TF-IDF + LR | diff | paired diff [95% CI] | per seed (fasttext / LR) | within 1 pt |"
@@ -180,7 +183,7 @@ def write_report(result: dict, out: Path) -> None:
         + ", ".join(f"{r['domain']} {100 * r['collisions']['shared_id_occurrences']:.1f}%" for r in rows) + ").",
         "",
     ]
-    (out / "text_quality.md").write_text("\n".join(lines))
+    (out / f"{name}.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 

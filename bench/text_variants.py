@@ -22,7 +22,7 @@ import torch
 from ticketpack.data import SplitConfig, TextPreprocessing
 from ticketpack.data import get as get_dataset
 from ticketpack.models.fasttext import FastText
-from ticketpack.models.registry import DEFAULT_MODELS, recipe
+from ticketpack.models.registry import recipe
 from ticketpack.training import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ def summary(name: str, vals: dict, **extra) -> dict:
 
 
 def fasttext_val(ds, name: str, opts: dict, rec: dict, feats: dict) -> dict:
-    base, vals, t0 = recipe(DEFAULT_MODELS["text"]), {}, time.perf_counter()
+    base, vals, t0 = recipe(TextPreprocessing.default_model), {}, time.perf_counter()
     for dom in DOMAINS:
         for seed in SEEDS:
             data = ds.load(dom, seed, SplitConfig(), TextPreprocessing(**feats))

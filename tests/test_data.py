@@ -132,12 +132,16 @@ def test_docs_state_the_text_featurization_the_card_records():
     enough to recompute the ids in tests/test_runtime_only.py)."""
     from pathlib import Path
 
-    from ticketpack.data.kinds.text import BUCKET_RULE, FEATURIZATION
+    from ticketpack.data.kinds.text import BUCKET_RULES, FEATURIZATIONS
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text(encoding="utf-8")
-    assert TextPreprocessing().bucket_rule == BUCKET_RULE and TextPreprocessing().featurization == FEATURIZATION
-    for needle in (BUCKET_RULE, "str.lower", "re.findall", "ngram_separator", "0xEDB88320", "pad_id"):
-        assert needle in doc and (needle in FEATURIZATION or needle == BUCKET_RULE), needle
+    for hash_ in ("crc32", "murmur3"):  # crc32: files made before murmur3 became the default
+        prep = TextPreprocessing(hash=hash_)
+        assert prep.bucket_rule == BUCKET_RULES[hash_] and prep.featurization == FEATURIZATIONS[hash_]
+        needles = ["str.lower", "re.findall", "ngram_separator", "pad_id"]
+        needles += ["0xEDB88320"] if hash_ == "crc32" else ["U+0130", "MurmurHash3_x86_32", "signed=False", "C.UTF-8"]
+        for needle in (BUCKET_RULES[hash_], *needles):
+            assert needle in doc and (needle in FEATURIZATIONS[hash_] or needle == BUCKET_RULES[hash_]), needle
 
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "examples").glob("**/*.md"))]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+         *sorted(p for p in (ROOT / "examples").glob("**/*.md") if "node_modules" not in p.parts)]  # npm's, not ours
 LANGUAGES = {"python", "py", "python3"}
 PAGE_TIMEOUT_S = 150  # each page's blocks train tiny models: seconds, not minutes
 

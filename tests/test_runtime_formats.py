@@ -123,3 +123,31 @@ def test_pyproject_allows_no_onnxruntime_older_than_the_tested_floor():
     (floor,) = [re.sub(r"^onnxruntime\s*>=\s*", "", d) for d in pyproject["project"]["dependencies"]
                 if d.startswith("onnxruntime")]
     assert release(floor) == release(TESTED_FLOOR)[: len(release(floor))]
+
+
+SELF_CONTAINED = [f"self-contained-{m}-{f}-{q}" for m in ("digits", "text")
+                  for f, q in (("compact", "none"), ("sparse", "int8"), ("dense", "int8-static"))]
+
+
+@pytest.mark.parametrize("stem", SELF_CONTAINED)
+def test_self_contained_files_take_raw_inputs_and_answer_as_the_newest_onnxruntime(formats, expected, stem):
+    """`export --self-contained`: raw images or strings in, the labels and probabilities the newest onnxruntime gave
+    (the graph computes them), through `ticketpack.load` and `validate --strict`, with the tested floor as minimum."""
+    import ticketpack
+
+    model = stem.split("-")[2]
+    if f"self-contained-{model}.skipped" in expected:
+        pytest.skip(f"no self-contained {model} file: {expected[f'self-contained-{model}.skipped']}")
+    path = formats / f"{stem}.onnx"
+    clf = ticketpack.load(path, provider="cpu", threads=1)
+    assert clf.self_contained and read_card(path).export.raw_input is not None
+    raw = expected[f"self-contained-{model}.raw"]
+    raw = [str(t) for t in raw] if raw.dtype.kind == "U" else raw
+    assert clf.predict(raw) == expected[f"{stem}.label"].tolist()
+    np.testing.assert_allclose(clf.predict_proba(raw), expected[f"{stem}.probabilities"], atol=1e-5, rtol=0,
+                               err_msg=f"onnxruntime {ort.__version__} vs {expected['onnxruntime']}")
+    x = clf.card.preprocessing.transform(raw)  # the model's input tensor still runs, through the graph cut there
+    assert clf.logits_from_inputs(x).argmax(axis=1).tolist() == [clf.labels.index(k) for k in clf.predict(raw)]
+    report = validate_model(path, strict=True)
+    assert report.passed, [c for c in report.failed()]
+    assert read_card(path).export.min_onnxruntime == TESTED_FLOOR

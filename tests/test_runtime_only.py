@@ -107,25 +107,33 @@ def _card_json(path: Path) -> dict:
 
 def test_the_text_card_alone_reproduces_the_ids_ticketpack_computes(models):
     """A client in another language has only the card: its fields and the rule it states. Reimplemented here from
-    them with re and zlib alone (the bucket rule evaluated as written), the ids match ticketpack's exactly."""
+    them with re and mmh3 (zlib for crc32 cards) alone (the bucket rule evaluated as written), the ids match
+    ticketpack's exactly."""
     import re
     import zlib
+
+    import mmh3
 
     import ticketpack
 
     prep = _card_json(models["text"])["preprocessing"]
-    assert prep["kind"] == "text" and prep["hash"] == "crc32" and prep["tokenizer"] == "regex"
-    for step in ("str.lower", "re.findall", "ngram_separator", "bucket_rule", "zlib", "0xEDB88320", "pad_id"):
+    assert prep["kind"] == "text" and prep["hash"] == "murmur3" and prep["tokenizer"] == "regex"
+    for step in ("str.lower", "U+0130", "re.findall", "ngram_separator", "bucket_rule", "MurmurHash3_x86_32",
+                 "signed=False", "pad_id"):
         assert step in prep["featurization"], step
+
+    def lower(text: str) -> str:  # the Unicode simple mapping, one character at a time, U+0130 to "i"
+        return "".join("i" if ch == "\u0130" else ch.lower() for ch in text)
 
     def ids(text: str) -> list[int]:
         if prep["lowercase"]:
-            text = text.lower()
+            text = lower(text)
         words = re.findall(prep["token_pattern"], text)
         tokens = list(words)
         for n in range(2, prep["ngrams"] + 1):
             tokens += [prep["ngram_separator"].join(words[i : i + n]) for i in range(len(words) - n + 1)]
-        rule = {"crc32": zlib.crc32, "utf8": lambda t: t.encode("utf-8"), "num_buckets": prep["num_buckets"]}
+        rule = {"crc32": zlib.crc32, "utf8": lambda t: t.encode("utf-8"), "num_buckets": prep["num_buckets"],
+                "murmur3_32": lambda b, seed: mmh3.hash(b, seed, signed=False)}
         out = [eval(prep["bucket_rule"], {"__builtins__": {}}, {**rule, "token": t}) for t in tokens]
         out = out[: prep["max_tokens"]]
         return out + [prep["pad_id"]] * (prep["max_tokens"] - len(out))
@@ -137,6 +145,7 @@ def test_the_text_card_alone_reproduces_the_ids_ticketpack_computes(models):
         "tab\tand\nnew lines   and    spaces",
         " ".join(f"word{i}" for i in range(200)),  # more ids than max_tokens: cut
         "x",
+        "\u039f\u0394\u039f\u03a3 \u00c9COLE \u03a3\u03a3 \u0130I",  # a final capital sigma, U+0130
     ]
     want = ticketpack.load(models["text"]).prepare(samples)
     got = np.array([ids(s) for s in samples], dtype=np.int64)

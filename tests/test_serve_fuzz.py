@@ -43,6 +43,7 @@ def test_server_answers_generated_requests_without_500s_and_as_documented(api_sc
     operations = [result.ok() for result in api_schema.get_all_operations()]
     labels = sorted(op.label for op in operations)
     assert "POST /v1/models/{name}/predict" in labels and "GET /v1/models" in labels
+    assert "POST /v2/models/{name}/infer" in labels and "GET /v2/models/{name}" in labels  # the Open Inference Protocol
     checks = (schemathesis.checks.not_a_server_error, schemathesis.checks.status_code_conformance,
               schemathesis.checks.content_type_conformance, schemathesis.checks.response_schema_conformance)
     seen: dict[str, set[int]] = {}

@@ -34,7 +34,7 @@ def test_transform_is_deterministic_and_needs_no_torch():
     assert a.dtype == np.int64 and a.shape == (3, 64)
     assert np.array_equal(a, TextPreprocessing.model_validate_json(prep.model_dump_json()).transform(TEXTS))
     assert (a[2, 1:] == 0).all() and a[2, 0] > 0  # right-padded with id 0
-    # a fresh interpreter, with torch made unimportable, gives the same ids (crc32 is not salted like hash())
+    # a fresh interpreter, with torch made unimportable, gives the same ids (murmur3, like crc32, is not salted like hash())
     code = (
         "import sys, json; sys.modules['torch'] = None\n"
         "from ticketpack.data.preprocessing import TextPreprocessing\n"

@@ -32,6 +32,7 @@ FLAGS = ConfigFlags(
     Flag("--threads", "threads", int),
     Flag("--route", "route"),
     Flag("--allow-changed-model", "allow_changed_model", bool),
+    Flag("--self-contained/--no-self-contained", "self_contained", bool),
 )
 
 
@@ -105,6 +106,9 @@ def export_cmd(
                   + f" ({m.evaluated_on}, {m.test_examples} examples)")
     table.add_row("parity", f"max |ORT - PyTorch| {p.max_abs_diff:.2e}, argmax agreement {p.argmax_agreement:.1%}"
                   + (f" (float graph {p.float_max_abs_diff:.2e}, atol {p.atol:g})" if p.float_max_abs_diff is not None else f" (atol {p.atol:g})"))
+    if (raw := card.export.raw_input) is not None:
+        table.add_row("self-contained", f"takes {raw.name} ({raw.dtype} {raw.shape}), answers logits, probabilities "
+                      "and label; same model input and logits as the Python featurizer on the test split")
     table.add_row("checks", "onnx.checker full check, ONNX Runtime load, parity: passed")
     table.add_row("weights digest", card.weights_digest)
     if signing is not None:

@@ -38,7 +38,8 @@ FLAGS = ConfigFlags(
 
 @FLAGS.command
 def serve_cmd(cfg: ServeConfig, verbose: VerboseOpt = False) -> None:
-    """Serve exported models over HTTP: /v1/models, /v1/models/NAME/predict, /healthz, /readyz, /metrics."""
+    """Serve exported models over HTTP: /v1/models, /v1/models/NAME/predict, /healthz, /readyz, /metrics, and the
+    Open Inference Protocol (KServe v2): /v2/health/ready, /v2/models/NAME, /v2/models/NAME/infer."""
     from ticketpack.cli.progress import status_printer
     from ticketpack.serve.config import require_serve_extra
 

@@ -17,6 +17,8 @@ PyTorch logits on the held-out test split (max abs diff within ``atol``; for int
 ``atol`` and the argmax agreement of the quantized one at least ``min_int8_agreement``; for static int8 also its
 accuracy within ``max_static_int8_drop`` points of PyTorch's). A failed check raises
 :class:`~ticketpack.core.errors.GateFailed` and writes nothing; the file itself is written atomically.
+``self_contained=True`` puts the input kind's preprocessing in front of the checked graph, held to the Python featurizer
+on the raw test split (:mod:`ticketpack.export.self_contained`).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from ticketpack.export.prepared import (
     prepare,
     sparsity_of,
 )
+from ticketpack.export.self_contained import raw_input_of
 from ticketpack.runtime.card import (
     Calibration,
     ExportOptions,
@@ -118,6 +121,12 @@ class ExportConfig(BaseModel):
     )
     allow_changed_model: bool = Field(
         False, description="Build the model even if its factory's source file changed since the ticket search."
+    )
+    self_contained: bool = Field(
+        False, description="Put the input kind's preprocessing in the graph: the file takes what a user has (strings, "
+        "uint8 images (N, H, W, C), float64 table rows) as its input `raw` and answers logits, probabilities and label "
+        "(class names), held to the Python featurizer + model graph on the whole test split (see "
+        "bench/results/self_contained.md for why it is off by default)."
     )
 
 
@@ -188,6 +197,9 @@ def _build_and_write(prepared: Prepared, out: Path, config: ExportConfig, route:
     built = _build(prepared, config, route)
     stage("checking")
     checked = _check_built(built, prepared, config)
+    if config.self_contained:
+        stage("composing the self-contained graph")
+        checked.graph = _self_contained(checked.graph, prepared, config)
     card = _card(prepared, config, route, checked)
     finish(checked.graph, card, sel.ticket.manifest.config.model.name)
     data_bytes = checked.graph.SerializeToString()
@@ -294,6 +306,17 @@ def _check_built(built: _Built, prepared: Prepared, config: ExportConfig) -> _Ch
                     accuracy, reference)
 
 
+def _self_contained(graph: onnx.ModelProto, prepared: Prepared, config: ExportConfig) -> onnx.ModelProto:
+    """The preprocessing's nodes in front of the checked graph, held to the Python featurizer on the raw test rows."""
+    from ticketpack.export.self_contained import make_self_contained
+
+    sel = prepared.selection
+    composed, _ = make_self_contained(graph, sel.ticket.manifest.dataset.preprocessing,
+                                      list(sel.ticket.manifest.dataset.label_names), sel.data.test.raw,
+                                      prepared.x_test, config.atol, prepared.threads)
+    return composed
+
+
 def _card(prepared: Prepared, config: ExportConfig, route: str, checked: _Checked) -> ModelCard:
     """The model card of a checked export: what it is, where it came from, and what it measured."""
     sel = prepared.selection
@@ -319,7 +342,9 @@ def _card(prepared: Prepared, config: ExportConfig, route: str, checked: _Checke
             evaluated_on=f"{data.dataset}/{data.domain}/test", reference_test_accuracy=checked.reference,
             test_examples=len(prepared.y_test),
         ),
-        export=ExportOptions(format=config.format, quantize=config.quantize, opset=config.opset, route=route,
+        export=ExportOptions(format=config.format, quantize=config.quantize, opset=_opset(checked.graph, config),
+                             route=route, self_contained=config.self_contained or None,
+                             raw_input=raw_input_of(checked.graph) if config.self_contained else None,
                              min_onnxruntime=min_onnxruntime(checked.graph), calibration=checked.calibration,
                              sparse_encoding="bitmask" if checked.bitmasked else None,
                              compacted=checked.built.compacted,
@@ -332,6 +357,13 @@ def _card(prepared: Prepared, config: ExportConfig, route: str, checked: _Checke
         ),
         weights_digest=weights_digest(checked.graph),
     )
+
+
+def _opset(graph: onnx.ModelProto, config: ExportConfig) -> int:
+    """The opset asked for, or the one a self-contained graph was raised to for its preprocessing nodes."""
+    if not config.self_contained:
+        return config.opset
+    return max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx"))
 
 
 def _dense_bytes(prepared: Prepared, config: ExportConfig, route: str, card: ModelCard) -> int:

@@ -10,7 +10,7 @@ import onnx
 from ticketpack.core.errors import GateFailed, TicketpackError
 from ticketpack.runtime.card import ModelCard
 from ticketpack.runtime.cardio import embed_card
-from ticketpack.runtime.session import make_session, required_onnxruntime
+from ticketpack.runtime.session import make_session, node_domains, required_onnxruntime
 from ticketpack.runtime.storage import bitmask_candidates
 from ticketpack.version import __version__
 
@@ -84,7 +84,7 @@ def format_note(fmt: str, compacted: dict[str, list[int]] | None, bitmasked: lis
 
 def min_onnxruntime(graph: onnx.ModelProto) -> str:
     opset = max((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    return required_onnxruntime(graph.ir_version, opset, {n.domain for n in graph.graph.node})
+    return required_onnxruntime(graph.ir_version, opset, node_domains(graph.graph.node))
 
 
 def finish(model: onnx.ModelProto, card: ModelCard, name: str) -> None:

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from ticketpack.core.errors import TicketpackError
@@ -61,6 +62,15 @@ Printable = Annotated[str, AfterValidator(_printable)]
 class InputSignature(_Card):
     name: str = Field("input", description="Graph input name.")
     dtype: Literal["float32", "int64"]
+    shape: list[int | str] = Field(description="Input shape; the first axis is the dynamic 'batch'.")
+
+
+class RawInput(_Card):
+    """What a self-contained file's graph takes: the raw inputs its preprocessing nodes turn into the model's input."""
+
+    name: str = Field("raw", description="Graph input name.")
+    dtype: Literal["uint8", "float32", "float64", "string"] = Field(
+        description="string: texts (N,); uint8 or float32: images (N, H, W, C); float64: table rows (N, features).")
     shape: list[int | str] = Field(description="Input shape; the first axis is the dynamic 'batch'.")
 
 
@@ -155,6 +165,18 @@ class ExportOptions(_Card):
     compacted: dict[str, list[int]] | None = Field(
         None, description="compact/sparse: [kept, original] size of each unit group and input, by weight name."
     )
+    self_contained: bool | None = Field(
+        None, description="The graph starts with the preprocessing as ONNX nodes: it takes raw_input (what a user has: "
+        "strings, images, table rows) and answers logits, probabilities and label (class names); the card's input is "
+        "then a tensor inside the graph. Absent in files exported before it was recorded (not self-contained)."
+    )
+    raw_input: RawInput | None = Field(None, description="self_contained: the graph's raw input.")
+
+    @model_validator(mode="after")
+    def _raw_input_when_self_contained(self) -> "ExportOptions":
+        if bool(self.self_contained) != (self.raw_input is not None):
+            raise ValueError("raw_input is recorded exactly when self_contained is true")
+        return self
 
     @field_validator("compacted")
     @classmethod

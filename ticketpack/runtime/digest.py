@@ -1,8 +1,9 @@
 """A content hash of an ONNX graph's weights, so that a changed weight is detected (torch-free).
 
 The digest covers every initializer and sparse initializer, sorted by name: name, element type, shape and the
-values as little-endian bytes. It does not depend on how the protobuf stores them (raw bytes or typed fields), on
-node order, or on the metadata (the card that records the digest lives in ``metadata_props``).
+values as little-endian bytes (strings: each one's length, then its bytes). It does not depend on how the protobuf
+stores them (raw bytes or typed fields), on node order, or on the metadata (the card that records the digest lives
+in ``metadata_props``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ from onnx import numpy_helper
 
 
 def _update(h: hashlib._Hash, kind: str, tensor: onnx.TensorProto, name: str | None = None) -> None:
-    array = np.ascontiguousarray(numpy_helper.to_array(tensor))
     h.update(f"{kind}:{name or tensor.name}:{tensor.data_type}:{list(tensor.dims)}\n".encode())
+    if tensor.data_type == onnx.TensorProto.STRING:  # strings (a self-contained file's class names): length, bytes
+        for value in tensor.string_data:
+            h.update(len(value).to_bytes(8, "little") + value)
+        return
+    array = np.ascontiguousarray(numpy_helper.to_array(tensor))
     h.update(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
 
 

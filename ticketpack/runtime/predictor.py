@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 from ticketpack.core.errors import TicketpackError
 from ticketpack.data.kinds import InputRangeWarning, OutOfRange
 from ticketpack.runtime.card import CARD_KEY, ModelCard, parse_card
+from ticketpack.runtime.selfcontained import RAW_INPUT, is_self_contained
 from ticketpack.runtime.session import make_session
 
 
@@ -39,12 +41,17 @@ def check_texts(texts) -> None:
 
 
 class Predictor:
-    """One ONNX Runtime session plus the card that says how to feed it. Safe to share across threads."""
+    """One ONNX Runtime session plus the card that says how to feed it. Safe to share across threads.
+
+    A self-contained file (``export --self-contained``) is predicted by its own graph from raw inputs
+    (:meth:`raw_checked` → :meth:`outputs_from_raw`: logits, probabilities and labels computed in the graph);
+    :attr:`session` and :meth:`logits_from_inputs` still take the model's input tensor, through the same file cut at
+    that tensor in memory (opened on first use)."""
 
     def __init__(self, path: Path | str, provider: str = "auto", threads: int | None = None) -> None:
         self.path = Path(path)
-        self.session, self.provider = make_session(self.path, provider, threads)
-        meta = self.session.get_modelmeta().custom_metadata_map
+        session, self.provider = make_session(self.path, provider, threads)
+        meta = session.get_modelmeta().custom_metadata_map
         if CARD_KEY not in meta:
             raise TicketpackError(
                 f"{self.path} has no ticketpack card; export models with `ticketpack export` so they carry one"
@@ -52,6 +59,24 @@ class Predictor:
         self.card: ModelCard = parse_card(meta[CARD_KEY], str(self.path))
         self.input_name = self.card.input.name
         self.output_name = self.card.output_name
+        self.self_contained = is_self_contained(self.card)
+        self.graph_session = session if self.self_contained else None  # raw → logits, probabilities, label
+        self._session = None if self.self_contained else session
+        self._threads = threads
+        self._lock = threading.Lock()
+
+    @property
+    def session(self):
+        """The ONNX Runtime session that takes the model's input tensor (the card's ``input``)."""
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    from ticketpack.runtime.cardio import load_model
+                    from ticketpack.runtime.selfcontained import model_input_graph
+
+                    cut = model_input_graph(load_model(self.path), self.input_name, self.output_name)
+                    self._session = make_session(cut.SerializeToString(), self.provider, self._threads)[0]
+        return self._session
 
     @property
     def labels(self) -> list[str]:
@@ -76,6 +101,31 @@ class Predictor:
             raise TicketpackError("empty batch: give at least one input")
         return self.card.preprocessing.transform_checked(batch)
 
+    def raw_checked(self, batch) -> tuple[np.ndarray, OutOfRange | None]:
+        """Self-contained files: raw inputs → the graph's ``raw`` tensor, and which inputs go beyond the training
+        range (kinds that record it)."""
+        if batch is None or len(batch) == 0:
+            raise TicketpackError("empty batch: give at least one input")
+        prep = self.card.preprocessing
+        checked = getattr(prep, "raw_array_checked", None)
+        return checked(batch) if checked is not None else (prep.raw_array(batch), None)
+
+    def outputs_from_raw(self, raw: np.ndarray, names: tuple[str, ...] = ("logits", "probabilities", "label")) -> list:
+        """Self-contained files: the graph's outputs (``logits``, ``probabilities``, ``label``) for a raw tensor."""
+        if self.graph_session is None:
+            raise TicketpackError(f"{self.path} is not self-contained: it takes the model's input tensor")
+        try:
+            return self.graph_session.run(list(names), {RAW_INPUT: raw})
+        except Exception as exc:  # onnxruntime's own error types
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise TicketpackError(f"{self.path}: ONNX Runtime could not run this input ({first})") from None
+
+    def _raw(self, batch) -> np.ndarray:
+        raw, beyond = self.raw_checked(batch)
+        if beyond is not None:
+            warnings.warn(beyond.message(self.card.preprocessing.noun), InputRangeWarning, stacklevel=3)
+        return raw
+
     def logits_from_inputs(self, x: np.ndarray) -> np.ndarray:
         """Logits for an already prepared input tensor (dtype and shape as the card's input signature)."""
         want = self.card.input
@@ -92,12 +142,18 @@ class Predictor:
             raise TicketpackError(f"{self.path}: ONNX Runtime could not run this input ({first})") from None
 
     def logits(self, batch) -> np.ndarray:
+        if self.self_contained:
+            return self.outputs_from_raw(self._raw(batch), ("logits",))[0]
         return self.logits_from_inputs(self.prepare(batch))
 
     def predict_proba(self, batch) -> np.ndarray:
+        if self.self_contained:
+            return self.outputs_from_raw(self._raw(batch), ("probabilities",))[0]
         return softmax(self.logits(batch).astype(np.float64)).astype(np.float32)
 
     def predict(self, batch) -> list[str]:
+        if self.self_contained:
+            return [str(label) for label in self.outputs_from_raw(self._raw(batch), ("label",))[0]]
         return [self.card.label_names[i] for i in self.logits(batch).argmax(axis=1)]
 
 

@@ -23,6 +23,16 @@ TESTED_FLOOR = "1.18.0"
 FLOOR_OPSET, FLOOR_IR = 21, 10
 
 
+# com.microsoft contrib ops of a self-contained text graph (ticketpack/data/kinds/text_graph.py) that CI runs on the
+# tested floor (tests/test_runtime_only.py on .ci/run's floor venv): they do not raise a file's minimum onnxruntime
+FLOOR_CONTRIB_OPS = frozenset({"MurmurHash3", "Tokenizer"})
+
+
+def node_domains(nodes) -> set[str]:
+    """The domains of a graph's nodes, less the contrib ops known to run on the tested floor."""
+    return {n.domain for n in nodes if not (n.domain == "com.microsoft" and n.op_type in FLOOR_CONTRIB_OPS)}
+
+
 def release(version: str) -> tuple[int, ...]:
     """``"1.20.1"`` → (1, 20, 1); a local or pre-release tail (``1.21.0.dev2024…``, ``1.19.0+cu118``) is ignored."""
     return tuple(int(part) for part in re.findall(r"\d+", version.split("+")[0])[:3])

@@ -32,9 +32,15 @@ from ticketpack.runtime.card import CARD_KEY, parse_card
 from ticketpack.runtime.cardio import card_json
 from ticketpack.runtime.config import ValidateConfig
 from ticketpack.runtime.digest import weights_digest
+from ticketpack.runtime.selfcontained import (
+    check_raw_signature,
+    is_self_contained,
+    raw_smoke,
+)
 from ticketpack.runtime.session import (
     TESTED_FLOOR,
     make_session,
+    node_domains,
     release,
     required_onnxruntime,
 )
@@ -96,6 +102,8 @@ def _graph_input(model) -> tuple[str, str, list[int | str]]:
 
 def _check_signature(model, card) -> str:
     """Raise if the graph's input/output do not match the card; return a one-line summary."""
+    if is_self_contained(card):
+        return check_raw_signature(model, card)
     name, dtype, dims = _graph_input(model)
     want = card.input
     if name != want.name:
@@ -216,7 +224,7 @@ def _check_runtime_version(card, model) -> str:
     if need is None:
         return f"onnxruntime {have}; the card records no minimum (exported before ticketpack recorded it)"
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    domains = {n.domain for n in model.graph.node}
+    domains = node_domains(model.graph.node)
     if required_onnxruntime(model.ir_version, opset, domains) != TESTED_FLOOR and release(need) <= release(TESTED_FLOOR):
         other = sorted(d for d in domains if d not in ("", "ai.onnx"))
         raise TicketpackError(f"the card says onnxruntime {need} runs this file, but its graph (IR {model.ir_version}, "
@@ -375,7 +383,7 @@ def _load(path: Path, provider: str, threads: int | None):
 
 def _smoke(session, model: onnx.ModelProto, card) -> str:
     graph_in = session.get_inputs()[0]
-    x = smoke_batch(card, _graph_input(model) if card is None else None)
+    x = raw_smoke(card) if is_self_contained(card) else smoke_batch(card, _graph_input(model) if card is None else None)
     out_name = card.output_name if card is not None else session.get_outputs()[0].name
     y = session.run([out_name], {graph_in.name: x})[0]
     n_classes = len(card.label_names) if card is not None else None

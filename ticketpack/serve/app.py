@@ -12,6 +12,8 @@ This module is the server's front door; each job has its own room:
   itself and hands anything else, body and all, to the route (both paths give the same answer to every request);
 - :mod:`ticketpack.serve.guard`: the middleware counting predict calls and limiting request bodies;
 - :mod:`ticketpack.serve.errors`: the error answers (``ApiError`` and the exception handlers);
+- :mod:`ticketpack.serve.v2`: the Open Inference Protocol (KServe v2) routes beside ``/v1`` (bodies in
+  :mod:`ticketpack.serve.v2_api`, tensors in :mod:`ticketpack.serve.v2_tensors`), errors as ``{"error": message}``;
 - :mod:`ticketpack.serve.server`: ``serve``, binding the port and running uvicorn with one or several workers.
 """
 

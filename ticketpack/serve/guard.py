@@ -4,12 +4,15 @@ request body-size limit (a body over it is answered 413 before, or while, it is 
 import re
 import time
 
+from starlette.responses import JSONResponse
+
 from ticketpack.serve.config import ServeConfig
 from ticketpack.serve.errors import BodyTooLarge, error_response
 from ticketpack.serve.metrics import UNKNOWN_MODEL, Metrics
 from ticketpack.serve.models import ServedModel
 
 PREDICT_PATH = re.compile(r"^/v1/models/([^/]+)/predict/?$")
+INFER_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/[^/]+)?/infer/?$")  # the Open Inference Protocol's predict
 
 
 def body_limit(config: ServeConfig, models: dict[str, ServedModel]) -> int:
@@ -19,7 +22,8 @@ def body_limit(config: ServeConfig, models: dict[str, ServedModel]) -> int:
 
 
 class Guard:
-    """Pure ASGI middleware: per-model request/error/latency metrics for predict calls, and the body-size limit."""
+    """Pure ASGI middleware: per-model request/error/latency metrics for predict calls (v1 predict and v2 infer), and
+    the body-size limit."""
 
     def __init__(self, app, metrics: Metrics, names: set[str], max_body: int) -> None:
         self.app, self.metrics, self.names, self.max_body = app, metrics, names, max_body
@@ -28,7 +32,7 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length")
-        match = PREDICT_PATH.match(scope["path"])
+        match = PREDICT_PATH.match(scope["path"]) or INFER_PATH.match(scope["path"])
         model = (match.group(1) if match.group(1) in self.names else UNKNOWN_MODEL) if match else None
         status, start, seen = 500, time.perf_counter(), 0
 
@@ -52,9 +56,10 @@ class Guard:
         try:
             if length is not None and length.isdigit() and int(length) > self.max_body:
                 status = 413
-                await error_response(413, "content_too_large", f"request body is larger than {self.max_body:,} bytes")(
-                    scope, receive, send
-                )
+                message = f"request body is larger than {self.max_body:,} bytes"
+                v2 = scope["path"].startswith("/v2/")  # the Open Inference Protocol's error format
+                answer = JSONResponse({"error": message}, 413) if v2 else error_response(413, "content_too_large", message)
+                await answer(scope, receive, send)
             else:
                 await self.app(scope, limited_receive, observed_send)
         finally:

@@ -70,11 +70,16 @@ class ServedModel:
         return self.prepare_checked(raw)[0]
 
     def prepare_checked(self, raw) -> tuple[np.ndarray, OutOfRange | None]:
-        """:meth:`prepare`, and which inputs go beyond the range of the training inputs (the answer says so)."""
+        """:meth:`prepare`, and which inputs go beyond the range of the training inputs (the answer says so). A
+        self-contained file's input is its raw tensor: its own graph preprocesses."""
+        if self.predictor.self_contained:
+            return self.predictor.raw_checked(raw)
         return self.predictor.prepare_checked(raw)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Prepared inputs → class probabilities (N, classes), float64 rows that sum to 1."""
+        if self.predictor.self_contained:
+            return softmax(self.predictor.outputs_from_raw(x, ("logits",))[0].astype(np.float64))
         return softmax(self.predictor.logits_from_inputs(x).astype(np.float64))
 
     def smoke_test(self) -> None:

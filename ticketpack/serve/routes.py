@@ -28,6 +28,7 @@ from ticketpack.serve.fastpath import App, FastPredict, predict_now
 from ticketpack.serve.guard import Guard, body_limit
 from ticketpack.serve.metrics import Metrics
 from ticketpack.serve.models import ServedModel, usable_cpus
+from ticketpack.serve.v2 import add_v2_routes
 from ticketpack.version import __version__
 
 _ERRORS = {
@@ -55,6 +56,7 @@ def create_app(config: ServeConfig, models: dict[str, ServedModel], fast_path: b
     add_error_handlers(app)
     _add_health_routes(app, models, metrics, state)
     _add_predict_route(app, config, models, metrics, state)
+    add_v2_routes(app, config, models, metrics, state, check_inputs)  # the Open Inference Protocol, beside /v1
     max_body = body_limit(config, models)
     app.add_middleware(Guard, metrics=metrics, names=set(models), max_body=max_body)
     if fast_path:

@@ -7,7 +7,9 @@ model's card record; its methods are the code that applies it, torch-free, the s
   :meth:`example` (a model-ready batch to trace a model with) and :meth:`factory_options` (what a model factory is
   told besides the number of classes);
 - what a user hands a served model: :meth:`read_inputs` (files for ``predict`` and ``evaluate --data-file``),
-  :meth:`from_request` (the items of a JSON request), :meth:`smoke_inputs` and :meth:`show`.
+  :meth:`from_request` (the items of a JSON request), :meth:`smoke_inputs` and :meth:`show`;
+- the same preprocessing as ONNX nodes (:meth:`raw_graph`), which a self-contained export puts in front of the
+  model, so that any ONNX Runtime takes what a user has (:meth:`raw_array`: strings, uint8 images, raw rows).
 
 A new kind is one subclass with a ``kind: Literal["name"]`` field, registered with
 ``ticketpack.data.kinds.KINDS.register("name", MyKind)`` (see docs/data.md); nothing else in ticketpack compares
@@ -58,6 +60,19 @@ class OutOfRange:
         return (f"{len(self.rows)} of {self.total} {noun} (#{shown}) hold {self.what} far outside the range the model "
                 f"was trained on, {self.low:g} to {self.high:g} (this batch: {self.lowest:.4g} to {self.highest:.4g}): "
                 "their predictions extrapolate and may mean nothing")
+
+
+@dataclass(frozen=True)
+class RawGraph:
+    """ONNX nodes that compute :meth:`InputKind.transform` from what a user has (torch-free, built with
+    ``onnx.helper``). Every name they create starts with ``raw/`` except ``output``, so they cannot collide with a
+    model's own names."""
+
+    input: Any  # onnx.ValueInfoProto of the raw input, named "raw" (strings (N,), uint8 images (N, H, W, C), ...)
+    nodes: list  # onnx.NodeProto, in topological order
+    initializers: list  # onnx.TensorProto
+    output: str  # the tensor the nodes end in: the model's input, exactly as transform() makes it
+    opsets: dict[str, int]  # domain ("" for ai.onnx, "com.microsoft", "ai.onnx.ml") → the opset the nodes need
 
 
 class InputKind(BaseModel):
@@ -157,6 +172,15 @@ class InputKind(BaseModel):
     def show(self, raw: Any, i: int) -> str | None:
         """How ``predict`` shows raw input ``i`` beside its label (None: nothing worth printing)."""
         return None
+
+    def raw_graph(self, output: str = "input") -> RawGraph:
+        """This preprocessing as ONNX nodes ending in the tensor ``output``; raises :class:`TicketpackError` saying
+        why where it cannot be expressed in ops ONNX Runtime runs."""
+        raise TicketpackError(f"{self.kind} preprocessing has no ONNX form")
+
+    def raw_array(self, raw: Any) -> np.ndarray:
+        """A batch of raw inputs as the ``raw`` input of :meth:`raw_graph` takes it."""
+        raise TicketpackError(f"{self.kind} preprocessing has no ONNX form")
 
     def check_compatible(self, other: "InputKind", what: str, other_what: str) -> None:
         """Refuse data of another kind than this (a ticket's or a model's) with one line that names both."""

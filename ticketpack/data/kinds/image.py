@@ -12,7 +12,7 @@ from ticketpack.core.errors import TicketpackError
 from ticketpack.data.arrays import labelled_arrays, load_npy, load_npz
 from ticketpack.data.files import csv_rows, jsonl_rows, label_text
 from ticketpack.data.images import centre_crop, decode, is_image_file, resize_bilinear
-from ticketpack.data.kinds.base import InputKind, OutOfRange
+from ticketpack.data.kinds.base import InputKind, OutOfRange, RawGraph
 
 _JSON_KEYS = ("image", "input", "pixels")
 RANGE_SLACK = 0.1  # predict and serve warn about pixels beyond the expected range by more than this share of its width
@@ -176,16 +176,19 @@ class ImagePreprocessing(InputKind):
         """:meth:`transform`, and the images with a pixel beyond :attr:`input_range` by more than a tenth of its width
         (:data:`RANGE_SLACK`: a test image a little brighter than every training image is no cause for alarm)."""
         x = self._finite_batch(raw)
+        return self._normalize(x), self._beyond(x)
+
+    def _beyond(self, x: np.ndarray) -> OutOfRange | None:
+        """The images of a batch (N, H, W, C) with a pixel beyond :attr:`input_range` by more than its slack."""
         if not x.size:
-            return self._normalize(x), None
+            return None
         low, high = self.input_range
         slack = RANGE_SLACK * (high - low)
         flat = x.reshape(len(x), -1)
-        lo, hi = flat.min(axis=1), flat.max(axis=1)
+        lo, hi = flat.min(axis=1).astype(np.float64), flat.max(axis=1).astype(np.float64)
         rows = np.flatnonzero((lo < low - slack) | (hi > high + slack))
-        out = None if not len(rows) else OutOfRange(
+        return None if not len(rows) else OutOfRange(
             "pixel values", tuple(int(r) for r in rows), float(lo.min()), float(hi.max()), low, high, len(x))
-        return self._normalize(x), out
 
     @property
     def input_range(self) -> tuple[float, float]:
@@ -211,6 +214,52 @@ class ImagePreprocessing(InputKind):
                 raise TicketpackError(f"image inputs hold values too large for float32 (largest {big:.3g})")
         x = np.ascontiguousarray(np.moveaxis(x, -1, 1)).astype(np.float32)
         return (x - mean) / std
+
+    # ------------------------------------------------------------------ the same preprocessing as ONNX nodes
+    @property
+    def raw_dtype(self) -> str:
+        """What a self-contained file takes: ``uint8`` pixels (N, H, W, C) when the raw range is 8-bit
+        (``pixel_min`` ≥ 0, 1 < ``pixel_max`` ≤ 255) and no ``resize`` is set; else ``float32`` pixels at the model's
+        size. ``resize`` is ticketpack's own numpy bilinear, which ONNX ``Resize`` does not reproduce bit for bit, so
+        such files take images already resized and cropped to height x width (``raw_array`` does it in Python)."""
+        eight_bit = self.pixel_min >= 0 and 1 < self.pixel_max <= 255
+        return "uint8" if eight_bit and self.resize is None else "float32"
+
+    def raw_graph(self, output: str = "input") -> RawGraph:
+        """Cast to float32, (N, H, W, C) → (N, C, H, W), ``(x - mean) / std`` in float32: what :meth:`transform`
+        computes, bit for bit, on the pixels :meth:`raw_array` gives."""
+        from onnx import TensorProto, helper, numpy_helper
+
+        c, h, w = self.input_shape
+        elem = TensorProto.UINT8 if self.raw_dtype == "uint8" else TensorProto.FLOAT
+        mean, std = self._stats()
+        raw = helper.make_tensor_value_info("raw", elem, ["batch", h, w, c])
+        nodes = [
+            helper.make_node("Cast", ["raw"], ["raw/float"], name="raw/cast", to=TensorProto.FLOAT),
+            helper.make_node("Transpose", ["raw/float"], ["raw/nchw"], name="raw/nchw", perm=[0, 3, 1, 2]),
+            helper.make_node("Sub", ["raw/nchw", "raw/mean"], ["raw/centred"], name="raw/sub"),
+            helper.make_node("Div", ["raw/centred", "raw/std"], [output], name="raw/div"),
+        ]
+        inits = [numpy_helper.from_array(mean.reshape(1, -1, 1, 1), "raw/mean"),
+                 numpy_helper.from_array(std.reshape(1, -1, 1, 1), "raw/std")]
+        return RawGraph(input=raw, nodes=nodes, initializers=inits, output=output, opsets={"": 13})
+
+    def raw_array(self, raw: Any) -> np.ndarray:
+        """Raw images (any layout :meth:`transform` takes; resized and cropped when ``resize`` is set) → (N, H, W, C)
+        ``raw_dtype``; uint8 pixels must be whole numbers from 0 to 255."""
+        x = self._finite_batch(raw)
+        if self.raw_dtype == "float32":
+            return x.astype(np.float32)
+        if x.size and (x.min() < 0 or x.max() > 255 or not np.array_equal(x, np.round(x))):
+            bad = int(np.flatnonzero(((x < 0) | (x > 255) | (x != np.round(x))).reshape(len(x), -1).any(axis=1))[0])
+            raise TicketpackError(f"image input {bad} holds pixel values that are not whole numbers from 0 to 255: "
+                                  "this self-contained model takes 8-bit (uint8) images")
+        return x.astype(np.uint8)
+
+    def raw_array_checked(self, raw: Any) -> tuple[np.ndarray, OutOfRange | None]:
+        """:meth:`raw_array`, and the images beyond the training range (as :meth:`transform_checked` reports them)."""
+        x = self.raw_array(raw)
+        return x, self._beyond(x)
 
     # ------------------------------------------------------------------ users' files and requests
     def read_inputs(self, path: Path, labelled: bool = False) -> tuple[Any, list[str] | None]:
@@ -270,7 +319,8 @@ class ImagePreprocessing(InputKind):
 
     def smoke_inputs(self) -> np.ndarray:
         rng = np.random.default_rng(0)
-        return rng.uniform(self.pixel_min, self.pixel_max, size=(2, self.height, self.width, self.channels))
+        x = rng.uniform(self.pixel_min, self.pixel_max, size=(2, self.height, self.width, self.channels))
+        return np.round(x) if self.raw_dtype == "uint8" else x  # whole pixel values: what 8-bit images hold
 
 
 def _read_npz(path: Path, labelled: bool) -> tuple[np.ndarray, list[str] | None]:

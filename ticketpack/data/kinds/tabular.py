@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 from ticketpack.core.errors import TicketpackError
 from ticketpack.data.arrays import load_npy, numeric_column, read_table
 from ticketpack.data.files import jsonl_rows, label_text
-from ticketpack.data.kinds.base import InputKind
+from ticketpack.data.kinds.base import InputKind, RawGraph
 
 
 class TabularPreprocessing(InputKind):
@@ -73,6 +73,28 @@ class TabularPreprocessing(InputKind):
         if np.abs(z).max(initial=0) > float(np.finfo(np.float32).max):
             raise TicketpackError("table rows hold values too large for float32")
         return z.astype(np.float32)
+
+    def raw_graph(self, output: str = "input") -> RawGraph:
+        """``(x - mean) / std`` in float64, then cast to float32: what :meth:`transform` computes, bit for bit, on the
+        float64 rows (N, features) that :meth:`raw_array` gives."""
+        from onnx import TensorProto, helper, numpy_helper
+
+        raw = helper.make_tensor_value_info("raw", TensorProto.DOUBLE, ["batch", len(self.columns)])
+        nodes = [
+            helper.make_node("Sub", ["raw", "raw/mean"], ["raw/centred"], name="raw/sub"),
+            helper.make_node("Div", ["raw/centred", "raw/std"], ["raw/scaled"], name="raw/div"),
+            helper.make_node("Cast", ["raw/scaled"], [output], name="raw/cast", to=TensorProto.FLOAT),
+        ]
+        inits = [numpy_helper.from_array(np.asarray(self.mean, dtype=np.float64), "raw/mean"),
+                 numpy_helper.from_array(np.asarray(self.std, dtype=np.float64), "raw/std")]
+        return RawGraph(input=raw, nodes=nodes, initializers=inits, output=output, opsets={"": 13})
+
+    def raw_array(self, raw: Any) -> np.ndarray:
+        """Rows (lists in column order, objects keyed by column, an array) → float64 (N, features), finite."""
+        x = self._rows(raw)
+        if not np.isfinite(x).all():
+            raise TicketpackError("table rows contain NaN or infinite values")
+        return np.ascontiguousarray(x)
 
     def read_inputs(self, path: Path, labelled: bool = False) -> tuple[Any, list[str] | None]:
         path = Path(path)

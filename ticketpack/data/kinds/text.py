@@ -10,11 +10,20 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ticketpack.core.errors import TicketpackError
 from ticketpack.data.files import csv_rows, jsonl_rows, label_text, read_text
-from ticketpack.data.kinds.base import InputKind
+from ticketpack.data.kinds.base import InputKind, RawGraph
+from ticketpack.data.kinds.text_graph import raw_strings, simple_lower, text_raw_graph
+
+
+def _mmh3():
+    try:
+        import mmh3
+    except ImportError:
+        raise TicketpackError("text preprocessing with hash murmur3 needs the mmh3 package: pip install mmh3") from None
+    return mmh3
 
 
 class TruncationWarning(UserWarning):
@@ -34,13 +43,34 @@ FEATURIZATION = (
     "5. Keep the first max_tokens ids and pad on the right with pad_id up to max_tokens: the model input is int64 "
     "(batch, max_tokens)."
 )
+MURMUR3_BUCKET_RULE = "1 + murmur3_32(utf8(token), seed=0) % (num_buckets - 1)"
+MURMUR3_FEATURIZATION = (
+    "1. If lowercase, lower-case the text one code point at a time by the Unicode simple lowercase mapping (Python's "
+    "str.lower applied to each character alone, except that U+0130 becomes U+0069 i: no final-sigma rule and no "
+    "multi-character mappings; ONNX StringNormalizer LOWER with locale C.UTF-8). "
+    "2. words: every non-overlapping match of token_pattern, left to right (Python re.findall; an ONNX graph runs it "
+    "with RE2 and takes only patterns on which the two agree: deterministic, with greedy repeats, and no capturing "
+    "groups, anchors, look-arounds, \\w \\d \\s or empty matches). "
+    "3. tokens: the words, then for n = 2 up to ngrams in turn, every run of n consecutive words, left to right, "
+    "joined by ngram_separator. "
+    "4. The id of a token is bucket_rule, where utf8(token) is its UTF-8 bytes and murmur3_32 is Austin Appleby's "
+    "MurmurHash3_x86_32 with the given seed as an unsigned 32-bit integer (Python mmh3.hash(bytes, 0, signed=False); "
+    "ONNX Runtime com.microsoft.MurmurHash3 with seed 0 and positive 1); ids run 1 .. num_buckets - 1, and 0 is "
+    "padding. "
+    "5. Keep the first max_tokens ids and pad on the right with pad_id up to max_tokens: the model input is int64 "
+    "(batch, max_tokens)."
+)
+BUCKET_RULES = {"crc32": BUCKET_RULE, "murmur3": MURMUR3_BUCKET_RULE}
+FEATURIZATIONS = {"crc32": FEATURIZATION, "murmur3": MURMUR3_FEATURIZATION}
 
 
 class TextPreprocessing(InputKind):
     """Text → token ids by a regex tokenizer and feature hashing (no vocabulary: domain-independent).
 
     Words are regex matches; word n-grams up to ``ngrams`` (words joined by a space) follow the words. Token ``t``
-    maps to ``1 + crc32(utf8(t)) % (num_buckets - 1)``; id 0 is padding. A document keeps its first ``max_tokens``
+    maps to ``1 + murmur3_32(utf8(t)) % (num_buckets - 1)`` (``hash="murmur3"``, the default, which
+    :meth:`raw_graph` also writes as ONNX nodes) or, in files made before, ``1 + crc32(utf8(t)) % (num_buckets - 1)``
+    (``hash="crc32"``, still read and featurized as then); id 0 is padding. A document keeps its first ``max_tokens``
     ids and is right-padded with 0, so the model sees int64 (N, max_tokens). The recipe is recorded in full
     (``featurization``, ``bucket_rule``, ``ngram_separator``), so a manifest or a model card says how to reproduce
     the ids without ticketpack. Nothing is cut silently: loading a dataset counts and reports every document with
@@ -65,21 +95,51 @@ class TextPreprocessing(InputKind):
         "(bench/text_lengths.py).",
     )
     features: Literal["hashing"] = Field("hashing", description="How tokens become ids.")
-    hash: Literal["crc32"] = Field(
-        "crc32", description="Hash function for feature hashing: the CRC-32 of zlib, gzip and PNG (unsigned 32-bit)."
+    hash: Literal["crc32", "murmur3"] = Field(
+        "murmur3", description="Hash function for feature hashing: murmur3 (MurmurHash3_x86_32, seed 0, unsigned; "
+        "what an ONNX graph can compute, so a self-contained export takes raw strings) or crc32 (the CRC-32 of zlib, "
+        "gzip and PNG; files made before murmur3 was the default, which keep loading and featurizing as then).",
     )
     num_buckets: int = Field(2**20, ge=2, le=2**24, description="Id space size, padding id 0 included.")
     pad_id: Literal[0] = 0
     ngram_separator: Literal[" "] = Field(" ", description="What the words of an n-gram are joined by.",
                                           json_schema_extra={"readOnly": True})
-    bucket_rule: Literal[BUCKET_RULE] = Field(
-        BUCKET_RULE, description="The id of a token (see featurization).", json_schema_extra={"readOnly": True}
-    )
-    featurization: Literal[FEATURIZATION] = Field(
-        FEATURIZATION, description="Text to ids, step by step, in terms of the other fields: enough to reproduce the "
-        "ids in another language. Files written before it was recorded used the same recipe.",
+    bucket_rule: Literal[MURMUR3_BUCKET_RULE, BUCKET_RULE] = Field(
+        MURMUR3_BUCKET_RULE, description="The id of a token (see featurization); follows hash.",
         json_schema_extra={"readOnly": True},
     )
+    featurization: Literal[MURMUR3_FEATURIZATION, FEATURIZATION] = Field(
+        MURMUR3_FEATURIZATION, description="Text to ids, step by step, in terms of the other fields: enough to "
+        "reproduce the ids in another language; follows hash. Files written before it was recorded used the recipe "
+        "of their hash.",
+        json_schema_extra={"readOnly": True},
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_follows_hash(cls, data: Any) -> Any:
+        """Unstated ``bucket_rule`` and ``featurization`` are those of ``hash``; a file with a recipe but no hash has
+        the hash its recipe names."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "hash" not in data:
+            stated = {name for name in BUCKET_RULES if data.get("bucket_rule") == BUCKET_RULES[name]
+                      or data.get("featurization") == FEATURIZATIONS[name]}
+            if len(stated) == 1:
+                data["hash"] = stated.pop()
+        name = data.get("hash", cls.model_fields["hash"].default)
+        if name in BUCKET_RULES:
+            data.setdefault("bucket_rule", BUCKET_RULES[name])
+            data.setdefault("featurization", FEATURIZATIONS[name])
+        return data
+
+    @model_validator(mode="after")
+    def _recipe_matches_hash(self) -> TextPreprocessing:
+        if self.bucket_rule != BUCKET_RULES[self.hash] or self.featurization != FEATURIZATIONS[self.hash]:
+            raise ValueError(f"hash is {self.hash!r} but bucket_rule or featurization states the recipe of another "
+                             "hash: the file's recipe does not match its ids")
+        return self
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -96,7 +156,7 @@ class TextPreprocessing(InputKind):
     def tokens(self, text: str) -> list[str]:
         """Words, then their n-grams for n = 2..``ngrams`` (uncut)."""
         if self.lowercase:
-            text = text.lower()
+            text = text.lower() if self.hash == "crc32" else simple_lower(text)
         words = self._regex.findall(text)
         out = list(words)
         sep = self.ngram_separator
@@ -105,10 +165,15 @@ class TextPreprocessing(InputKind):
         return out
 
     def token_ids(self, tokens: list[str]) -> np.ndarray:
-        """int64 ids of ``tokens``: 1 + crc32(utf-8) mod (num_buckets - 1), so that 0 stays the padding id."""
-        crc32 = zlib.crc32
-        crcs = np.fromiter((crc32(t.encode("utf-8")) for t in tokens), dtype=np.int64, count=len(tokens))
-        return 1 + crcs % (self.num_buckets - 1)
+        """int64 ids of ``tokens``: 1 + hash(utf-8) mod (num_buckets - 1), so that 0 stays the padding id."""
+        if self.hash == "crc32":
+            crc32 = zlib.crc32
+            hashes = np.fromiter((crc32(t.encode("utf-8")) for t in tokens), dtype=np.int64, count=len(tokens))
+        else:
+            murmur3 = _mmh3().hash
+            hashes = np.fromiter((murmur3(t.encode("utf-8"), 0, False) for t in tokens), dtype=np.int64,
+                                 count=len(tokens))
+        return 1 + hashes % (self.num_buckets - 1)
 
     def token_id(self, token: str) -> int:
         return int(self.token_ids([token])[0])
@@ -134,6 +199,15 @@ class TextPreprocessing(InputKind):
     def transform(self, raw: np.ndarray | list) -> np.ndarray:
         """A batch of strings → int64 ids (N, max_tokens)."""
         return self.transform_counting(raw)[0]
+
+    def raw_graph(self, output: str = "input") -> RawGraph:
+        """:meth:`transform` as ONNX nodes from raw strings (N,) to int64 ids (N, max_tokens): see
+        ``ticketpack.data.kinds.text_graph``. Only for ``hash="murmur3"``."""
+        return text_raw_graph(self, output)
+
+    def raw_array(self, raw: Any) -> np.ndarray:
+        """A batch of texts → a numpy object array of str, shape (N,), what :meth:`raw_graph`'s ``raw`` takes."""
+        return raw_strings(raw)
 
     default_model: ClassVar[str] = "fasttext"
     noun: ClassVar[str] = "texts"
@@ -219,4 +293,5 @@ class TextPreprocessing(InputKind):
         return raw[i]
 
     def describe(self) -> str:
-        return f"text: {self.ngrams}-gram ids hashed into {self.num_buckets:,} buckets, {self.max_tokens} per document"
+        return (f"text: {self.ngrams}-gram ids hashed ({self.hash}) into {self.num_buckets:,} buckets, {self.max_tokens} "
+                "per document")
