@@ -92,8 +92,9 @@ class ExportConfig(BaseModel):
                              "lowest).")
     format: Literal["dense", "compact", "sparse"] = Field("compact", description="dense, compact or sparse.")
     quantize: Literal["none", "int8", "int8-static"] = Field(
-        "none", description="int8: ONNX Runtime dynamic quantization on top; int8-static: static QDQ quantization, "
-        "activation ranges calibrated on a sample of the training split."
+        "none", description="int8: ONNX Runtime dynamic quantization on top (MatMul and embedding weights; "
+        "convolutions stay float, as ONNX Runtime's ConvInteger is slower than float); int8-static: static QDQ "
+        "quantization, convolutions included, activation ranges calibrated on a sample of the training split."
     )
     calibration_samples: int = Field(256, ge=1, description="int8-static: training examples to calibrate on.")
     calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
@@ -153,7 +154,8 @@ class ExportResult(BaseModel):
         "happened and the format that would (the CLI prints it as a warning)."
     )
     card: ModelCard
-    seconds: float
+    seconds: float = Field(description="Wall time of the whole export: loading the source, building, checking and "
+                           "writing (before it was recorded so, the time from building on).")
 
 
 def _quantize_static(graph: onnx.ModelProto, data, config: ExportConfig) -> tuple[onnx.ModelProto, Calibration]:
@@ -226,6 +228,7 @@ class _Built:
     graph: onnx.ModelProto
     weights: dict[str, np.ndarray]  # every parameter, as exported (after compaction)
     compacted: dict[str, list[int]] | None
+    note: str | None = None  # why a sparse file of a weight ticket was not compacted
 
 
 def _build(prepared: Prepared, config: ExportConfig, route: str) -> _Built:
@@ -237,12 +240,17 @@ def _build(prepared: Prepared, config: ExportConfig, route: str) -> _Built:
     ticket = prepared.selection.ticket
     prunable = list(ticket.manifest.prunable)
     model = copy.deepcopy(prepared.model)
-    compacted = None
+    compacted, note = None, None
     if config.format in ("compact", "sparse"):
-        compacted = compact(model, ticket.example(), ticket.output_layer, prunable)
+        try:
+            compacted = compact(model, ticket.example(), ticket.output_layer, prunable)
+        except TicketpackError as exc:  # the unit trace failed: a sparse file of a weight ticket needs none
+            if config.format == "compact" or ticket.manifest.config.prune.granularity != "weight":
+                raise
+            model, note = copy.deepcopy(prepared.model), f"dead units were not removed ({exc})"
     weights = {k: v.detach().cpu().numpy() for k, v in model.named_parameters()}
     graph = onnx_graph(model, ticket.example(), config.opset, {n: weights[n] for n in prunable}, route)
-    return _Built(graph, weights, compacted)
+    return _Built(graph, weights, compacted, note)
 
 
 @dataclass
@@ -271,14 +279,16 @@ def _check_built(built: _Built, prepared: Prepared, config: ExportConfig) -> _Ch
     quantized = config.quantize != "none"
     if quantized:
         float_diff = float_parity(graph, prepared.x_test, prepared.torch_logits, config.atol, prepared.threads)
+    int8_note = None
     if config.quantize == "int8":
-        from ticketpack.export.quantize import quantize_int8
+        from ticketpack.export.quantize import dynamic_int8
 
-        graph = quantize_int8(graph, QUANTIZED_OPS, integer_gathers(graph))
+        graph, int8_note = dynamic_int8(graph, integer_gathers(graph))
     elif config.quantize == "int8-static":
         graph, calibration = _quantize_static(graph, prepared.selection.data, config)
     bitmasked = bitmask_encode(graph) if config.format == "sparse" else []
-    note = format_note(config.format, built.compacted, bitmasked, graph)
+    notes = (built.note, format_note(config.format, built.compacted, bitmasked, graph), int8_note)
+    note = "; ".join(n for n in notes if n) or None
     remaps = rank_encode(graph)  # id remaps of compacted embeddings: their bits alone
     check_graph(graph, "exported")
     logits = ort_logits(graph, prepared.x_test, prepared.threads)
@@ -404,7 +414,9 @@ def export_model(
         register_source_model(Path(source), model)
     on_event = resolve_on_event(on_event, "export", on_stage=on_stage)
     status(on_event, "export")("loading")
+    start = time.perf_counter()
     with torch_scope():  # building the model draws from torch's global RNG: the caller's state is restored
         prepared = prepare(Path(source), config.level, config.init, config.seed, config.max_accuracy_drop,
                            config.threads, config.allow_changed_model)
-        return export_prepared(prepared, Path(out), config, on_event)
+        result = export_prepared(prepared, Path(out), config, on_event)
+    return result.model_copy(update={"seconds": round(time.perf_counter() - start, 3)})

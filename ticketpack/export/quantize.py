@@ -29,7 +29,7 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from ticketpack.core.errors import TicketpackError
+from ticketpack.core.errors import FieldError, TicketpackError
 from ticketpack.runtime.storage import QUANTIZED, scale, zero_point
 
 Method = Literal["minmax", "entropy", "percentile"]
@@ -130,3 +130,23 @@ def _symmetric_gather_tables(float_model: onnx.ModelProto, model: onnx.ModelProt
         t.CopyFrom(numpy_helper.from_array(q, name))
         inits[zero_point(base)].CopyFrom(numpy_helper.from_array(np.array(0, dtype=np.int8), zero_point(base)))
         inits[scale(base)].CopyFrom(numpy_helper.from_array(np.array(step, dtype=np.float32), scale(base)))
+
+
+# Dynamic int8 leaves convolutions float: ONNX Runtime runs a dynamically quantized Conv as ConvInteger, which was
+# 2.3–6.4× slower than the float convolution on the dense convolutional models of bench/export_bench.py
+# (docs/benchmarks.md, "Static int8 ..."); static int8 (QDQ) quantizes them with fused integer kernels instead.
+DYNAMIC_OPS = ("MatMul", "Gather")
+
+
+def dynamic_int8(model: onnx.ModelProto, exclude: list[str]) -> tuple[onnx.ModelProto, str | None]:
+    """``quantize="int8"``: :func:`quantize_int8` of the MatMul and Gather weights, and a note when convolutions
+    were left float; a model with nothing of those to quantize is refused, naming int8-static."""
+    convs = sum(node.op_type == "Conv" for node in model.graph.node)
+    what = "its convolution stays" if convs == 1 else f"its {convs} convolutions stay"
+    why = (f"{what} float under dynamic int8 (ONNX Runtime's ConvInteger ran 2.3-6.4x slower than float "
+           "convolutions in bench/export_bench.py)") if convs else ""
+    quantized = quantize_int8(model, DYNAMIC_OPS, exclude)
+    if not any(t.name.endswith(QUANTIZED) for t in quantized.graph.initializer):
+        raise FieldError(f"`quantize` int8: dynamic int8 finds no MatMul or Gather weight to quantize in this model"
+                         f"{'; ' + why if why else ''}; use `quantize` int8-static", fields=["quantize"])
+    return quantized, (f"{why}; `quantize` int8-static quantizes convolutions too" if convs else None)
