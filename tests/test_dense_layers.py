@@ -71,6 +71,11 @@ def test_a_neuron_search_says_which_layers_stay_dense_and_why(tmp_path):
     assert "LayerNorm" in manifest.dense_layers["inp"]
     said = [e.message for e in events if e.kind == "dense_layers"]
     assert len(said) == 1 and said[0].splitlines()[1:] == [f"  {k}: {v}" for k, v in manifest.dense_layers.items()]
+    from ticketpack.export.exporter import export_model
+
+    card = export_model(tmp_path / "t", tmp_path / "m.onnx", level=1, format="compact", threads=1,
+                        allow_changed_model=True).card
+    assert card.sparsity.dense_layers == manifest.dense_layers  # and in the exported file's card
 
 
 def test_a_weight_search_records_no_dense_layers(tmp_path):

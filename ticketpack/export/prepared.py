@@ -75,7 +75,8 @@ def sparsity_of(prepared: Prepared, exported: dict[str, np.ndarray]) -> Sparsity
         nz, tot = int(np.count_nonzero(w)), int(np.prod(shape))
         layers.append(LayerSparsity(name=name, shape=list(w.shape), nonzero=nz, total=tot, weights_remaining=nz / tot))
         nonzero, total = nonzero + nz, total + tot
-    return Sparsity(weights_remaining=nonzero / total, nonzero=nonzero, total=total, layers=layers)
+    return Sparsity(weights_remaining=nonzero / total, nonzero=nonzero, total=total, layers=layers,
+                    dense_layers=prepared.selection.ticket.manifest.dense_layers)
 
 
 def mac_fraction(prepared: Prepared) -> float:

@@ -87,6 +87,10 @@ class Sparsity(_Card):
     nonzero: int = Field(ge=1)
     total: int = Field(ge=1, description="Prunable weights of the unpruned architecture.")
     layers: list[LayerSparsity] = Field(min_length=1)
+    dense_layers: dict[str, str] | None = Field(
+        None, description="Neuron granularity: the layers whose units the search left dense, each with why (from the "
+        "ticket's manifest). Absent for weight granularity and in files from before it was recorded."
+    )
 
 
 class Provenance(_Card):
