@@ -6,12 +6,8 @@ inputs; every bad request gets the protocol's `{"error": message}` with a 4xx st
 
 from __future__ import annotations
 
-import os
-import socket
 import struct
 import subprocess
-import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,6 +17,8 @@ import pytest
 pytest.importorskip("fastapi", reason="needs the serve extra: pip install 'ticketpack[serve]'")
 httpx = pytest.importorskip("httpx")
 
+from test_serve import _free_port, _serve, _wait_ready  # noqa: E402  (one way to start a server in tests)
+
 import ticketpack  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,33 +26,15 @@ MAX_BATCH, MAX_TEXT = 8, 200
 TEXTS = ["a wonderful, moving book", "boring and far too long", "it arrived broken", "Ünïcode façade — naïve café"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def _serving(digits: Path, text: Path):
     """`ticketpack serve digits=... reviews=...` on a free loopback port: (host:port, url)."""
     port = _free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ticketpack", "serve", f"digits={digits}", f"reviews={text}",
-         "--port", str(port), "--max-batch", str(MAX_BATCH), "--max-text-chars", str(MAX_TEXT), "--no-access-log"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _serve(f"digits={digits}", f"reviews={text}", "--port", str(port), "--max-batch", str(MAX_BATCH),
+                  "--max-text-chars", str(MAX_TEXT), "--no-access-log")
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "server not ready in time"
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+        _wait_ready(url, proc, timeout=90)
         yield f"127.0.0.1:{port}", url
     finally:
         proc.terminate()
