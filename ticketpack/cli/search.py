@@ -115,7 +115,7 @@ class SearchProgress:
 
     def __call__(self, ev: SearchEvent) -> None:
         if ev.kind == "dense_layers":
-            self.console.print(ev.message, markup=False, highlight=False)
+            self.console.print(ev.message, markup=False, highlight=False, soft_wrap=True)
         elif ev.kind == "round_start":
             self.round_began, self.val = self.ticker.clock(), None
             if self.progress is not None:

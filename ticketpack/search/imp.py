@@ -176,8 +176,8 @@ def _search(config: SearchConfig, out: Path, resume: bool, force: bool,
 
 def dense_message(dense: dict[str, str]) -> str:
     """One line per layer whose units stay dense, with why (what a neuron search says before its rounds)."""
-    lines = [f"{len(dense)} layer{'s' * (len(dense) != 1)} stay dense (neuron granularity cannot remove their units "
-             "exactly):"]
+    what = "1 layer stays" if len(dense) == 1 else f"{len(dense)} layers stay"
+    lines = [f"{what} dense (neuron granularity cannot remove their units exactly):"]
     return "\n".join([*lines, *(f"  {name}: {why}" for name, why in dense.items())])
 
 
