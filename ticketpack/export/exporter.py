@@ -201,7 +201,7 @@ def _build_and_write(prepared: Prepared, out: Path, config: ExportConfig, route:
     checked = _check_built(built, prepared, config)
     if config.self_contained:
         stage("composing the self-contained graph")
-        checked.graph = _self_contained(checked.graph, prepared, config)
+        checked.graph = _self_contained(checked, prepared, config)
     card = _card(prepared, config, route, checked)
     finish(checked.graph, card, sel.ticket.manifest.config.model.name)
     data_bytes = checked.graph.SerializeToString()
@@ -259,6 +259,7 @@ class _Checked:
 
     graph: onnx.ModelProto
     built: _Built
+    logits: np.ndarray  # ONNX Runtime's logits of ``graph`` on the test split
     float_diff: float | None
     calibration: Calibration | None
     bitmasked: list[str]
@@ -312,18 +313,19 @@ def _check_built(built: _Built, prepared: Prepared, config: ExportConfig) -> _Ch
             f"static int8 test accuracy {accuracy:.2%} is {drop:.2f} points below the float model's {reference:.2%} "
             f"(allowed: {config.max_static_int8_drop:g}); nothing written"
         )
-    return _Checked(graph, built, float_diff, calibration, bitmasked, remaps, note, diff, agreement, min_agreement,
-                    accuracy, reference)
+    return _Checked(graph, built, logits, float_diff, calibration, bitmasked, remaps, note, diff, agreement,
+                    min_agreement, accuracy, reference)
 
 
-def _self_contained(graph: onnx.ModelProto, prepared: Prepared, config: ExportConfig) -> onnx.ModelProto:
-    """The preprocessing's nodes in front of the checked graph, held to the Python featurizer on the raw test rows."""
+def _self_contained(checked: _Checked, prepared: Prepared, config: ExportConfig) -> onnx.ModelProto:
+    """The preprocessing's nodes in front of the checked graph, held to the Python featurizer and to the checked
+    graph's own logits on the raw test rows."""
     from ticketpack.export.self_contained import make_self_contained
 
     sel = prepared.selection
-    composed, _ = make_self_contained(graph, sel.ticket.manifest.dataset.preprocessing,
+    composed, _ = make_self_contained(checked.graph, sel.ticket.manifest.dataset.preprocessing,
                                       list(sel.ticket.manifest.dataset.label_names), sel.data.test.raw,
-                                      prepared.x_test, config.atol, prepared.threads)
+                                      prepared.x_test, checked.logits, config.atol, prepared.threads)
     return composed
 
 

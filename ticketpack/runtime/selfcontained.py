@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # onnx is imported where a graph is read or cut, not by ticke
 RAW_INPUT = "raw"
 PROBABILITIES = "probabilities"
 LABEL = "label"
-_DTYPES = {2: "uint8", 1: "float32", 11: "float64", 8: "string", 7: "int64"}  # onnx.TensorProto's element types
+# onnx.TensorProto's element types, by number (this module is imported without onnx)
+_DTYPES = {1: "float32", 2: "uint8", 6: "int32", 7: "int64", 8: "string", 10: "float16", 11: "float64"}
 
 
 def is_self_contained(card) -> bool:
@@ -30,7 +31,8 @@ def is_self_contained(card) -> bool:
 
 
 def value_signature(vi: onnx.ValueInfoProto) -> tuple[str, list[int | str]]:
-    """The dtype name and shape of a graph input (a dim without a size is "?")."""
+    """The dtype name and shape of a graph input or value (a dim without a size is "?"); validate reads every
+    graph's input with it."""
     tt = vi.type.tensor_type
     dims = [d.dim_param if d.HasField("dim_param") else (d.dim_value if d.HasField("dim_value") else "?")
             for d in tt.shape.dim]

@@ -36,6 +36,7 @@ from ticketpack.runtime.selfcontained import (
     check_raw_signature,
     is_self_contained,
     raw_smoke,
+    value_signature,
 )
 from ticketpack.runtime.session import (
     TESTED_FLOOR,
@@ -51,7 +52,6 @@ REPORT_SCHEMA_VERSION = 1
 
 T = TypeVar("T")
 
-_ONNX_DTYPES = {1: "float32", 7: "int64", 10: "float16", 11: "float64", 6: "int32"}
 
 
 class _Doc(BaseModel):
@@ -93,11 +93,8 @@ def _graph_input(model) -> tuple[str, str, list[int | str]]:
     inputs = [i for i in model.graph.input if i.name not in inits]
     if len(inputs) != 1:
         raise TicketpackError(f"the graph has {len(inputs)} inputs; a ticketpack model has exactly one")
-    vi = inputs[0]
-    tt = vi.type.tensor_type
-    dims = [d.dim_param if d.HasField("dim_param") else (d.dim_value if d.HasField("dim_value") else "?")
-            for d in tt.shape.dim]
-    return vi.name, _ONNX_DTYPES.get(tt.elem_type, f"onnx type {tt.elem_type}"), dims
+    dtype, dims = value_signature(inputs[0])
+    return inputs[0].name, dtype, dims
 
 
 def _check_signature(model, card) -> str:

@@ -76,11 +76,16 @@ class ServedModel:
             return self.predictor.raw_checked(raw)
         return self.predictor.prepare_checked(raw)
 
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Prepared inputs (:meth:`prepare`) → logits (N, classes): a self-contained file's own graph runs its raw
+        tensor."""
+        if self.predictor.self_contained:
+            return self.predictor.outputs_from_raw(x, ("logits",))[0]
+        return self.predictor.logits_from_inputs(x)
+
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Prepared inputs → class probabilities (N, classes), float64 rows that sum to 1."""
-        if self.predictor.self_contained:
-            return softmax(self.predictor.outputs_from_raw(x, ("logits",))[0].astype(np.float64))
-        return softmax(self.predictor.logits_from_inputs(x).astype(np.float64))
+        return softmax(self.logits(x).astype(np.float64))
 
     def smoke_test(self) -> None:
         raw = self.predictor.card.preprocessing.smoke_inputs()[:1]

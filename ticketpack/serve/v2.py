@@ -210,9 +210,7 @@ def _run(model: ServedModel, inputs, with_logits: bool) -> tuple[np.ndarray, np.
             probs, beyond = predict_now(model, inputs)  # what the v1 route runs
             return probs.astype(np.float32), None, beyond
         x, beyond = model.prepare_checked(inputs)  # as ServedModel.probabilities runs x, keeping the logits
-        p = model.predictor
-        logits = p.outputs_from_raw(x, ("logits",))[0] if getattr(p, "self_contained", False) else (
-            p.logits_from_inputs(x))
+        logits = model.logits(x)
         return softmax(logits.astype(np.float64)).astype(np.float32), logits, beyond
     except TicketpackError as exc:
         raise V2Error(400, str(exc)) from None
