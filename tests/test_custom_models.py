@@ -26,6 +26,7 @@ CASES = {
     "branches": (["--dataset", "digits", "--source", "clean", "--model-options", '{"wide": 32, "narrow": 8}'], "rot15"),
     "transformer": (["--dataset", REVIEWS, "--source", "books", "--model-options",
                      '{"dim": 16, "heads": 4, "ff": 32, "layers": 2}', "--config", "TEXT"], "electronics"),
+    "vit": (["--dataset", "digits", "--source", "clean", "--model-options", '{"dim": 16, "heads": 2, "mlp": 32}'], "rot15"),
 }
 
 

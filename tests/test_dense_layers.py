@@ -38,12 +38,12 @@ class Sliced(nn.Module):
 
 
 class Normed(nn.Module):
-    """A LayerNorm over the hidden units: neuron granularity cannot remove them exactly."""
+    """A GroupNorm over the hidden units: neuron granularity cannot remove them exactly."""
 
     def __init__(self, input_shape=(1, 8, 8), num_classes=10):
         super().__init__()
         self.inp = nn.Linear(64, 32)
-        self.norm = nn.LayerNorm(32)
+        self.norm = nn.GroupNorm(4, 32)
         self.hidden = nn.Linear(32, 16)
         self.out = nn.Linear(16, num_classes)
 
@@ -68,7 +68,7 @@ def test_a_neuron_search_says_which_layers_stay_dense_and_why(tmp_path):
     manifest = search(tiny_config(train={"epochs": 1}, prune={"rounds": 1, "granularity": "neuron"}),
                       tmp_path / "t", model=Normed, on_event=events.append)
     assert manifest.dense_layers and set(manifest.dense_layers) >= {"inp"}
-    assert "LayerNorm" in manifest.dense_layers["inp"]
+    assert "GroupNorm" in manifest.dense_layers["inp"]
     said = [e.message for e in events if e.kind == "dense_layers"]
     assert len(said) == 1 and said[0].splitlines()[1:] == [f"  {k}: {v}" for k, v in manifest.dense_layers.items()]
     from ticketpack.export.exporter import export_model

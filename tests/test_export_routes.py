@@ -33,7 +33,8 @@ except ImportError:
 CUSTOM = Path(__file__).resolve().parents[1] / "examples" / "custom_models" / "models.py"
 IMAGE, TOKENS, VOCAB = (1, 8, 8), 16, 64
 CUSTOM_OPTIONS = {"resnet": {"width": 8}, "branches": {"wide": 32, "narrow": 8},
-                  "transformer": {"dim": 16, "heads": 4, "ff": 32, "layers": 2}}
+                  "transformer": {"dim": 16, "heads": 4, "ff": 32, "layers": 2},
+                  "vit": {"dim": 16, "heads": 2, "mlp": 32, "layers": 2}}
 NAMES = [*MODELS.list(), *(f"custom_models:{n}" for n in CUSTOM_OPTIONS)]
 TEXT = {"bow", "textcnn", "fasttext", "custom_models:transformer"}
 

@@ -30,6 +30,7 @@ MODELS = [
     ("lenet-300-100", {}, IMAGE), ("convnet", {}, IMAGE), ("bow", {}, TEXT), ("textcnn", {}, TEXT),
     (f"{CUSTOM}:resnet", {"width": 8}, IMAGE), (f"{CUSTOM}:branches", {"wide": 16, "narrow": 8}, IMAGE),
     (f"{CUSTOM}:transformer", {"dim": 16, "heads": 4, "ff": 16}, TEXT),
+    (f"{CUSTOM}:vit", {"dim": 16, "heads": 2, "mlp": 16}, IMAGE),
 ]
 IDS = [m[0].rpartition(":")[2] for m in MODELS]
 
@@ -80,10 +81,15 @@ def test_concatenated_branches_map_to_their_own_columns_of_the_consumer():
     assert mix.axis == 1 and mix.index.tolist() == list(range(16, 24)) and mix.unit.tolist() == list(range(8))
 
 
-def test_layernorm_coupled_dimensions_are_left_out_with_a_reason():
+def test_the_transformer_residual_width_is_one_group_through_every_layernorm():
     _, _, _, _, structure = _setup(f"{CUSTOM}:transformer", {"dim": 16, "heads": 4, "ff": 16}, TEXT)
     assert {g.root for g in structure.groups} >= {"layers.0.ff1", "layers.1.ff1"}
-    assert any("LayerNorm" in why for why in structure.skipped.values())
+    assert not structure.skipped
+    width = next(g for g in structure.groups if "tokens.weight" in g.params())
+    assert width.size == 16 and {"positions.weight", "layers.0.norm1.weight", "layers.1.norm2.bias",
+                                 "layers.0.attn.out_proj.weight", "layers.1.ff2.weight"} <= set(width.params("out"))
+    assert set(width.params("in")) == {"layers.0.attn.in_proj_weight", "layers.1.attn.in_proj_weight",
+                                       "layers.0.ff1.weight", "layers.1.ff1.weight", "head.weight"}
 
 
 @pytest.mark.parametrize("name,options,prep", MODELS, ids=IDS)

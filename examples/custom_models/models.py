@@ -1,4 +1,4 @@
-"""Three models ticketpack has never seen: ordinary user code, importing nothing from ticketpack.
+"""Four models ticketpack has never seen: ordinary user code, importing nothing from ticketpack.
 
 Each factory takes ``input_shape`` and ``num_classes`` (plus ``vocab_size`` for text) and keyword options, and
 returns an ``nn.Module`` whose forward maps a batch of inputs to ``(batch, num_classes)`` logits:
@@ -115,3 +115,52 @@ class Branches(nn.Module):
 
 def branches(input_shape, num_classes: int, wide: int = 128, narrow: int = 32) -> nn.Module:
     return Branches(input_shape, num_classes, wide, narrow)
+
+
+class ViTLayer(nn.Module):
+    """Pre-norm encoder layer of ``torchvision.models.VisionTransformer``: LayerNorm, self-attention, residual;
+    LayerNorm, GELU MLP, residual."""
+
+    def __init__(self, dim: int, heads: int, mlp: int, dropout: float) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(dim, eps=1e-6)
+        self.self_attention = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.ln_2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp), nn.GELU(), nn.Dropout(dropout), nn.Linear(mlp, dim), nn.Dropout(dropout))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x):
+        y = self.ln_1(x)
+        y, _ = self.self_attention(y, y, y, need_weights=False)
+        x = x + self.drop(y)
+        return x + self.mlp(self.ln_2(x))
+
+
+class ViT(nn.Module):
+    """A Vision Transformer shaped like ``torchvision.models.VisionTransformer``, in plain torch: a patch projection
+    (a strided convolution), a class token and position embeddings (bare parameters), ``layers`` pre-norm encoder
+    layers, a final LayerNorm, and a linear head on the class token."""
+
+    def __init__(self, input_shape, num_classes: int, patch: int = 4, dim: int = 64, heads: int = 4, layers: int = 2,
+                 mlp: int = 128, dropout: float = 0.0) -> None:
+        super().__init__()
+        c, h, w = input_shape
+        if h % patch or w % patch:
+            raise ValueError(f"image size {h}x{w} is not a multiple of the patch size {patch}")
+        self.patch = patch
+        self.conv_proj = nn.Conv2d(c, dim, patch, stride=patch)
+        self.class_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embedding = nn.Parameter(torch.empty(1, (h // patch) * (w // patch) + 1, dim).normal_(std=0.02))
+        self.layers = nn.Sequential(*[ViTLayer(dim, heads, mlp, dropout) for _ in range(layers)])
+        self.ln = nn.LayerNorm(dim, eps=1e-6)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x):
+        x = self.conv_proj(x).flatten(2).transpose(1, 2)  # (N, patches, dim)
+        x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embedding
+        return self.head(self.ln(self.layers(x))[:, 0])
+
+
+def vit(input_shape, num_classes: int, patch: int = 4, dim: int = 64, heads: int = 4, layers: int = 2, mlp: int = 128,
+        dropout: float = 0.0) -> nn.Module:
+    return ViT(input_shape, num_classes, patch, dim, heads, layers, mlp, dropout)

@@ -17,12 +17,15 @@ test split before anything is written.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ticketpack.core.errors import TicketpackError
 from ticketpack.models.probe import run_hooked
+from ticketpack.pruning.layers import LayerType, MultiheadAttentionUnits, Side, register_layer
+from ticketpack.pruning.norms import plain_norms
 from ticketpack.pruning.structure import live_units, trace
 
 MIN_INPUT_SAVING = 0.125
@@ -92,15 +95,17 @@ class PrunedAttention(nn.Module):
             query, key, value = (t.transpose(0, 1) for t in (query, key, value))
         d = self.heads * self.head_dim
         w, b = self.in_proj_weight, self.in_proj_bias
-        if same:
-            q, k, v = F.linear(query, w, b).chunk(3, dim=-1)
+        if same:  # one projection (one weight in the graph), read as (3, d) as nn.MultiheadAttention does
+            qkv = F.linear(query, w, b)  # a split of it would loop Torch-Pruning's index mapping
+            qkv = qkv.reshape(qkv.shape[0], qkv.shape[1], 3, d)
+            q, k, v = qkv[..., 0, :], qkv[..., 1, :], qkv[..., 2, :]
         else:
             bq, bk, bv = b.chunk(3) if b is not None else (None, None, None)
             q, k, v = F.linear(query, w[:d], bq), F.linear(key, w[d : 2 * d], bk), F.linear(value, w[2 * d :], bv)
-        n, length, src = q.shape[0], q.shape[1], k.shape[1]
-        q = q.reshape(n, length, self.heads, self.head_dim).transpose(1, 2)
-        k = k.reshape(n, src, self.heads, self.head_dim).transpose(1, 2)
-        v = v.reshape(n, src, self.heads, self.head_dim).transpose(1, 2)
+        length, src = q.shape[1], k.shape[1]
+        q = q.reshape(-1, length, self.heads, self.head_dim).transpose(1, 2)  # -1: the batch stays dynamic in ONNX
+        k = k.reshape(-1, src, self.heads, self.head_dim).transpose(1, 2)
+        v = v.reshape(-1, src, self.heads, self.head_dim).transpose(1, 2)
         scores = (q * self.head_dim ** -0.5) @ k.transpose(-2, -1)
         if is_causal and attn_mask is None:
             attn_mask = torch.ones(length, src, dtype=torch.bool, device=q.device).triu(1)
@@ -108,28 +113,55 @@ class PrunedAttention(nn.Module):
             if extra is None:
                 continue
             if extra.dim() == 3:  # (batch × original heads, L, S): keep the rows of the kept heads
-                extra = extra.reshape(n, self.original_heads, length, src)[:, self.kept]
+                extra = extra.reshape(-1, self.original_heads, length, src)[:, self.kept]
             scores = scores.masked_fill(extra, float("-inf")) if extra.dtype == torch.bool else scores + extra
         attn = scores.softmax(dim=-1)
-        out = F.linear((attn @ v).transpose(1, 2).reshape(n, length, d), self.out_proj.weight, self.out_proj.bias)
+        out = F.linear((attn @ v).transpose(1, 2).reshape(-1, length, d), self.out_proj.weight, self.out_proj.bias)
         if not self.batch_first:
             out = out.transpose(0, 1)
         weights = (attn.mean(dim=1) if average_attn_weights else attn) if need_weights else None
         return out, weights
 
 
+class PrunedAttentionUnits(LayerType):
+    """:class:`PrunedAttention`: its units are the residual width it reads (input projection columns) and writes
+    (output projection rows and bias), cut by compaction like any user layer (a Torch-Pruning customized pruner)."""
+
+    module = PrunedAttention
+    weights = ("in_proj_weight",)
+    inp = None
+
+    def slices(self, module: nn.Module, side: Side) -> list[tuple[str, int, Side]]:
+        return MultiheadAttentionUnits().slices(module, side)
+
+    def units(self, module: nn.Module, side: Side) -> int | None:
+        return int(module.in_proj_weight.shape[1])
+
+    def resize(self, module: nn.Module, side: Side, keep: torch.Tensor) -> None:
+        cut = lambda t, axis: nn.Parameter(t.detach().index_select(axis, keep).clone(), requires_grad=False)  # noqa: E731
+        module.in_proj_weight = cut(module.in_proj_weight, 1)
+        module.out_proj.weight = cut(module.out_proj.weight, 0)
+        if module.out_proj.bias is not None:
+            module.out_proj.bias = cut(module.out_proj.bias, 0)
+        module.out_proj.out_features = len(keep)
+
+
+register_layer(PrunedAttentionUnits)
+
+
 def compact_heads(model: nn.Module, structure) -> dict[str, list[int]]:
-    """Replace every attention module with dead heads by a :class:`PrunedAttention` without them."""
+    """Replace every ``nn.MultiheadAttention`` by a :class:`PrunedAttention` with its live heads only (all of them
+    when none is dead: a PrunedAttention's residual width can then be cut, a MultiheadAttention's cannot)."""
     values = {k: v.detach() for k, v in model.named_parameters()}
+    heads = {g.root: g for g in structure.groups if g.kind == "heads"}
     summary: dict[str, list[int]] = {}
-    for g in structure.groups:
-        if g.kind != "heads":
+    for name, m in list(model.named_modules()):
+        if not isinstance(m, nn.MultiheadAttention) or MultiheadAttentionUnits().why_not(m, name) is not None:
             continue
-        alive = live_units(values, g)
-        summary[g.name] = [int(alive.sum()), g.size]
-        if alive.all():
-            continue
-        _replace(model, g.root, PrunedAttention(model.get_submodule(g.root), torch.nonzero(alive, as_tuple=True)[0]))
+        alive = live_units(values, heads[name]) if name in heads else torch.ones(m.num_heads, dtype=torch.bool)
+        if name in heads:
+            summary[heads[name].name] = [int(alive.sum()), m.num_heads]
+        _replace(model, name, PrunedAttention(m, torch.nonzero(alive, as_tuple=True)[0]))
     return summary
 
 
@@ -256,12 +288,15 @@ def prune_dead_units(model: nn.Module, example: torch.Tensor, output_layer: str,
             if not dead.any():
                 summary.setdefault(g.name, [g.size, g.size])
                 continue
-            idxs = torch.nonzero(dead, as_tuple=True)[0].tolist()
+            idxs = torch.nonzero(dead, as_tuple=True)[0].numpy()
+            if g.members is not None:  # units are places in a grouped convolution's groups: their channels
+                idxs = np.flatnonzero(np.isin(g.members, idxs))
+            idxs = idxs.tolist()
             root = tp_group[0].dep
             with torch.no_grad():
                 structure._graph.get_pruning_group(root.target.module, root.handler, idxs).prune()
             was = summary.get(g.name, [g.size, g.size])[1]
-            summary[g.name] = [g.size - len(idxs), was]
+            summary[g.name] = [g.size - int(dead.sum()), was]
             done = False
             break  # the graph changed: trace again
         if done:
@@ -273,8 +308,9 @@ def compact(model: nn.Module, example: torch.Tensor, output_layer: str, prunable
             min_input_saving: float = MIN_INPUT_SAVING) -> dict[str, list[int]]:
     """Compact ``model`` in place (eval mode); return ``{group root or kind:weight: [kept, original]}``."""
     model.eval()
+    summary = compact_heads(model, trace(model, example, output_layer, prunable))
     fold_constant_units(model, example, trace(model, example, output_layer, prunable))
-    summary = prune_dead_units(model, example, output_layer, prunable)
-    summary.update(compact_heads(model, trace(model, example, output_layer, prunable)))  # last: no tracing after
+    summary.update(prune_dead_units(model, example, output_layer, prunable))
+    plain_norms(model)
     summary.update(compact_inputs(model, example, prunable, min_input_saving))
     return summary

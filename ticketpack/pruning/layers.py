@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ticketpack.core.registry import Registry
+from ticketpack.pruning.norms import LiveLayerNorm
 
 Side = Literal["out", "in"]
 Axes = tuple[tuple[str, int], ...]
@@ -90,6 +91,17 @@ class LayerType:
                                                 requires_grad=t.requires_grad))
             elif isinstance(t, torch.Tensor):
                 setattr(module, p, t.index_select(a, keep.to(t.device)).clone())
+
+    def period(self, module: nn.Module, side: Side) -> int | None:
+        """For a layer whose ``side`` units repeat in blocks (a grouped convolution: channel ``c`` of each group),
+        the block length: units ``c`` and ``c + k * period`` are then pruned together. None: every unit alone."""
+        return None
+
+    def under_mask(self, module: nn.Module, name: str, mask: dict[str, torch.Tensor]) -> nn.Module | None:
+        """The module to run in place of ``module`` while ``mask`` (the training mask, over any of the model's
+        parameters) holds, or None to keep it: for a layer that computes differently once some of its units are
+        pruned (a LayerNorm's statistics). Called again for each new mask; the replacement's own entry then updates it."""
+        return None
 
     def torch_pruner(self) -> Any:
         """A Torch-Pruning pruner (``tp.pruner.BasePruningFunc``) that cuts this layer by :meth:`units` and
@@ -194,21 +206,31 @@ class LinearUnits(_Builtin):
 
 class _ConvUnits(_Builtin):
     """A 1-d or 2-d convolution: output channels are weight axis 0 and the bias, input channels weight axis 1. A
-    depthwise convolution's input channels are its output channels; other grouped convolutions are refused."""
+    depthwise convolution's input channels are its output channels. A grouped one's units are places in its groups
+    (:meth:`LayerType.period`): channel ``c`` of every group goes together, so each group keeps as many channels."""
 
     weights = ("weight",)
     out = (("weight", 0), ("bias", 0))
     inp = (("weight", 1),)
 
     def why_not(self, module: nn.Module, name: str) -> str | None:
-        if module.groups == 1 or module.groups == module.in_channels == module.out_channels:
-            return None
-        return f"grouped convolution {name} (groups={module.groups})"
+        if module.groups > 1 and not _depthwise(module) and 1 in (self.period(module, "in"), self.period(module, "out")):
+            return f"grouped convolution {name} (groups={module.groups}) has one channel per group on one side"
+        return None
 
     def slices(self, module: nn.Module, side: Side) -> list[tuple[str, int, Side]]:
-        if module.groups == 1:
-            return super().slices(module, side)
-        return super().slices(module, "out")  # depthwise: in and out units are the same
+        if _depthwise(module):
+            return super().slices(module, "out")  # in and out units are the same
+        return super().slices(module, side)
+
+    def period(self, module: nn.Module, side: Side) -> int | None:
+        if module.groups == 1 or _depthwise(module):
+            return None
+        return (module.in_channels if side == "in" else module.out_channels) // module.groups
+
+
+def _depthwise(module: nn.Module) -> bool:
+    return module.groups > 1 and module.groups == module.in_channels == module.out_channels
 
 
 @register_layer
@@ -263,8 +285,48 @@ class _NormalizesUnits(_Builtin):
 
 
 @register_layer
-class LayerNormUnits(_NormalizesUnits):
+class LayerNormUnits(_Builtin):
+    """``nn.LayerNorm`` over one dimension, with an affine weight: its units are its input's. A pruned unit's weight
+    and bias are masked to zero, and while a mask prunes some of its units it normalizes over the live ones only
+    (:class:`ticketpack.pruning.norms.LiveLayerNorm`), which is what the compacted LayerNorm computes."""
+
     module = nn.LayerNorm
+    out = (("weight", 0), ("bias", 0))
+    inp = None
+
+    def why_not(self, module: nn.Module, name: str) -> str | None:
+        if type(module).forward is not nn.LayerNorm.forward:  # e.g. torchvision's LayerNorm2d permutes around it
+            return f"{type(module).__name__} {name} is a LayerNorm with a forward of its own (register its layer type)"
+        if len(module.normalized_shape) != 1:
+            return f"LayerNorm {name} normalizes over {len(module.normalized_shape)} dimensions (one is supported)"
+        if not isinstance(module.weight, nn.Parameter):
+            return f"LayerNorm {name} has no affine weight, so a removed unit would not stay zero after it"
+        return None
+
+    def under_mask(self, module: nn.Module, name: str, mask: dict[str, torch.Tensor]) -> nn.Module | None:
+        live = mask.get(f"{name}.weight" if name else "weight")
+        if live is None or bool(live.all()) or self.why_not(module, name) is not None:
+            return None
+        return LiveLayerNorm(module, live)
+
+
+@register_layer
+class LiveLayerNormUnits(LayerType):
+    """:class:`~ticketpack.pruning.norms.LiveLayerNorm`: a LayerNorm's units, plus its ``live`` flags, which
+    compaction cuts with them."""
+
+    module = LiveLayerNorm
+    out = (("weight", 0), ("bias", 0), ("live", 0))
+    inp = None
+
+    def under_mask(self, module: nn.Module, name: str, mask: dict[str, torch.Tensor]) -> nn.Module | None:
+        live = mask.get(f"{name}.weight" if name else "weight")
+        module.set_live(torch.ones_like(module.live) if live is None else live)
+        return None
+
+    def resize(self, module: nn.Module, side: Side, keep: torch.Tensor) -> None:
+        super().resize(module, side, keep)
+        module.normalized_shape = (len(keep),)
 
 
 @register_layer
@@ -279,15 +341,25 @@ class InstanceNormUnits(_NormalizesUnits):
 
 @register_layer
 class MultiheadAttentionUnits(_Builtin):
-    """``nn.MultiheadAttention``: its input projection is pruned; its embedding dimension is refused (its heads
-    are a group of their own, see ``ticketpack.pruning.structure``)."""
+    """``nn.MultiheadAttention``: its input projection is pruned at weight granularity. Its units are the residual
+    width it reads and writes: the input projection's columns consume them, the output projection's rows and bias
+    produce them. Its heads are a group of their own (``ticketpack.pruning.structure``). Compaction first replaces
+    it by :class:`ticketpack.export.compact.PrunedAttention`, which holds any width and any number of heads."""
 
     module = nn.MultiheadAttention
     weights = ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")
     inp = None
 
     def why_not(self, module: nn.Module, name: str) -> str | None:
-        return f"MultiheadAttention {name} embedding dimension"
+        if not module._qkv_same_embed_dim:
+            return f"MultiheadAttention {name} has separate key and value widths (kdim, vdim)"
+        if module.bias_k is not None or module.add_zero_attn:
+            return f"MultiheadAttention {name} adds a key/value bias or a zero attention (add_bias_kv, add_zero_attn)"
+        return None
+
+    def slices(self, module: nn.Module, side: Side) -> list[tuple[str, int, Side]]:
+        out: list[tuple[str, int, Side]] = [("in_proj_weight", 1, "in"), ("out_proj.weight", 0, "out")]
+        return out + ([("out_proj.bias", 0, "out")] if module.out_proj.bias is not None else [])
 
 
 __all__ = ["LAYERS", "LayerType", "customized_pruners", "layer_type", "register_layer", "root_types"]

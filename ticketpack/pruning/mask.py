@@ -18,10 +18,29 @@ def ones_like(params: dict[str, torch.Tensor]) -> Mask:
 
 @torch.no_grad()
 def apply_mask(model: nn.Module, mask: Mask) -> None:
-    """Zero every pruned weight in place."""
+    """Zero every pruned weight in place, and run the layers that compute differently under a mask in their masked
+    form (:func:`bind_layers`)."""
     params = dict(model.named_parameters())
     for name, m in mask.items():
         params[name].mul_(m.to(params[name].dtype))
+    bind_layers(model, mask)
+
+
+def bind_layers(model: nn.Module, mask: Mask) -> int:
+    """Replace, in place, each layer whose registered type computes differently while ``mask`` prunes some of its
+    units (a LayerNorm then normalizes over its live units only: :mod:`ticketpack.pruning.norms`); a layer replaced
+    for an earlier mask is updated to this one. Return how many layers were replaced."""
+    from ticketpack.pruning.layers import layer_type
+
+    done = 0
+    for name, module in list(model.named_modules()):
+        lt = layer_type(module)
+        new = None if lt is None else lt.under_mask(module, name, mask)
+        if new is not None:
+            parent, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, attr, new)
+            done += 1
+    return done
 
 
 def remaining(mask: Mask) -> int:

@@ -52,6 +52,8 @@ class Group:
     size: int
     slices: tuple[Slice, ...]
     kind: Literal["units", "heads"] = "units"
+    #: unit of each root channel when that is not the channel itself (a group through a grouped convolution)
+    members: np.ndarray | None = None
 
     @property
     def name(self) -> str:
@@ -93,14 +95,30 @@ def _slices_of(module: nn.Module, name: str, side: Side, idxs: np.ndarray, units
     return [Slice(p + param, axis, idxs, units, s) for param, axis, s in lt.slices(module, side)]
 
 
-def _unmapped_parameter(param: nn.Parameter, param_names: dict[nn.Parameter, str], modules: dict[str, nn.Module]) -> str:
-    """Why a group reaching a parameter outside every layer Torch-Pruning follows is left out: its layer is not
-    mapped (Torch-Pruning would guess its axis)."""
+def _loose_parameter(param: nn.Parameter, idxs: np.ndarray, units: np.ndarray,
+                     param_names: dict[nn.Parameter, str], modules: dict[str, nn.Module]) -> list[Slice] | str:
+    """The slice of a parameter outside every layer (a ViT's class token and position embedding, a layer scale) that
+    a group reaches, or why it is left out. Only a vector or a tensor broadcast over leading size-1 dimensions and
+    one sequence dimension, ``(1, N, D)``, is taken, along its last axis (where Torch-Pruning cuts it); a matrix
+    could hold the units along either axis."""
     full = param_names.get(param, "?")
     owner = full.rpartition(".")[0]
+    shape = tuple(param.shape)
+    broadcast = len(shape) == 1 or all(d == 1 for d in shape[:-1]) or (len(shape) == 3 and shape[0] == 1)
+    if broadcast and len(idxs) and int(idxs.max()) < shape[-1]:
+        return [Slice(full, len(shape) - 1, idxs, units, "out")]
     if owner and owner in modules:
         return f"layer {owner} ({type(modules[owner]).__name__}) is not mapped"
-    return f"parameter {full} is in no layer ticketpack maps"
+    return f"parameter {full} {list(shape)} is in no layer ticketpack maps"
+
+
+def _functional_norm(op: Any) -> str | None:
+    """Why an op node of a group is not exact: a normalization computed without a module (``F.layer_norm``,
+    ``F.group_norm``, an RMS norm written in plain torch is not detected), whose statistics span the units."""
+    grad_fn = str(getattr(op, "_grad_fn", ""))
+    if "norm" in grad_fn.lower():
+        return f"an op ({grad_fn}) normalizes over these units outside any layer ticketpack maps"
+    return None
 
 
 def trace(model: nn.Module, example: torch.Tensor, output_layer: str, prunable: list[str]) -> Structure:
@@ -138,36 +156,12 @@ def trace(model: nn.Module, example: torch.Tensor, output_layer: str, prunable: 
     for g in tp_groups:
         root_module = g[0].dep.target.module
         root = names.get(root_module, type(root_module).__name__)
-        size = len(g[0].idxs)
-        slices: list[Slice] = []
-        reason = None
-        for item in g:
-            module = item.dep.target.module
-            if type(module).__name__ == "_OutputOp":
-                reason = "its units are outputs of the model"
-                break
-            if isinstance(module, nn.Parameter):  # a parameter of a layer Torch-Pruning does not know
-                reason = _unmapped_parameter(module, param_names, modules)
-                break
-            if not isinstance(module, nn.Module) or module not in names:
-                continue  # an op node (add, concat, reshape, …): no parameters
-            side: Side = "out" if graph.is_out_channel_pruning_fn(item.dep.handler) else "in"
-            got = _slices_of(module, names[module], side, np.asarray(item.idxs, dtype=np.int64),
-                             np.asarray(item.root_idxs, dtype=np.int64))
-            if isinstance(got, str):
-                reason = got
-                break
-            slices += got
-        if reason is None:
-            weights = {s.param for s in slices if _is_layer_weight(modules, s.param)}
-            outside = sorted(weights - prunable_set)
-            if outside:
-                reason = f"it holds {outside[0]}, which the mask does not cover"
-        if reason is None and size > 1 and slices:
-            groups.append(Group(root, size, tuple(_merge(slices))))
+        got = _group_of(root, g, graph, modules, names, param_names, prunable_set)
+        if isinstance(got, Group):
+            groups.append(got)
             kept_tp.append(g)
-        elif reason is not None:
-            skipped[root] = reason
+        elif got is not None:
+            skipped[root] = got
     for name, m in modules.items():
         heads = _head_group(name, m, prunable_set)
         if heads is not None:
@@ -199,6 +193,68 @@ def _head_group(name: str, m: nn.Module, prunable: set[str]) -> Group | None:
     if m.in_proj_bias is not None:
         slices.append(Slice(f"{p}in_proj_bias", 0, qkv, np.tile(unit, 3), "out"))
     return Group(name, h, tuple(slices), "heads")
+
+
+def _group_of(root: str, g: Any, graph: Any, modules: dict[str, nn.Module], names: dict[nn.Module, str],
+              param_names: dict[nn.Parameter, str], prunable: set[str]) -> Group | str | None:
+    """One Torch-Pruning group as a :class:`Group`, the reason it cannot be one, or None (nothing to prune)."""
+    size = len(g[0].idxs)
+    slices: list[Slice] = []
+    folds: list[tuple[int, np.ndarray, np.ndarray, str]] = []  # grouped convolutions: (period, idxs, units, param)
+    for item in g:
+        module = item.dep.target.module
+        idxs, units = np.asarray(item.idxs, dtype=np.int64), np.asarray(item.root_idxs, dtype=np.int64)
+        if type(module).__name__ == "_OutputOp":
+            return "its units are outputs of the model"
+        if isinstance(module, nn.Parameter):  # a parameter outside every layer Torch-Pruning knows
+            got = _loose_parameter(module, idxs, units, param_names, modules)
+        elif not isinstance(module, nn.Module) or module not in names:
+            got = _functional_norm(module) or []  # an op node (add, concat, reshape, …): no parameters
+        else:
+            side: Side = "out" if graph.is_out_channel_pruning_fn(item.dep.handler) else "in"
+            got = _slices_of(module, names[module], side, idxs, units)
+            lt = layer_type(module)
+            if not isinstance(got, str) and lt is not None and (period := lt.period(module, side)):
+                folds.append((period, idxs, units, f"{names[module]}.weight" if side == "in" else ""))
+        if isinstance(got, str):
+            return got
+        slices += got
+    weights = {s.param for s in slices if _is_layer_weight(modules, s.param)}
+    outside = sorted(weights - prunable)
+    if outside:
+        return f"it holds {outside[0]}, which the mask does not cover"
+    members = None
+    if folds:
+        folded = _fold(root, size, slices, folds)
+        if isinstance(folded, str):
+            return folded
+        slices, members, size = folded
+    if size > 1 and slices:
+        return Group(root, size, tuple(_merge(slices)), members=members)
+    return None
+
+
+def _fold(root: str, size: int, slices: list[Slice], folds: list[tuple[int, np.ndarray, np.ndarray, str]]
+          ) -> tuple[list[Slice], np.ndarray, int] | str:
+    """A group through a grouped convolution, as units of its groups: channels ``c`` and ``c + k * period`` (the
+    same place in each of the convolution's groups) are one unit, so that every group keeps as many channels and
+    the convolution's weight (``(out, in / groups, …)``) loses whole columns or rows. Returns the relabelled
+    slices, the unit of each root channel and the number of units, or why it cannot be done."""
+    members = np.full(size, -1, dtype=np.int64)
+    for period, idxs, units, _ in folds:
+        want = idxs % period
+        if (members[units] >= 0).any() and not np.array_equal(members[units][members[units] >= 0],
+                                                               want[members[units] >= 0]):
+            return f"grouped convolutions in the group of {root} split its channels into different groups"
+        members[units] = want
+    if (members < 0).any():
+        return f"only some channels of {root} reach its grouped convolution"
+    wrapped = {param: period for period, _, _, param in folds if param}
+    out = []
+    for s in slices:
+        index = s.index % wrapped[s.param] if s.param in wrapped and s.side == "in" else s.index
+        out.append(Slice(s.param, s.axis, index, members[s.unit], s.side))
+    return out, members, int(members.max()) + 1
 
 
 def _is_layer_weight(modules: dict[str, nn.Module], param: str) -> bool:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ticketpack.data.base import DomainData, Split
-from ticketpack.pruning.mask import Mask
+from ticketpack.pruning.mask import Mask, bind_layers
 from ticketpack.training.batches import batches, in_order, shuffled
 from ticketpack.training.config import TrainConfig
 from ticketpack.training.device import deterministic_scope
@@ -257,6 +257,8 @@ def train(
     opt = make_optimizer(model, cfg)
     if fixed_lr is not None:
         set_lr(opt, fixed_lr)
+    if mask is not None:
+        bind_layers(model, mask)  # e.g. a LayerNorm with pruned units normalizes over its live ones
     masker = _Masker(model, mask, opt) if mask is not None else None
     if masker:
         masker.weights(everything=True)
