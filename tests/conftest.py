@@ -13,6 +13,19 @@ try:  # the runtime-only install (no torch) runs tests/test_runtime_only.py, whi
 except ModuleNotFoundError:
     SearchConfig = search = None
 
+
+
+@pytest.fixture(autouse=True)
+def _quick_speed_check(monkeypatch):
+    """Every export times its file against dense for about a second (ticketpack.export.speed); tests check what
+    the timing says, not how long it runs, so a twentieth of that budget keeps ~90 exports from adding minutes."""
+    try:
+        from ticketpack.export import speed
+    except ModuleNotFoundError:  # the runtime-only install
+        return
+    monkeypatch.setattr(speed, "BUDGET_S", 0.05)
+
+
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -33,6 +33,7 @@ FLAGS = ConfigFlags(
     Flag("--route", "route"),
     Flag("--allow-changed-model", "allow_changed_model", bool),
     Flag("--self-contained/--no-self-contained", "self_contained", bool),
+    Flag("--speed-check/--no-speed-check", "speed_check", bool),
 )
 
 
@@ -84,6 +85,8 @@ def export_cmd(
         err.print(f"[yellow]note:[/] {escape(result.route_note)}", highlight=False, soft_wrap=True)
     if result.format_note:
         err.print(f"[yellow]warning:[/] {escape(result.format_note)}", highlight=False, soft_wrap=True)
+    if result.speed_note:
+        err.print(f"[yellow]warning:[/] {escape(result.speed_note)}", highlight=False, soft_wrap=True)
     if json_out:
         print_json(result)
         return

@@ -18,7 +18,8 @@ PyTorch logits on the held-out test split (max abs diff within ``atol``; for int
 accuracy within ``max_static_int8_drop`` points of PyTorch's). A failed check raises
 :class:`~ticketpack.core.errors.GateFailed` and writes nothing; the file itself is written atomically.
 ``self_contained=True`` puts the input kind's preprocessing in front of the checked graph, held to the Python featurizer
-on the raw test split (:mod:`ticketpack.export.self_contained`).
+on the raw test split (:mod:`ticketpack.export.self_contained`). Then the file is timed against the unpruned dense float
+graph (:mod:`ticketpack.export.speed`, ``speed_check``): the card records the ratios, and a slower file a warning.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ from ticketpack.runtime.card import (
     ModelCard,
     ParityCheck,
     Provenance,
+    SpeedVsDense,
 )
 from ticketpack.runtime.digest import weights_digest
 from ticketpack.runtime.storage import bitmask_encode, rank_encode
@@ -129,6 +131,10 @@ class ExportConfig(BaseModel):
         "(class names), held to the Python featurizer + model graph on the whole test split (see "
         "bench/results/self_contained.md for why it is off by default)."
     )
+    speed_check: bool = Field(
+        True, description="Time the file against the unpruned dense float graph (ONNX Runtime, CPU, `threads`, batch "
+        "1 and 64, about a second), record the ratios in the card and warn when the file is over 1.1x slower."
+    )
 
 
 class ExportResult(BaseModel):
@@ -152,6 +158,10 @@ class ExportResult(BaseModel):
     format_note: str | None = Field(
         None, description="When the chosen format stores nothing of this ticket smaller than another format: what "
         "happened and the format that would (the CLI prints it as a warning)."
+    )
+    speed_note: str | None = Field(
+        None, description="When the file ran over 1.1x the time of the unpruned dense float graph at a batch size on "
+        "the export machine: which, by how much, and what to try (the CLI prints it as a warning)."
     )
     card: ModelCard
     seconds: float = Field(description="Wall time of the whole export: loading the source, building, checking and "
@@ -199,14 +209,24 @@ def _build_and_write(prepared: Prepared, out: Path, config: ExportConfig, route:
     built = _build(prepared, config, route)
     stage("checking")
     checked = _check_built(built, prepared, config)
+    is_dense = config.format == "dense" and config.quantize == "none"  # the file is the dense float graph
+    dense = None if is_dense else _dense_graph(prepared, config, route)
+    speed, speed_note = None, None
+    if dense is not None and config.speed_check:  # the model graph alone: preprocessing nodes would be the same
+        from ticketpack.export.speed import check_speed
+
+        stage("timing against the dense graph")
+        speed, speed_note = check_speed(checked.graph.SerializeToString(), dense.SerializeToString(), prepared.x_test,
+                                        prepared.threads, config.format, config.quantize, on_event)
     if config.self_contained:
         stage("composing the self-contained graph")
         checked.graph = _self_contained(checked, prepared, config)
-    card = _card(prepared, config, route, checked)
+    card = _card(prepared, config, route, checked, speed)
     finish(checked.graph, card, sel.ticket.manifest.config.model.name)
     data_bytes = checked.graph.SerializeToString()
-    dense_bytes = len(data_bytes) if config.format == "dense" and config.quantize == "none" else \
-        _dense_bytes(prepared, config, route, card)
+    if dense is not None:
+        finish(dense, card, sel.ticket.manifest.config.model.name)
+    dense_bytes = len(data_bytes) if dense is None else len(dense.SerializeToString())
     stage("writing")
     try:
         with atomic_path(out) as tmp:
@@ -216,7 +236,8 @@ def _build_and_write(prepared: Prepared, out: Path, config: ExportConfig, route:
     return ExportResult(
         path=str(out), file_bytes=len(data_bytes), dense_bytes=dense_bytes, size_ratio=len(data_bytes) / dense_bytes,
         source=str(sel.root), source_kind=sel.kind, level=sel.level, weights_remaining=sel.weights_remaining,
-        level_reason=sel.reason, mac_fraction=mac_fraction(prepared), format_note=checked.note, card=card,
+        level_reason=sel.reason, mac_fraction=mac_fraction(prepared), format_note=checked.note,
+        speed_note=speed_note, card=card,
         seconds=round(time.perf_counter() - start, 3),
     )
 
@@ -329,7 +350,8 @@ def _self_contained(checked: _Checked, prepared: Prepared, config: ExportConfig)
     return composed
 
 
-def _card(prepared: Prepared, config: ExportConfig, route: str, checked: _Checked) -> ModelCard:
+def _card(prepared: Prepared, config: ExportConfig, route: str, checked: _Checked,
+          speed: SpeedVsDense | None = None) -> ModelCard:
     """The model card of a checked export: what it is, where it came from, and what it measured."""
     sel = prepared.selection
     manifest = sel.ticket.manifest
@@ -361,7 +383,7 @@ def _card(prepared: Prepared, config: ExportConfig, route: str, checked: _Checke
                              sparse_encoding="bitmask" if checked.bitmasked else None,
                              compacted=checked.built.compacted,
                              bitmask_encoded=checked.bitmasked if config.format == "sparse" else None,
-                             rank_encoded=checked.remaps),
+                             rank_encoded=checked.remaps, speed_vs_dense=speed),
         parity=ParityCheck(
             examples=len(prepared.y_test), max_abs_diff=checked.diff, argmax_agreement=checked.agreement,
             atol=config.atol, float_max_abs_diff=checked.float_diff,
@@ -378,13 +400,12 @@ def _opset(graph: onnx.ModelProto, config: ExportConfig) -> int:
     return max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def _dense_bytes(prepared: Prepared, config: ExportConfig, route: str, card: ModelCard) -> int:
-    """The size of the same export as a dense float file: what ``size_ratio`` compares against."""
+def _dense_graph(prepared: Prepared, config: ExportConfig, route: str) -> onnx.ModelProto:
+    """The same model as a dense float graph: what ``size_ratio`` (with the card embedded) and the speed check
+    compare against."""
     ticket = prepared.selection.ticket
     prunable = list(ticket.manifest.prunable)
-    dense = onnx_graph(prepared.model, ticket.example(), config.opset, {n: prepared.state[n] for n in prunable}, route)
-    finish(dense, card, ticket.manifest.config.model.name)
-    return len(dense.SerializeToString())
+    return onnx_graph(prepared.model, ticket.example(), config.opset, {n: prepared.state[n] for n in prunable}, route)
 
 
 def export_model(

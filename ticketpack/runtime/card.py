@@ -132,6 +132,21 @@ class Calibration(_Card):
     split: str = Field(description="dataset/domain/split the sample was drawn from.")
 
 
+class SpeedVsDense(_Card):
+    """The file's ONNX Runtime time per call against the unpruned dense float graph of the same model, measured at
+    export on the export machine (see ticketpack.export.speed)."""
+
+    ratios: dict[Annotated[int, Field(ge=1)], Annotated[float, Field(gt=0)]] = Field(
+        description="Batch size → this file's graph's time / the dense float graph's for the same calls, the median "
+        "over interleaved rounds in one process (above 1: slower than dense). A self-contained file's preprocessing "
+        "nodes are not timed.")
+    threads: int | None = Field(None, ge=1, description="ONNX Runtime intra-op threads (CPU); absent: its default.")
+    cpus: int | None = Field(None, ge=1, description="Logical CPUs of the export machine.")
+    rounds: int = Field(ge=1, description="Interleaved rounds (one timed sample of each graph, back to back) behind "
+                        "the ratio of the batch size with the fewest; a ratio measured twice counts both.")
+    onnxruntime: str = Field(description="ONNX Runtime release that ran both graphs.")
+
+
 class ExportOptions(_Card):
     format: Literal["dense", "compact", "sparse"]
     quantize: Literal["none", "int8", "int8-static"] = Field(
@@ -175,6 +190,11 @@ class ExportOptions(_Card):
         "then a tensor inside the graph. Absent in files exported before it was recorded (not self-contained)."
     )
     raw_input: RawInput | None = Field(None, description="self_contained: the graph's raw input.")
+    speed_vs_dense: SpeedVsDense | None = Field(
+        None, description="This file's speed against the unpruned dense float graph on the export machine; absent "
+        "when the file is that graph (dense, not quantized), when the check was turned off (speed_check false) and "
+        "in files exported before it was recorded."
+    )
 
     @model_validator(mode="after")
     def _raw_input_when_self_contained(self) -> "ExportOptions":
