@@ -194,3 +194,53 @@ def test_neuron_pruning_scores_width_heads_and_mlp_units_in_one_ranking():
     kinds = {g.name: int((~per_unit(mask, g, "out", "any")).sum()) for g in structure.groups}
     assert sum(kinds.values()) == round(0.5 * sum(g.size for g in structure.groups))
     assert kinds[_width(structure).name] > 0
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_pruned_attention_with_every_head_computes_what_multihead_attention_does(batch_first):
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(16, 4, batch_first=batch_first).eval()
+    same = PrunedAttention(mha, torch.arange(4)).eval()
+    q, kv = torch.randn(3, 5, 16), torch.randn(3, 7, 16)
+    if not batch_first:
+        q, kv = q.transpose(0, 1), kv.transpose(0, 1)
+    pad = torch.zeros(3, 7, dtype=torch.bool)
+    pad[0, 4:] = True
+    causal = torch.ones(5, 5, dtype=torch.bool).triu(1)
+    with torch.no_grad():
+        for args, kwargs in [((q, q, q), {}), ((q, kv, kv), {"key_padding_mask": pad}), ((q, q, q), {"attn_mask": causal})]:
+            want, want_w = mha(*args, **kwargs)
+            got, got_w = same(*args, **kwargs)
+            assert torch.allclose(got, want, atol=1e-5) and torch.allclose(got_w, want_w, atol=1e-5)
+
+
+def test_a_layer_scale_parameter_is_cut_with_its_channels():
+    """ConvNeXt's layer scale: a bare (C, 1, 1) parameter multiplying a depthwise convolution's channels."""
+
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 8, 3, padding=1)
+            self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+            self.scale = nn.Parameter(torch.rand(8, 1, 1) + 0.5)
+            self.out = nn.Linear(8, 3)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return self.out((y + self.scale * self.dw(y)).mean((2, 3)))
+
+    model = Scaled().eval()
+    x = torch.randn(4, 1, 6, 6)
+    prunable = prunable_names(model)
+    structure = trace(model, x, "out", prunable)
+    group = next(g for g in structure.groups if "scale" in g.params())
+    assert next(s for s in group.slices if s.param == "scale").axis == 0
+    mask = ones_like(parameters(model, prunable))
+    set_units(mask, group, torch.arange(5), False)
+    apply_mask(model, expand(mask, structure, dict(model.named_parameters())))
+    with torch.no_grad():
+        want = model(x)
+    compact(model, x, "out", prunable)
+    assert model.scale.shape == (3, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(model(x), want, atol=1e-5)

@@ -1,4 +1,4 @@
-"""Real-size runs of the three user models in models.py: search (neuron granularity) → compact export → evaluate.
+"""Real-size runs of the four user models in models.py: search (neuron granularity) → compact export → evaluate.
 
     python examples/custom_models/run.py [--threads 1] [--work /tmp/ticketpack-custom]
 
@@ -32,6 +32,9 @@ RUNS = [
      "options": {"dim": 32, "heads": 4, "layers": 2, "ff": 128, "dropout": 0.1},
      "text": {"ngrams": 1, "num_buckets": 4096, "max_tokens": 128},  # words in order: a sequence model
      "train": {"epochs": 4, "optimizer": "adamw", "lr": 0.002, "batch_size": 32}, "prune": {"rounds": 4, "rate": 0.4}},
+    {"name": "vit", "dataset": f"{HERE / 'mnist28.py'}:mnist28", "source": "mnist",  # 28x28 MNIST, patches of 4x4
+     "options": {"patch": 4, "dim": 64, "heads": 4, "layers": 2, "mlp": 128, "dropout": 0.0},
+     "train": {"epochs": 15, "optimizer": "adamw", "lr": 0.002, "batch_size": 64}, "prune": {"rounds": 5, "rate": 0.4}},
 ]
 
 
@@ -48,7 +51,7 @@ def main() -> None:
     for run in RUNS:
         if args.only and run["name"] not in args.only:
             continue
-        if run["dataset"] != "digits" and not REVIEWS.exists():
+        if run["dataset"] == str(REVIEWS) and not REVIEWS.exists():
             print(f"skip {run['name']}: {REVIEWS} not found")
             continue
         ticket = args.work / run["name"]
@@ -67,7 +70,7 @@ def main() -> None:
                                 batch_sizes=(1, 256), threads=args.threads)
         speed = {s.batch_size: s.speedup for s in report.comparison.speedup}
         row = {
-            "model": run["name"], "data": f"{Path(run['dataset']).name}/{run['source']}", "options": run["options"],
+            "model": run["name"], "data": f"{Path(run['dataset'].partition(':')[0]).stem}/{run['source']}", "options": run["options"],
             "level": compact.level, "weights_remaining": compact.weights_remaining, "level_reason": compact.level_reason,
             "dense_test_accuracy": dense.card.metrics.test_accuracy, "test_accuracy": compact.card.metrics.test_accuracy,
             "size_ratio": compact.file_bytes / dense.file_bytes, "mac_fraction": compact.mac_fraction,

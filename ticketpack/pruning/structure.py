@@ -97,16 +97,17 @@ def _slices_of(module: nn.Module, name: str, side: Side, idxs: np.ndarray, units
 
 def _loose_parameter(param: nn.Parameter, idxs: np.ndarray, units: np.ndarray,
                      param_names: dict[nn.Parameter, str], modules: dict[str, nn.Module]) -> list[Slice] | str:
-    """The slice of a parameter outside every layer (a ViT's class token and position embedding, a layer scale) that
-    a group reaches, or why it is left out. Only a vector or a tensor broadcast over leading size-1 dimensions and
-    one sequence dimension, ``(1, N, D)``, is taken, along its last axis (where Torch-Pruning cuts it); a matrix
-    could hold the units along either axis."""
+    """The slice of a parameter outside every layer (a ViT's class token and position embedding, ConvNeXt's layer
+    scale) that a group reaches, or why it is left out. Taken where Torch-Pruning cuts it, along its last axis that
+    is not 1: a tensor with one such axis (a vector, ``(C, 1, 1)``, ``(1, 1, D)``) or a position embedding
+    ``(1, N, D)``. A matrix could hold the units along either axis, so it is refused."""
     full = param_names.get(param, "?")
     owner = full.rpartition(".")[0]
     shape = tuple(param.shape)
-    broadcast = len(shape) == 1 or all(d == 1 for d in shape[:-1]) or (len(shape) == 3 and shape[0] == 1)
-    if broadcast and len(idxs) and int(idxs.max()) < shape[-1]:
-        return [Slice(full, len(shape) - 1, idxs, units, "out")]
+    wide = [i for i, d in enumerate(shape) if d != 1]
+    axis = wide[0] if len(wide) == 1 else (2 if len(shape) == 3 and shape[0] == 1 else None)
+    if axis is not None and len(idxs) and int(idxs.max()) < shape[axis]:
+        return [Slice(full, axis, idxs, units, "out")]
     if owner and owner in modules:
         return f"layer {owner} ({type(modules[owner]).__name__}) is not mapped"
     return f"parameter {full} {list(shape)} is in no layer ticketpack maps"
