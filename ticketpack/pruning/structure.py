@@ -231,6 +231,10 @@ def _group_of(root: str, g: Any, graph: Any, modules: dict[str, nn.Module], name
             return folded
         slices, members, size = folded
     if size > 1 and slices:
+        order = {name: i for i, name in enumerate(modules)}
+        producers = [s.param.rpartition(".")[0] for s in slices if s.side == "out" and s.param in weights]
+        if producers:  # named after its first producer in the model (a Transformer's width: its token embedding)
+            root = min(producers, key=lambda n: order.get(n, len(order)))
         return Group(root, size, tuple(_merge(slices)), members=members)
     return None
 
