@@ -218,3 +218,24 @@ def test_attention_heads_are_a_group_and_compact_into_fewer_heads_exactly():
     assert summary["layers.0.attn:heads"] == [2, 4] and isinstance(model.layers[0].attn, PrunedAttention)
     with torch.no_grad():
         assert torch.allclose(model(batch), want, atol=1e-5)
+
+
+def test_a_group_whose_channel_mapping_does_not_hold_is_left_dense_with_the_reason():
+    """Torch-Pruning 1.6 pairs the halves of ``chunk(2, dim=1)`` with the wrong consumers: the numeric check
+    (silence a unit, its consumers' weights must get exactly zero gradient) catches it."""
+
+    class Halves(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(1, 8, 3, padding=1)
+            self.left, self.right = nn.Conv2d(4, 4, 1), nn.Conv2d(4, 4, 1)
+            self.out = nn.Linear(8, 3)
+
+        def forward(self, x):
+            a, b = self.stem(x).chunk(2, dim=1)
+            return self.out(torch.cat([self.left(a), self.right(b)], 1).mean((2, 3)))
+
+    model = Halves()
+    structure = trace(model, example_input(IMAGE), "out", prunable_names(model))
+    assert {g.root for g in structure.groups} == {"left", "right"}
+    assert "channel mapping of stem's units does not hold" in structure.skipped["stem"]

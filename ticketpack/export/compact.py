@@ -24,7 +24,12 @@ from torch import nn
 
 from ticketpack.core.errors import TicketpackError
 from ticketpack.models.probe import run_hooked
-from ticketpack.pruning.layers import LayerType, MultiheadAttentionUnits, Side, register_layer
+from ticketpack.pruning.layers import (
+    LayerType,
+    MultiheadAttentionUnits,
+    Side,
+    register_layer,
+)
 from ticketpack.pruning.norms import plain_norms
 from ticketpack.pruning.structure import live_units, trace
 

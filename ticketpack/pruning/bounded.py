@@ -19,7 +19,8 @@ from torch import nn
 
 from ticketpack.core.errors import TicketpackError
 
-TRACE_SECONDS = 60.0  # a traced model that takes longer is reported, not waited for
+TRACE_SECONDS = 45.0  # a traced model that takes longer is reported, not waited for (start-up, data and the model
+# build come before it: the whole search then fails within a minute)
 
 
 class _Expired(BaseException):
@@ -40,6 +41,15 @@ def _layer_in(frame: FrameType | None, names: dict[int, str]) -> str | None:
                     return f"{names[id(candidate)]} ({type(candidate).__name__})"
         frame = frame.f_back
     return None
+
+
+def failing_layer(model: nn.Module, exc: BaseException) -> str | None:
+    """The innermost layer of ``model`` that the frames of ``exc``'s traceback were working on, as
+    ``name (Class)``: what an error raised inside Torch-Pruning's trace names."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return _layer_in(tb.tb_frame if tb is not None else None, {id(m): n for n, m in model.named_modules() if n})
 
 
 def _can_bound() -> bool:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ticketpack.core.errors import TicketpackError
-from ticketpack.pruning.bounded import bounded
+from ticketpack.pruning.bounded import bounded, failing_layer
 from ticketpack.pruning.layers import customized_pruners, layer_type, root_types
 from ticketpack.pruning.mask import Mask
 
@@ -144,8 +144,10 @@ def trace(model: nn.Module, example: torch.Tensor, output_layer: str, prunable: 
     except TicketpackError:
         raise
     except Exception as exc:
+        at = failing_layer(model, exc)
         raise TicketpackError(
-            f"neuron granularity: Torch-Pruning cannot trace {type(model).__name__}: {type(exc).__name__}: "
+            f"neuron granularity: Torch-Pruning cannot trace {type(model).__name__}"
+            f"{f' at layer {at}' if at else ''}: {type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''} (weight granularity still works)"
         ) from None
     finally:
@@ -171,7 +173,29 @@ def trace(model: nn.Module, example: torch.Tensor, output_layer: str, prunable: 
     for name, m in modules.items():
         if name and layer_type(m) is None and any(True for _ in m.parameters(recurse=False)):
             skipped.setdefault(name, f"layer {name} ({type(m).__name__}) is not mapped: its units stay dense")
+    groups, kept_tp = _checked(model, example, groups, kept_tp, skipped)
     return Structure(tuple(groups), skipped, graph, tuple(kept_tp))
+
+
+def _checked(model: nn.Module, example: torch.Tensor, groups: list, kept_tp: list, skipped: dict[str, str]):
+    """The groups whose channel mapping holds numerically (:mod:`ticketpack.pruning.mapping_check`); the others
+    go to ``skipped`` with the reason."""
+    from ticketpack.pruning.mapping_check import misread
+
+    was_training = model.training
+    model.eval()
+    kept, kept_graph = [], []
+    try:
+        for g, t in zip(groups, kept_tp):
+            why = None if g.kind == "heads" else misread(model, example, g)
+            if why is None:
+                kept.append(g)
+                kept_graph.append(t)
+            else:
+                skipped[g.root] = why
+    finally:
+        model.train(was_training)
+    return kept, kept_graph
 
 
 def _head_group(name: str, m: nn.Module, prunable: set[str]) -> Group | None:
