@@ -5,7 +5,6 @@ the width dense, with the reason."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pytest
