@@ -50,10 +50,12 @@ def resnet(input_shape, num_classes: int, width: int = 32, blocks: int = 2) -> n
 
 
 class EncoderLayer(nn.Module):
-    """Post-norm Transformer encoder layer: multi-head self-attention and a ReLU feed-forward, each with LayerNorm."""
+    """Transformer encoder layer: multi-head self-attention and a ReLU feed-forward, each with LayerNorm; post-norm
+    (``norm(x + f(x))``) by default, pre-norm (``x + f(norm(x))``) with ``norm_first``."""
 
-    def __init__(self, dim: int, heads: int, ff: int, dropout: float) -> None:
+    def __init__(self, dim: int, heads: int, ff: int, dropout: float, norm_first: bool = False) -> None:
         super().__init__()
+        self.norm_first = norm_first
         self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
         self.norm1 = nn.LayerNorm(dim)
         self.ff1 = nn.Linear(dim, ff)
@@ -62,23 +64,33 @@ class EncoderLayer(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x, pad):
+        if self.norm_first:
+            y = self.norm1(x)
+            a, _ = self.attn(y, y, y, key_padding_mask=pad, need_weights=False)
+            x = x + self.drop(a)
+            return x + self.drop(self.ff2(self.ff1(self.norm2(x)).relu()))
         a, _ = self.attn(x, x, x, key_padding_mask=pad, need_weights=False)
         x = self.norm1(x + self.drop(a))
         return self.norm2(x + self.drop(self.ff2(self.ff1(x).relu())))
 
 
 class Transformer(nn.Module):
-    """Token and position embeddings, ``layers`` encoder layers, mean pooling over real tokens, a linear head."""
+    """Token and position embeddings, ``layers`` encoder layers, mean pooling over real tokens, a linear head.
+
+    ``norm_first``: pre-norm layers, and a final LayerNorm before the pooling. ``embed_scale``: the factor on the
+    token embeddings (default ``sqrt(dim)``)."""
 
     def __init__(self, input_shape, num_classes: int, vocab_size: int, dim: int = 64, heads: int = 4,
-                 layers: int = 2, ff: int = 128, dropout: float = 0.1) -> None:
+                 layers: int = 2, ff: int = 128, dropout: float = 0.1, norm_first: bool = False,
+                 embed_scale: float | None = None) -> None:
         super().__init__()
         max_len = input_shape[0]
         self.tokens = nn.Embedding(vocab_size, dim, padding_idx=0)
         self.positions = nn.Embedding(max_len, dim)
-        self.layers = nn.ModuleList(EncoderLayer(dim, heads, ff, dropout) for _ in range(layers))
+        self.layers = nn.ModuleList(EncoderLayer(dim, heads, ff, dropout, norm_first) for _ in range(layers))
+        self.norm = nn.LayerNorm(dim) if norm_first else None
         self.head = nn.Linear(dim, num_classes)
-        self.scale = math.sqrt(dim)
+        self.scale = math.sqrt(dim) if embed_scale is None else float(embed_scale)
 
     def forward(self, ids):
         pad = ids == 0
@@ -86,14 +98,16 @@ class Transformer(nn.Module):
         x = self.tokens(ids) * self.scale + self.positions(pos)
         for layer in self.layers:
             x = layer(x, pad)
+        if self.norm is not None:
+            x = self.norm(x)
         keep = (~pad).unsqueeze(-1).to(x.dtype)
         pooled = (x * keep).sum(1) / keep.sum(1).clamp(min=1.0)
         return self.head(pooled)
 
 
 def transformer(input_shape, num_classes: int, vocab_size: int, dim: int = 64, heads: int = 4, layers: int = 2,
-                ff: int = 128, dropout: float = 0.1) -> nn.Module:
-    return Transformer(input_shape, num_classes, vocab_size, dim, heads, layers, ff, dropout)
+                ff: int = 128, dropout: float = 0.1, norm_first: bool = False, embed_scale: float | None = None) -> nn.Module:
+    return Transformer(input_shape, num_classes, vocab_size, dim, heads, layers, ff, dropout, norm_first, embed_scale)
 
 
 class Branches(nn.Module):
