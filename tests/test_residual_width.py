@@ -243,3 +243,30 @@ def test_a_layer_scale_parameter_is_cut_with_its_channels():
     assert model.scale.shape == (3, 1, 1)
     with torch.no_grad():
         assert torch.allclose(model(x), want, atol=1e-5)
+
+
+def test_a_forward_that_keeps_its_own_width_fails_compaction_with_one_line():
+    """torchvision's VisionTransformer reshapes by its stored hidden_dim: once the width shrinks, its forward
+    cannot run; compaction says which group it was cutting and what to export instead."""
+    from ticketpack.core.errors import TicketpackError
+
+    class Stored(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.out, self.width = nn.Linear(8, 16), nn.Linear(16, 3), 16
+
+        def forward(self, x):
+            return self.out(self.fc(x).relu().reshape(-1, self.width))
+
+    model = Stored().eval()
+    x = torch.randn(4, 8)
+    prunable = prunable_names(model)
+    structure = trace(model, x, "out", prunable)
+    mask = ones_like(parameters(model, prunable))
+    set_units(mask, structure.groups[0], torch.arange(4), False)
+    apply_mask(model, expand(mask, structure, dict(model.named_parameters())))
+    with pytest.raises(TicketpackError) as info:
+        compact(model, x, "out", prunable)
+    message = str(info.value)
+    assert message.startswith("compact: the model no longer runs once fc.weight lost units") and "\n" not in message
+    assert "export --format dense or sparse" in message

@@ -284,8 +284,17 @@ def prune_dead_units(model: nn.Module, example: torch.Tensor, output_layer: str,
     At least one unit of every group stays, so that no tensor has a zero-size axis.
     """
     summary: dict[str, list[int]] = {}
-    for _ in range(1000):
-        structure = trace(model, example, output_layer, prunable)
+    cut = None  # the group cut last: the model must still run without its units
+    for step in range(1000):
+        try:
+            structure = trace(model, example, output_layer, prunable, check=step == 0)
+        except TicketpackError as exc:
+            if cut is None:
+                raise
+            raise TicketpackError(
+                f"compact: the model no longer runs once {cut} lost units ({exc}); its forward may keep their "
+                "number itself (torchvision's VisionTransformer keeps hidden_dim): export --format dense or sparse "
+                "instead") from None
         values = {k: v.detach() for k, v in model.named_parameters()}
         done = True
         for g, tp_group in zip(structure.groups, structure._tp_groups):
@@ -304,7 +313,7 @@ def prune_dead_units(model: nn.Module, example: torch.Tensor, output_layer: str,
                 structure._graph.get_pruning_group(root.target.module, root.handler, idxs).prune()
             was = summary.get(g.name, [g.size, g.size])[1]
             summary[g.name] = [g.size - int(dead.sum()), was]
-            done = False
+            cut, done = g.name, False
             break  # the graph changed: trace again
         if done:
             return summary
@@ -315,8 +324,8 @@ def compact(model: nn.Module, example: torch.Tensor, output_layer: str, prunable
             min_input_saving: float = MIN_INPUT_SAVING) -> dict[str, list[int]]:
     """Compact ``model`` in place (eval mode); return ``{group root or kind:weight: [kept, original]}``."""
     model.eval()
-    summary = compact_heads(model, trace(model, example, output_layer, prunable))
-    fold_constant_units(model, example, trace(model, example, output_layer, prunable))
+    summary = compact_heads(model, trace(model, example, output_layer, prunable, check=False))
+    fold_constant_units(model, example, trace(model, example, output_layer, prunable, check=False))
     summary.update(prune_dead_units(model, example, output_layer, prunable))
     plain_norms(model)
     summary.update(compact_inputs(model, example, prunable, min_input_saving))

@@ -122,7 +122,8 @@ def _functional_norm(op: Any) -> str | None:
     return None
 
 
-def trace(model: nn.Module, example: torch.Tensor, output_layer: str, prunable: list[str]) -> Structure:
+def trace(model: nn.Module, example: torch.Tensor, output_layer: str, prunable: list[str],
+          check: bool = True) -> Structure:
     """The unit groups of ``model`` (its output layer's own outputs are never a group).
 
     ``prunable``: the weights a mask covers; a group that holds any other weight is skipped (a pruned unit could not
@@ -173,7 +174,8 @@ def trace(model: nn.Module, example: torch.Tensor, output_layer: str, prunable: 
     for name, m in modules.items():
         if name and layer_type(m) is None and any(True for _ in m.parameters(recurse=False)):
             skipped.setdefault(name, f"layer {name} ({type(m).__name__}) is not mapped: its units stay dense")
-    groups, kept_tp = _checked(model, example, groups, kept_tp, skipped)
+    if check:  # compaction's re-traces of a model already checked skip it: two backward passes per group each time
+        groups, kept_tp = _checked(model, example, groups, kept_tp, skipped)
     return Structure(tuple(groups), skipped, graph, tuple(kept_tp))
 
 
