@@ -269,4 +269,4 @@ def test_a_forward_that_keeps_its_own_width_fails_compaction_with_one_line():
         compact(model, x, "out", prunable)
     message = str(info.value)
     assert message.startswith("compact: the model no longer runs once fc.weight lost units") and "\n" not in message
-    assert "export --format dense or sparse" in message
+    assert "export it with `format` dense or sparse" in message

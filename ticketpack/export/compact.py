@@ -293,8 +293,8 @@ def prune_dead_units(model: nn.Module, example: torch.Tensor, output_layer: str,
                 raise
             raise TicketpackError(
                 f"compact: the model no longer runs once {cut} lost units ({exc}); its forward may keep their "
-                "number itself (torchvision's VisionTransformer keeps hidden_dim): export --format dense or sparse "
-                "instead") from None
+                "number itself (torchvision's VisionTransformer keeps hidden_dim): export it with `format` dense or "
+                "sparse instead") from None
         values = {k: v.detach() for k, v in model.named_parameters()}
         done = True
         for g, tp_group in zip(structure.groups, structure._tp_groups):
