@@ -24,6 +24,7 @@ from torch import nn
 
 from ticketpack.core.errors import TicketpackError
 from ticketpack.models.probe import run_hooked
+from ticketpack.models.swap import replace_module
 from ticketpack.pruning.layers import (
     LayerType,
     MultiheadAttentionUnits,
@@ -168,7 +169,7 @@ def compact_heads(model: nn.Module, structure) -> dict[str, list[int]]:
         alive = live_units(values, heads[name]) if name in heads else torch.ones(m.num_heads, dtype=torch.bool)
         if name in heads:
             summary[heads[name].name] = [int(alive.sum()), m.num_heads]
-        _replace(model, name, PrunedAttention(m, torch.nonzero(alive, as_tuple=True)[0]))
+        replace_module(model, name, PrunedAttention(m, torch.nonzero(alive, as_tuple=True)[0]))
     return summary
 
 
@@ -239,11 +240,6 @@ def _called_modules(model: nn.Module, example: torch.Tensor) -> tuple[set[str], 
     return called, on_input
 
 
-def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, attr = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, attr, module)
-
-
 def compact_inputs(model: nn.Module, example: torch.Tensor, prunable: list[str],
                    min_input_saving: float = MIN_INPUT_SAVING) -> dict[str, list[int]]:
     """Drop dead embedding rows and dead linear input columns (see the module docstring); ``{kind:name: [kept, was]}``.
@@ -269,10 +265,10 @@ def compact_inputs(model: nn.Module, example: torch.Tensor, prunable: list[str],
         if isinstance(m, nn.Embedding):
             if dead * w.shape[1] * w.element_size() <= n / 8:  # the stored remap (a bit per id) would cost more
                 continue
-            _replace(model, name, RemappedEmbedding(m, kept))
+            replace_module(model, name, RemappedEmbedding(m, kept))
             summary[f"vocabulary:{name}.weight"] = [len(kept), n]
         else:
-            _replace(model, name, GatheredLinear(m, kept))
+            replace_module(model, name, GatheredLinear(m, kept))
             summary[f"features:{name}.weight"] = [len(kept), n]
     return summary
 

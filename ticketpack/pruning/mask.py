@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ticketpack.core.errors import TicketpackError
+from ticketpack.models.swap import replace_module
 from ticketpack.models.tensors import tensors_digest
 
 Mask = dict[str, torch.Tensor]
@@ -37,8 +38,7 @@ def bind_layers(model: nn.Module, mask: Mask) -> int:
         lt = layer_type(module)
         new = None if lt is None else lt.under_mask(module, name, mask)
         if new is not None:
-            parent, _, attr = name.rpartition(".")
-            setattr(model.get_submodule(parent) if parent else model, attr, new)
+            replace_module(model, name, new)
             done += 1
     return done
 

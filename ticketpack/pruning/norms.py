@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ticketpack.models.swap import replace_module
+
 
 class LiveLayerNorm(nn.LayerNorm):
     """``nn.LayerNorm`` over the last dimension whose mean and variance count only the units ``live`` marks.
@@ -59,8 +61,7 @@ def plain_norms(model: nn.Module) -> int:
     done = 0
     for name, m in list(model.named_modules()):
         if isinstance(m, LiveLayerNorm) and (norm := m.plain()) is not None:
-            parent, _, attr = name.rpartition(".")
-            setattr(model.get_submodule(parent) if parent else model, attr, norm)
+            replace_module(model, name, norm)
             done += 1
     return done
 
