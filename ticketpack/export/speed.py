@@ -27,6 +27,7 @@ import onnxruntime as ort
 from ticketpack.core.errors import TicketpackError
 from ticketpack.core.events import Event
 from ticketpack.runtime.card import SpeedVsDense
+from ticketpack.runtime.session import make_session
 
 BUDGET_S = 1.0  # seconds of timed rounds (session creation and the warm-up calls come on top)
 LARGE_BATCH = 64
@@ -60,20 +61,13 @@ def batch_sizes(examples: int) -> list[int]:
 
 
 def _session(graph: bytes, threads: int | None) -> ort.InferenceSession:
-    """A CPU session as :func:`ticketpack.runtime.session.make_session` makes it, less the spinning of idle pool threads:
-    a pool left spinning after one graph's call takes the CPU from the other graph's next call (measured: the same
-    graph timed against itself read 0.1× to 10× with ONNX Runtime's default threads on a busy 2-core machine)."""
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    """A CPU session as export's checks make it, less the spinning of idle pool threads: a pool left spinning after
+    one graph's call takes the CPU from the other graph's next call (measured: the same graph timed against itself
+    read 0.1× to 10× with ONNX Runtime's default threads on a busy 2-core machine)."""
     try:
-        return ort.InferenceSession(graph, sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001  the export's checks loaded it already: this failure is ORT's own
-        raise TicketpackError(f"speed check: ONNX Runtime cannot load the graph ({str(exc).splitlines()[0][:200]}); "
-                              "export with `speed_check` false") from None
+        return make_session(graph, "cpu", threads, spin=False)[0]
+    except TicketpackError as exc:  # the export's checks loaded it already: this failure is ORT's own
+        raise TicketpackError(f"speed check: {exc}; export with `speed_check` false") from None
 
 
 def measure(file_graph: bytes, dense_graph: bytes, x: np.ndarray, threads: int | None,

@@ -63,10 +63,11 @@ def resolve_provider(choice: str) -> str:
     return choice
 
 
-def make_session(model: Path | str | bytes, provider: str = "auto",
-                 threads: int | None = None) -> tuple[ort.InferenceSession, str]:
+def make_session(model: Path | str | bytes, provider: str = "auto", threads: int | None = None,
+                 spin: bool = True) -> tuple[ort.InferenceSession, str]:
     """An InferenceSession on a file (or a serialized model's bytes); returns it and the provider actually used
-    ("cpu" or "cuda"). ``threads``: intra-op threads (inter-op 1); None leaves ONNX Runtime's default."""
+    ("cpu" or "cuda"). ``threads``: intra-op threads (inter-op 1); None leaves ONNX Runtime's default. ``spin``
+    False: idle pool threads sleep instead of spinning (for timing two sessions against each other)."""
     if not isinstance(model, bytes):
         model = Path(model)
         if not model.is_file():
@@ -78,6 +79,8 @@ def make_session(model: Path | str | bytes, provider: str = "auto",
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    if not spin:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = [_NAMES[chosen]] + ([_NAMES["cpu"]] if chosen != "cpu" else [])
     printed = io.StringIO()
     try:
