@@ -304,10 +304,15 @@ class LayerNormUnits(_Builtin):
         return None
 
     def under_mask(self, module: nn.Module, name: str, mask: dict[str, torch.Tensor]) -> nn.Module | None:
-        live = mask.get(f"{name}.weight" if name else "weight")
+        live = _weight_mask(mask, name)
         if live is None or bool(live.all()) or self.why_not(module, name) is not None:
             return None
         return LiveLayerNorm(module, live)
+
+
+def _weight_mask(mask: dict[str, torch.Tensor], name: str) -> torch.Tensor | None:
+    """The mask of module ``name``'s weight, if the mask covers it."""
+    return mask.get(f"{name}.weight" if name else "weight")
 
 
 @register_layer
@@ -320,7 +325,7 @@ class LiveLayerNormUnits(LayerType):
     inp = None
 
     def under_mask(self, module: nn.Module, name: str, mask: dict[str, torch.Tensor]) -> nn.Module | None:
-        live = mask.get(f"{name}.weight" if name else "weight")
+        live = _weight_mask(mask, name)
         module.set_live(torch.ones_like(module.live) if live is None else live)
         return None
 
